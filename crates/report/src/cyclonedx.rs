@@ -1,0 +1,95 @@
+//! CycloneDX 1.6 JSON.
+
+use customs_catalog::{Inventory, PackageKind};
+use serde_json::{Value, json};
+
+use crate::{DocumentStamp, Subject, TOOL_VERSION, package_ref};
+
+/// The inventory as a CycloneDX 1.6 BOM describing the image as a `container` component.
+pub fn cyclonedx(subject: &Subject, inventory: &Inventory, stamp: &DocumentStamp) -> String {
+    let image_ref = "image";
+    let mut components: Vec<Value> = Vec::new();
+    let mut refs: Vec<String> = Vec::new();
+    if let Some(d) = &inventory.distro {
+        let mut os = json!({"bom-ref": "os", "type": "operating-system", "name": d.id});
+        if let Some(v) = &d.version_id {
+            os["version"] = json!(v);
+        }
+        if let Some(p) = &d.pretty_name {
+            os["description"] = json!(p);
+        }
+        components.push(os);
+        refs.push("os".into());
+    }
+    for (i, p) in inventory.packages.iter().enumerate() {
+        let bom_ref = package_ref(i, p);
+        let mut properties = vec![
+            json!({"name": "customs:package:type", "value": p.kind.purl_type()}),
+            json!({"name": "customs:location:0:path", "value": p.location}),
+        ];
+        if let Some(l) = p.layer {
+            properties.push(json!({"name": "customs:layer:index", "value": l.to_string()}));
+            if let Some(d) = subject.layers.get(l).and_then(|info| info.diff_id.as_ref()) {
+                properties.push(json!({"name": "customs:layer:diff_id", "value": d.to_string()}));
+            }
+        }
+        if let Some(s) = &p.source_name {
+            properties.push(json!({"name": "customs:source:name", "value": s}));
+        }
+        if let Some(s) = &p.source_version {
+            properties.push(json!({"name": "customs:source:version", "value": s}));
+        }
+        let (group, name) = match (p.kind, p.name.split_once(':')) {
+            (PackageKind::Maven, Some((g, a))) => (Some(g), a),
+            _ => (None, p.name.as_str()),
+        };
+        let mut c = json!({
+            "bom-ref": bom_ref,
+            "type": "library",
+            "name": name,
+            "version": p.version,
+            "purl": p.purl,
+            "properties": properties,
+        });
+        if let Some(g) = group {
+            c["group"] = json!(g);
+        }
+        if !p.licenses.is_empty() {
+            // Free-text licence fields are names, not SPDX ids: `name` never fails validation.
+            c["licenses"] = Value::Array(p.licenses.iter().map(|l| json!({"license": {"name": l}})).collect());
+        }
+        components.push(c);
+        refs.push(bom_ref);
+    }
+    let mut image = json!({"bom-ref": image_ref, "type": "container", "name": subject.tags.first().unwrap_or(&subject.name)});
+    if let Some(d) = subject.manifest_digest.as_ref().or(subject.config_digest.as_ref()) {
+        image["version"] = json!(d.to_string());
+    }
+    let doc = json!({
+        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": format!("urn:uuid:{}", stamp.id),
+        "version": 1,
+        "metadata": {
+            "timestamp": stamp.created_rfc3339(),
+            "tools": {"components": [{"type": "application", "author": "customs", "name": "customs", "version": TOOL_VERSION}]},
+            "component": image,
+        },
+        "components": components,
+        "dependencies": [{"ref": image_ref, "dependsOn": refs}],
+    });
+    let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fixture;
+
+    #[test]
+    fn renders_cyclonedx() {
+        insta::assert_snapshot!(super::cyclonedx(&fixture::subject(), &fixture::inventory(), &fixture::stamp()));
+    }
+}
