@@ -202,3 +202,46 @@ fn real_image_layers_whiteouts_and_formats() {
     assert_eq!(layer_of("base-files"), Some(Value::from(0)));
     check_formats(&path);
 }
+
+/// Keeps the bytes of the files the build script deletes again.
+struct DeletedOnes;
+impl customs_oci::Interest for DeletedOnes {
+    fn wants(&self, e: &customs_oci::EntryMeta) -> Option<u64> {
+        (e.path == "app/leaked.env" || e.path.starts_with("tmp/debs/")).then_some(64 << 20)
+    }
+}
+
+#[test]
+fn real_image_deleted_files_and_whiteouts() {
+    use customs_oci::{HiddenBy, Image, Platform};
+    let Some(dir) = test_images() else { return };
+    for name in ["bookworm-app.docker.tar", "bookworm-app.oci", "bookworm-app.zstd.oci"] {
+        let img = Image::open(dir.join(name).to_str().unwrap(), &Platform::default()).unwrap();
+        let view = img.filesystem(&DeletedOnes).unwrap();
+        assert_eq!(view.layers.len(), 5, "{name}");
+        // Gone from the final tree...
+        assert!(view.get("app/leaked.env").is_none() && view.get("tmp/debs").is_none(), "{name}");
+        assert!(view.get("app").is_some(), "{name}: the whiteout removed the directory too");
+        // ...but still inside the image, with the layer that added it and the one that hid it.
+        let leaked = view
+            .hidden()
+            .iter()
+            .find(|h| h.entry.path == "app/leaked.env")
+            .expect("leaked.env is kept as deleted");
+        assert_eq!(
+            (leaked.entry.layer, leaked.hidden_in, leaked.by),
+            (3, 4, HiddenBy::Whiteout),
+            "{name}"
+        );
+        let text = String::from_utf8_lossy(leaked.entry.content.as_deref().unwrap()).into_owned();
+        assert!(text.contains("AKIAIOSFODNN7EXAMPLE"), "{name}: {text}");
+        let debs: Vec<_> = view.hidden().iter().filter(|h| h.entry.path.starts_with("tmp/debs/")).collect();
+        assert!(!debs.is_empty(), "{name}: the copied .debs are kept as deleted");
+        assert!(
+            debs.iter()
+                .all(|h| h.entry.layer == 1 && h.hidden_in == 2 && h.by == HiddenBy::Whiteout && h.entry.content.is_some())
+        );
+        // The dpkg database was rewritten by the unpack step.
+        assert_eq!(view.get("var/lib/dpkg/status").unwrap().layer, 2, "{name}");
+    }
+}
