@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use customs_catalog::{CatalogInterest, catalog};
-use customs_oci::{Image, Platform};
+use customs_oci::{Image, OpenOptions, Platform, RegistryOptions, Source, docker_config_credentials};
 use customs_report::{DocumentStamp, Subject};
 
 /// Enforces the Secure Image Policy on container images.
@@ -23,9 +23,10 @@ struct Cli {
 enum Command {
     /// List the packages inside an image (software bill of materials).
     ///
-    /// IMAGE is a docker-archive tarball, an OCI layout (directory or tar) or a
-    /// rootfs directory; prefix with `docker-archive:`, `oci:` or `dir:` to skip
-    /// detection, and suffix `:TAG` to pick one image of several.
+    /// IMAGE is a docker-archive tarball, an OCI layout (directory or tar), a
+    /// rootfs directory or a registry reference; prefix with `docker-archive:`,
+    /// `oci:`, `dir:` or `docker://` to skip detection, and suffix `:TAG` to
+    /// pick one image of several.
     Sbom {
         /// The image to inventory.
         image: String,
@@ -38,7 +39,44 @@ enum Command {
         /// Write to this file instead of standard output (replaced atomically).
         #[arg(long, short)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
+}
+
+/// How to reach registries, for images given as references.
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// Registry username (else the docker config's `auths`, else anonymous).
+    #[arg(long, env = "CUSTOMS_REGISTRY_USERNAME")]
+    username: Option<String>,
+    /// Registry password or token; from the environment only, so it stays out of process lists.
+    #[arg(skip = std::env::var("CUSTOMS_REGISTRY_PASSWORD").ok())]
+    password: Option<String>,
+    /// PEM file of extra CA certificates to trust (a private registry's CA).
+    #[arg(long, env = "CUSTOMS_REGISTRY_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Speak plain HTTP to a loopback registry (refused for any other host: the policy requires TLS).
+    #[arg(long)]
+    plain_http: bool,
+}
+
+impl RegistryArgs {
+    fn options(self, image: &str) -> RegistryOptions {
+        let (username, password) = match (self.username, self.password) {
+            (Some(u), Some(p)) => (Some(u), Some(p)),
+            _ => match Source::parse(image) {
+                Ok(Source::Registry(r)) => docker_config_credentials(&r.registry).map_or((None, None), |(u, p)| (Some(u), Some(p))),
+                _ => (None, None),
+            },
+        };
+        RegistryOptions {
+            username,
+            password,
+            ca_file: self.ca_file,
+            plain_http: self.plain_http,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,8 +109,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
             platform,
             output,
+            registry,
         } => {
-            let img = Image::open(&image, &platform)?;
+            let options = OpenOptions {
+                platform,
+                registry: registry.options(&image),
+            };
+            let img = Image::open_with(&image, &options)?;
             let view = img.filesystem(&CatalogInterest)?;
             let mut inventory = catalog(&view);
             inventory.warnings.splice(0..0, view.warnings.iter().cloned());

@@ -18,6 +18,7 @@ mod error;
 mod fs;
 mod layer;
 pub mod path;
+mod registry;
 mod rootfs;
 mod source;
 
@@ -26,4 +27,5 @@ pub use digest::{Algorithm, Digest, ParseDigestError, VerifyingReader};
 pub use error::{Error, Result};
 pub use fs::{EntryKind, EntryMeta, FileEntry, FsBuilder, FsView, HiddenBy, HiddenEntry, LayerInfo};
 pub use layer::{Compression, Interest, LayerChanges, NoContent, decompress, read_layer_tar};
-pub use source::{Image, LayerBlob, Platform, Source};
+pub use registry::{Reference, RegistryOptions, docker_config_credentials};
+pub use source::{Image, LayerBlob, OpenOptions, Platform, Source};

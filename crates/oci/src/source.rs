@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::fs::{FsBuilder, FsView, LayerInfo};
 use crate::layer::{Interest, LayerChanges, decompress, read_layer_tar};
 use crate::path::normalize_entry;
+use crate::registry::{MANIFEST_ACCEPT, Reference, RegistryClient, RegistryOptions};
 
 /// Largest manifest, index or config we read into memory. Real ones are a few KiB.
 const MAX_METADATA_BYTES: u64 = 16 << 20;
@@ -38,12 +39,18 @@ pub enum Source {
     },
     /// An unpacked root filesystem, read as a single layer.
     Rootfs(PathBuf),
+    /// An image in a registry.
+    Registry(Reference),
 }
 
 impl Source {
     /// Parses `docker-archive:PATH[:TAG]`, `oci:PATH[:REF]`, `oci-archive:PATH[:REF]`, `dir:PATH`,
-    /// or a bare path whose kind is detected from its content.
+    /// `docker://REF` or `registry:REF`, a bare path whose kind is detected from its content,
+    /// or else a bare image reference (`registry.example.com/team/app:1.0`).
     pub fn parse(spec: &str) -> Result<Source> {
+        if let Some(r) = spec.strip_prefix("docker://").or_else(|| spec.strip_prefix("registry:")) {
+            return r.parse().map(Source::Registry).map_err(|e| Error::invalid(spec, e));
+        }
         let (transport, rest) = match spec.split_once(':') {
             Some((t @ ("docker-archive" | "oci" | "oci-archive" | "dir"), rest)) => (Some(t), rest),
             _ => (None, spec),
@@ -54,10 +61,13 @@ impl Source {
         } else {
             match rest.rsplit_once(':') {
                 Some((p, r)) if Path::new(p).exists() && !r.contains('/') => (PathBuf::from(p), Some(r.to_string())),
+                _ if transport.is_none() && !looks_like_path(rest) && rest.parse::<Reference>().is_ok() => {
+                    return rest.parse().map(Source::Registry).map_err(|e| Error::invalid(spec, e));
+                }
                 _ => {
                     return Err(Error::invalid(
                         rest,
-                        "no such file or directory; give a docker-archive tarball, an OCI layout (directory or .tar) or a rootfs directory",
+                        "no such file or directory; give a docker-archive tarball, an OCI layout (directory or .tar), a rootfs directory or docker://REFERENCE",
                     ));
                 }
             }
@@ -91,6 +101,20 @@ impl Source {
             ))
         }
     }
+}
+
+/// Paths the user surely meant as files: never reinterpreted as registry references.
+fn looks_like_path(s: &str) -> bool {
+    s.starts_with(['/', '.', '~']) || [".tar", ".tar.gz", ".tgz", ".oci"].iter().any(|ext| s.ends_with(ext))
+}
+
+/// How to open an image: which platform to pick and how to reach registries.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Platform to pick from multi-platform indexes.
+    pub platform: Platform,
+    /// Registry access (credentials, CA, plain HTTP for loopback).
+    pub registry: RegistryOptions,
 }
 
 /// An operating system and CPU architecture, as in `linux/arm64/v8`.
@@ -192,19 +216,60 @@ enum BlobStore {
     Dir(PathBuf),
     Tar(TarIndex),
     Rootfs(PathBuf),
+    Registry(RegistryClient),
+}
+
+impl BlobStore {
+    /// Where a manifest or index with this digest lives.
+    fn manifest_location(&self, d: &Digest) -> String {
+        match self {
+            BlobStore::Registry(_) => format!("manifests/{d}"),
+            _ => blob_location(d),
+        }
+    }
+
+    /// Opens a stored object (blob, manifest, layout file) as a stream.
+    fn open(&self, location: &str, input: &str) -> Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            BlobStore::Dir(root) => Box::new(File::open(root.join(location)).map_err(|e| Error::io(input, e))?),
+            BlobStore::Tar(index) => Box::new(index.open(location, input)?),
+            BlobStore::Rootfs(_) => return Err(Error::invalid(input, "a rootfs directory has no blobs")),
+            BlobStore::Registry(client) => match location.strip_prefix("manifests/") {
+                Some(target) => Box::new(client.get(&format!("manifests/{target}"), MANIFEST_ACCEPT)?.into_reader()),
+                None => {
+                    let digest =
+                        digest_from_blob_path(location).ok_or_else(|| Error::invalid(input, format!("not a blob path: {location}")))?;
+                    client.blob(&digest.to_string())?
+                }
+            },
+        })
+    }
 }
 
 impl Image {
-    /// Opens the image `spec` names (see [`Source::parse`]) for `platform`.
+    /// Opens the image `spec` names (see [`Source::parse`]) for `platform`, with default registry access.
     pub fn open(spec: &str, platform: &Platform) -> Result<Image> {
-        Image::from_source(Source::parse(spec)?, platform)
+        Image::open_with(
+            spec,
+            &OpenOptions {
+                platform: platform.clone(),
+                ..OpenOptions::default()
+            },
+        )
+    }
+
+    /// Opens the image `spec` names (see [`Source::parse`]).
+    pub fn open_with(spec: &str, options: &OpenOptions) -> Result<Image> {
+        Image::from_source(Source::parse(spec)?, options)
     }
 
     /// Opens an image from a parsed source.
-    pub fn from_source(source: Source, platform: &Platform) -> Result<Image> {
+    pub fn from_source(source: Source, options: &OpenOptions) -> Result<Image> {
+        let platform = &options.platform;
         match source {
             Source::DockerArchive { path, tag } => open_docker_archive(&path, tag.as_deref()),
             Source::OciLayout { path, reference } => open_oci_layout(&path, reference.as_deref(), platform),
+            Source::Registry(reference) => open_registry(reference, options),
             Source::Rootfs(path) => Ok(Image {
                 name: path.display().to_string(),
                 manifest_digest: None,
@@ -282,10 +347,9 @@ impl Image {
 
     fn read_layer(&self, layer: &LayerBlob, interest: &dyn Interest) -> Result<LayerChanges> {
         let input = self.layer_name(layer);
-        let raw: Box<dyn Read> = match &self.store {
+        let raw = match &self.store {
             BlobStore::Rootfs(root) => return crate::rootfs::read_rootfs(root, interest),
-            BlobStore::Dir(root) => Box::new(File::open(root.join(&layer.location)).map_err(|e| Error::io(&input, e))?),
-            BlobStore::Tar(index) => Box::new(index.open(&layer.location, &input)?),
+            store => store.open(&layer.location, &input)?,
         };
         let mut raw = VerifyingReader::new(raw, layer.info.digest.clone());
         // Verify even when the tar is unreadable: a digest mismatch is the root cause to report.
@@ -329,12 +393,8 @@ fn prefer_mismatch<T, U>(parsed: Result<T>, verified: Result<U>) -> Result<T> {
 
 fn read_small(store: &BlobStore, location: &str, expected: Option<&Digest>, input: &str) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    let reader: Box<dyn Read> = match store {
-        BlobStore::Dir(root) => Box::new(File::open(root.join(location)).map_err(|e| Error::io(input, e))?),
-        BlobStore::Tar(index) => Box::new(index.open(location, input)?),
-        BlobStore::Rootfs(_) => return Err(Error::invalid(input, "a rootfs directory has no blobs")),
-    };
-    reader
+    store
+        .open(location, input)?
         .take(MAX_METADATA_BYTES + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Error::io(input, e))?;
@@ -594,21 +654,65 @@ fn open_oci_layout(path: &Path, reference: Option<&str>, platform: &Platform) ->
             return Err(Error::invalid(index_input, format!("no manifest has ref name {r:?}")));
         }
     }
-    // Walk nested indexes until one image manifest is left.
+    let chosen = choose_manifest(&candidates, platform, &index_input)?;
+    let tags = chosen
+        .annotations
+        .as_ref()
+        .and_then(|a| REF_ANNOTATIONS.iter().find_map(|k| a.get(*k).cloned()))
+        .into_iter()
+        .collect();
+    let input = format!("{shown}: {}", chosen.digest);
+    let bytes = read_small(&store, &store.manifest_location(&chosen.digest), Some(&chosen.digest), &input)?;
+    check_size(chosen.size, bytes.len() as u64, &input)?;
+    image_from_manifest(store, shown, bytes, chosen.digest.clone(), tags, platform)
+}
+
+fn open_registry(reference: Reference, options: &OpenOptions) -> Result<Image> {
+    let shown = reference.to_string();
+    let client = RegistryClient::new(reference, &options.registry)?;
+    let target = client.reference().target();
+    let tags = client
+        .reference()
+        .tag
+        .iter()
+        .map(|t| format!("{}/{}:{t}", client.reference().registry, client.reference().repository))
+        .collect();
+    let store = BlobStore::Registry(client);
+    let input = format!("{shown}: manifest");
+    let bytes = read_small(&store, &format!("manifests/{target}"), None, &input)?;
+    let digest = Digest::sha256_of(&bytes);
+    if let BlobStore::Registry(c) = &store
+        && let Some(expected) = &c.reference().digest
+    {
+        expected.verify(&input, &bytes)?;
+    }
+    image_from_manifest(store, shown, bytes, digest, tags, &options.platform)
+}
+
+/// Walks from a manifest or index (already read and verified) down to one image.
+fn image_from_manifest(
+    store: BlobStore,
+    shown: String,
+    mut bytes: Vec<u8>,
+    mut digest: Digest,
+    tags: Vec<String>,
+    platform: &Platform,
+) -> Result<Image> {
     for _depth in 0..8 {
-        let chosen = choose_manifest(&candidates, platform, &index_input)?;
-        let input = format!("{shown}: {}", chosen.digest);
-        let bytes = read_small(&store, &blob_location(&chosen.digest), Some(&chosen.digest), &input)?;
-        check_size(chosen.size, bytes.len() as u64, &input)?;
+        let input = format!("{shown}: {digest}");
         let doc: IndexJson = parse_json(&bytes, &input)?;
-        let is_index = doc.manifests.is_some()
-            || chosen.media_type.as_deref().is_some_and(|t| INDEX_TYPES.contains(&t))
-            || doc.media_type.as_deref().is_some_and(|t| INDEX_TYPES.contains(&t));
-        if is_index {
-            candidates = doc.manifests.unwrap_or_default();
+        if doc.manifests.is_some() || doc.media_type.as_deref().is_some_and(|t| INDEX_TYPES.contains(&t)) {
+            let candidates = doc.manifests.unwrap_or_default();
+            let chosen = choose_manifest(&candidates, platform, &input)?;
+            let next_input = format!("{shown}: {}", chosen.digest);
+            bytes = read_small(&store, &store.manifest_location(&chosen.digest), Some(&chosen.digest), &next_input)?;
+            check_size(chosen.size, bytes.len() as u64, &next_input)?;
+            digest = chosen.digest.clone();
             continue;
         }
-        let config_desc = doc.config.ok_or_else(|| Error::invalid(&input, "manifest has no config"))?;
+        let config_desc = doc
+            .config
+            .ok_or_else(|| Error::invalid(&input, "manifest has no config (schema 1 manifests are not supported)"))?;
         let config_input = format!("{shown}: config {}", config_desc.digest);
         let config_bytes = read_small(
             &store,
@@ -625,15 +729,9 @@ fn open_oci_layout(path: &Path, reference: Option<&str>, platform: &Platform) ->
             .map(|l| (blob_location(&l.digest), Some(l.digest), l.media_type, l.size))
             .collect();
         let layers = layer_blobs(&shown, &config, blobs)?;
-        let tags = chosen
-            .annotations
-            .as_ref()
-            .and_then(|a| REF_ANNOTATIONS.iter().find_map(|k| a.get(*k).cloned()))
-            .into_iter()
-            .collect();
         return Ok(Image {
             name: shown,
-            manifest_digest: Some(chosen.digest.clone()),
+            manifest_digest: Some(digest),
             config_digest: Some(config_desc.digest),
             config,
             tags,
@@ -641,7 +739,7 @@ fn open_oci_layout(path: &Path, reference: Option<&str>, platform: &Platform) ->
             store,
         });
     }
-    Err(Error::invalid(index_input, "indexes nest more than 8 deep"))
+    Err(Error::invalid(shown, "indexes nest more than 8 deep"))
 }
 
 fn choose_manifest<'a>(candidates: &'a [DescriptorJson], platform: &Platform, input: &str) -> Result<&'a DescriptorJson> {
