@@ -85,6 +85,8 @@ fn go_build_info(bytes: &[u8]) -> Option<GoInfo> {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
             ["mod", path, version, ..] => info.main = Some((path.to_string(), version.to_string())),
+            // GOPATH-mode builds (as Debian makes them) name the main package but no module.
+            ["path", path] if info.main.is_none() => info.main = Some((path.to_string(), "(devel)".to_string())),
             ["dep", path, version, ..] => info.deps.push((path.to_string(), version.to_string())),
             ["=>", path, version, ..] => {
                 if let Some(last) = info.deps.last_mut() {
@@ -204,6 +206,31 @@ mod tests {
         );
         assert_eq!(pkgs[0].purl, "pkg:golang/stdlib@1.21.5");
         assert_eq!(pkgs[2].purl, "pkg:golang/golang.org/x/net@v0.17.0");
+    }
+
+    #[test]
+    fn reads_cargo_auditable_section() {
+        use object::write::{Object, StandardSection};
+        use std::io::Write;
+        let json = br#"{"packages":[{"name":"app","version":"0.1.0","source":"local","root":true},{"name":"time","version":"0.3.17","source":"crates.io","dependencies":[]}]}"#;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(json).unwrap();
+        let mut obj = Object::new(object::BinaryFormat::Elf, object::Architecture::X86_64, object::Endianness::Little);
+        let text = obj.section_id(StandardSection::Text);
+        obj.append_section_data(text, &[0xc3], 1);
+        let dep = obj.add_section(Vec::new(), b".dep-v0".to_vec(), object::SectionKind::ReadOnlyData);
+        obj.append_section_data(dep, &z.finish().unwrap(), 1);
+        let elf = obj.write().unwrap();
+        assert!(is_elf(&elf));
+        let pkgs = packages(&serde_json::to_vec(&extract(&elf).unwrap()).unwrap(), "usr/bin/app");
+        let got: Vec<(&str, &str, &str)> = pkgs
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.purl.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("app", "0.1.0", "pkg:cargo/app@0.1.0"), ("time", "0.3.17", "pkg:cargo/time@0.3.17")]
+        );
     }
 
     proptest::proptest! {

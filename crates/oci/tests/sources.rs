@@ -3,7 +3,7 @@
 mod support;
 
 use customs_oci::{Digest, EntryMeta, Error, HiddenBy, Image, Interest, NoContent, Platform};
-use support::{Entry, docker_archive, docker_archive_claiming, gzip, layer, oci_layout, zstd};
+use support::{Entry, docker_archive, docker_archive_blobs, docker_archive_claiming, gzip, layer, oci_layout, zstd};
 
 /// Keeps every regular file's bytes.
 struct All;
@@ -234,4 +234,21 @@ fn platform_selection_in_index() {
         "{err}"
     );
     assert!(Image::open(dir.path().to_str().unwrap(), &"linux/arm64".parse().unwrap()).is_ok());
+}
+
+#[test]
+fn docker_archive_with_blob_layout_verifies_blob_digests() {
+    let (base, top) = two_layers();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.tar");
+    docker_archive_blobs(&path, &[base.clone(), top.clone()], &[base.clone(), top.clone()]);
+    let img = open(&path).unwrap();
+    assert_eq!(img.layers[1].info.digest, Some(Digest::sha256_of(&top)));
+    assert!(img.filesystem(&All).unwrap().get("app/new").is_some());
+
+    let mut tampered = top.clone();
+    tampered[600] ^= 1;
+    docker_archive_blobs(&path, &[base.clone(), top], &[base, tampered]);
+    let err = open(&path).unwrap().filesystem(&All).unwrap_err().to_string();
+    assert!(err.contains("digest mismatch") && err.contains("new.tar layer 1"), "{err}");
 }

@@ -130,3 +130,30 @@ pub fn docker_archive_claiming(path: &Path, layers: &[Vec<u8>], diff_ids: &[Dige
     }
     b.finish().unwrap();
 }
+
+/// Writes a Docker 25+ style `docker save` tarball: blobs under `blobs/sha256/`, a
+/// `manifest.json` pointing at them, plus `index.json` and `oci-layout`.
+/// `layer_bytes` are stored as given; `layers` are what the config's diff_ids promise.
+pub fn docker_archive_blobs(path: &Path, layers: &[Vec<u8>], layer_bytes: &[Vec<u8>]) {
+    let diff_ids: Vec<String> = layers.iter().map(|raw| Digest::sha256_of(raw).to_string()).collect();
+    let config =
+        serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}})).unwrap();
+    let blob_name = |b: &[u8]| format!("blobs/sha256/{}", Digest::sha256_of(b).hex());
+    let names: Vec<String> = layers.iter().map(|l| blob_name(l)).collect();
+    let manifest = serde_json::to_vec(&json!([{"Config": blob_name(&config), "RepoTags": ["localhost/t:2"], "Layers": names}])).unwrap();
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, bytes).unwrap();
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json", br#"{"schemaVersion":2,"manifests":[]}"#);
+    add("manifest.json", &manifest);
+    add(&blob_name(&config), &config);
+    for (n, l) in names.iter().zip(layer_bytes) {
+        add(n, l);
+    }
+    b.finish().unwrap();
+}
