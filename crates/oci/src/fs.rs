@@ -441,6 +441,23 @@ mod tests {
     }
 
     #[test]
+    fn hardlinks_share_their_target_content() {
+        let mut b = FsBuilder::new();
+        let hard = Change::Put(FileEntry {
+            path: "usr/bin/b".into(),
+            kind: EntryKind::Hardlink("usr/bin/a".into()),
+            size: 0,
+            mode: 0o755,
+            layer: 0,
+            content: None,
+        });
+        layer(&mut b, vec![file("usr/bin/a", 0, "ELF..."), hard]);
+        let v = b.build();
+        assert_eq!(v.read("usr/bin/b").unwrap(), b"ELF...");
+        assert_eq!(v.get("usr/bin/b").unwrap().size, 6);
+    }
+
+    #[test]
     fn symlinks_resolve_in_scope_and_writes_follow_parent_links() {
         let mut b = FsBuilder::new();
         layer(

@@ -1,0 +1,48 @@
+//! Our version order against vectors the native tools produced (see tests/vectors/generate.py):
+//! dpkg via python-apt, PEP 440 via `packaging`, RPM via rpm's `labelCompare`.
+
+use std::cmp::Ordering;
+
+use customs_vulndb::Scheme;
+
+fn check(scheme: Scheme, file: &str) {
+    let text = std::fs::read_to_string(format!("{}/tests/vectors/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut wrong = Vec::new();
+    let mut total = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut f = line.split(' ');
+        let (a, b, o) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let want = match o {
+            "<" => Ordering::Less,
+            ">" => Ordering::Greater,
+            _ => Ordering::Equal,
+        };
+        total += 1;
+        let got = scheme.compare(a, b);
+        if got != Some(want) {
+            wrong.push(format!("{a} vs {b}: native {o}, ours {got:?}"));
+        }
+    }
+    assert!(total > 400, "{file}: only {total} vectors");
+    assert!(
+        wrong.is_empty(),
+        "{scheme:?}: {} of {total} differ from the native order:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn dpkg_matches_python_apt() {
+    check(Scheme::Dpkg, "dpkg.txt");
+}
+
+#[test]
+fn pep440_matches_packaging() {
+    check(Scheme::Pep440, "pep440.txt");
+}
+
+#[test]
+fn rpm_matches_rpm_label_compare() {
+    check(Scheme::Rpm, "rpm.txt");
+}
