@@ -5,11 +5,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use customs_catalog::{CatalogInterest, catalog};
+use customs_catalog::{CatalogInterest, Inventory, catalog};
 use customs_oci::{Image, OpenOptions, Platform, RegistryOptions, Source, docker_config_credentials};
 use customs_report::{DocumentStamp, Subject};
+use customs_vulndb::{Database, FixState, Severity};
 
 /// Enforces the Secure Image Policy on container images.
 #[derive(Parser)]
@@ -28,20 +29,107 @@ enum Command {
     /// `oci:`, `dir:` or `docker://` to skip detection, and suffix `:TAG` to
     /// pick one image of several.
     Sbom {
-        /// The image to inventory.
-        image: String,
+        #[command(flatten)]
+        target: Target,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = SbomFormat::Table)]
         format: SbomFormat,
-        /// Platform to pick from a multi-platform image.
-        #[arg(long, default_value = "linux/amd64", env = "CUSTOMS_PLATFORM")]
-        platform: Platform,
         /// Write to this file instead of standard output (replaced atomically).
         #[arg(long, short)]
         output: Option<PathBuf>,
-        #[command(flatten)]
-        registry: RegistryArgs,
     },
+    /// Find known vulnerabilities in an image's packages.
+    ///
+    /// Exits 0 whether or not vulnerabilities are found, non-zero on errors;
+    /// breaking a build on findings is `customs gate`'s job.
+    Scan {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        db: DbArgs,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = ScanFormat::Table)]
+        format: ScanFormat,
+        /// Show only these severities (comma-separated: CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN).
+        #[arg(long, value_delimiter = ',')]
+        severity: Vec<Severity>,
+        /// Hide vulnerabilities that have no fixed version yet.
+        #[arg(long)]
+        ignore_unfixed: bool,
+        /// Package types to scan: `os` (dpkg, apk, rpm), `library` (language packages), or both.
+        #[arg(long, value_delimiter = ',', default_values = ["os", "library"])]
+        pkg_types: Vec<PkgType>,
+        /// Warn when the database is older than this many hours.
+        #[arg(long, default_value_t = 24 * 7, env = "CUSTOMS_DB_MAX_AGE_HOURS")]
+        db_max_age_hours: i64,
+        /// Fail instead of warning when the database is older than --db-max-age-hours.
+        #[arg(long)]
+        fail_on_stale_db: bool,
+        /// Write to this file instead of standard output (replaced atomically).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Manage the local vulnerability database.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Import advisories from files, folders or zips, all in one transaction (air-gapped updates).
+    ///
+    /// Reads OSV records (JSON or YAML; osv.dev `all.zip`), the Debian security
+    /// tracker JSON and Alpine secdb (YAML or JSON).
+    Import {
+        /// Files, folders or zips to import.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Show the database's sources, their last update and counts.
+    Status {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which image and how to reach it.
+#[derive(clap::Args)]
+struct Target {
+    /// The image: a docker-archive tarball, an OCI layout, a rootfs directory or a registry reference.
+    image: String,
+    /// Platform to pick from a multi-platform image.
+    #[arg(long, default_value = "linux/amd64", env = "CUSTOMS_PLATFORM")]
+    platform: Platform,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Where the vulnerability database lives.
+#[derive(clap::Args)]
+struct DbArgs {
+    /// Database file [default: $XDG_CACHE_HOME/customs/vulndb.sqlite or ~/.cache/customs/vulndb.sqlite].
+    #[arg(long = "db", env = "CUSTOMS_DB")]
+    path: Option<PathBuf>,
+}
+
+impl DbArgs {
+    fn path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.path {
+            return Ok(p.clone());
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .context("no --db given and neither XDG_CACHE_HOME nor HOME is set")?;
+        Ok(cache.join("customs/vulndb.sqlite"))
+    }
 }
 
 /// How to reach registries, for images given as references.
@@ -62,9 +150,9 @@ struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn options(self, image: &str) -> RegistryOptions {
-        let (username, password) = match (self.username, self.password) {
-            (Some(u), Some(p)) => (Some(u), Some(p)),
+    fn options(&self, image: &str) -> RegistryOptions {
+        let (username, password) = match (&self.username, &self.password) {
+            (Some(u), Some(p)) => (Some(u.clone()), Some(p.clone())),
             _ => match Source::parse(image) {
                 Ok(Source::Registry(r)) => docker_config_credentials(&r.registry).map_or((None, None), |(u, p)| (Some(u), Some(p))),
                 _ => (None, None),
@@ -73,7 +161,7 @@ impl RegistryArgs {
         RegistryOptions {
             username,
             password,
-            ca_file: self.ca_file,
+            ca_file: self.ca_file.clone(),
             plain_http: self.plain_http,
         }
     }
@@ -91,6 +179,22 @@ enum SbomFormat {
     SpdxJson,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ScanFormat {
+    /// A table for people.
+    Table,
+    /// customs' own JSON.
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PkgType {
+    /// Packages of the distribution's package manager.
+    Os,
+    /// Language packages (Python, Node, Java, Go, Rust).
+    Library,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -102,34 +206,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// Opens the image and inventories it.
+fn inventory(target: &Target) -> Result<(Subject, Inventory)> {
+    let options = OpenOptions {
+        platform: target.platform.clone(),
+        registry: target.registry.options(&target.image),
+    };
+    let img = Image::open_with(&target.image, &options)?;
+    let view = img.filesystem(&CatalogInterest)?;
+    let mut inventory = catalog(&view);
+    inventory.warnings.splice(0..0, view.warnings.iter().cloned());
+    let subject = Subject {
+        name: img.name.clone(),
+        manifest_digest: img.manifest_digest.clone(),
+        config_digest: img.config_digest.clone(),
+        tags: img.tags.clone(),
+        platform: match (&img.config.os, &img.config.architecture) {
+            (Some(os), Some(arch)) => Some(format!("{os}/{arch}")),
+            _ => None,
+        },
+        layers: view.layers.clone(),
+    };
+    Ok((subject, inventory))
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Sbom {
-            image,
-            format,
-            platform,
-            output,
-            registry,
-        } => {
-            let options = OpenOptions {
-                platform,
-                registry: registry.options(&image),
-            };
-            let img = Image::open_with(&image, &options)?;
-            let view = img.filesystem(&CatalogInterest)?;
-            let mut inventory = catalog(&view);
-            inventory.warnings.splice(0..0, view.warnings.iter().cloned());
-            let subject = Subject {
-                name: img.name.clone(),
-                manifest_digest: img.manifest_digest.clone(),
-                config_digest: img.config_digest.clone(),
-                tags: img.tags.clone(),
-                platform: match (&img.config.os, &img.config.architecture) {
-                    (Some(os), Some(arch)) => Some(format!("{os}/{arch}")),
-                    _ => None,
-                },
-                layers: view.layers.clone(),
-            };
+        Command::Sbom { target, format, output } => {
+            let (subject, inventory) = inventory(&target)?;
             let stamp = DocumentStamp::now();
             let text = match format {
                 SbomFormat::Table => customs_report::table(&subject, &inventory),
@@ -138,9 +242,102 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 SbomFormat::SpdxJson => customs_report::spdx(&subject, &inventory, &stamp),
             };
             emit(&text, output.as_deref())?;
-            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan {
+            target,
+            db,
+            format,
+            severity,
+            ignore_unfixed,
+            pkg_types,
+            db_max_age_hours,
+            fail_on_stale_db,
+            output,
+        } => {
+            let path = db.path()?;
+            let database = Database::open_existing(&path)?;
+            let mut warnings = Vec::new();
+            match database.age_seconds()? {
+                None => warnings.push(format!("{}: nothing imported yet; every scan will come back clean", path.display())),
+                Some(age) if age > db_max_age_hours * 3600 => {
+                    let msg = format!(
+                        "{}: last updated {} hours ago, over the {db_max_age_hours}-hour limit; run `customs db import` with fresh data",
+                        path.display(),
+                        age / 3600
+                    );
+                    if fail_on_stale_db {
+                        bail!(msg);
+                    }
+                    warnings.push(msg);
+                }
+                Some(_) => {}
+            }
+            let (subject, mut inventory) = inventory(&target)?;
+            inventory
+                .packages
+                .retain(|p| pkg_types.contains(if p.kind.is_os() { &PkgType::Os } else { &PkgType::Library }));
+            let mut findings = customs_vulndb::scan(&database, &inventory)?;
+            findings
+                .retain(|f| (severity.is_empty() || severity.contains(&f.severity)) && !(ignore_unfixed && f.fix_state != FixState::Fixed));
+            warnings.extend(inventory.warnings.iter().cloned());
+            let text = match format {
+                ScanFormat::Table => customs_report::findings_table(&subject, &findings, &warnings),
+                ScanFormat::Json => customs_report::findings_json(&subject, &findings, &warnings),
+            };
+            emit(&text, output.as_deref())?;
+        }
+        Command::Db {
+            command: DbCommand::Import { paths, db },
+        } => {
+            let path = db.path()?;
+            let mut database = Database::open(&path)?;
+            let started = std::time::Instant::now();
+            let report = database.import(&paths)?;
+            let total: usize = report.by_source.values().sum();
+            println!(
+                "imported {total} advisories from {} files into {} in {:.1}s",
+                report.files,
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            for (source, n) in &report.by_source {
+                println!("  {source}: {n}");
+            }
+            if report.git_ranges_skipped > 0 {
+                println!(
+                    "  skipped {} GIT ranges (commit ranges can't be matched against installed versions)",
+                    report.git_ranges_skipped
+                );
+            }
+        }
+        Command::Db {
+            command: DbCommand::Status { db, json },
+        } => {
+            let path = db.path()?;
+            let status = Database::open_existing(&path)?.status()?;
+            if json {
+                emit(&(serde_json::to_string_pretty(&status)? + "\n"), None)?;
+            } else {
+                let mut out = format!(
+                    "{}\n  schema {}, built {}, updated {}\n  {} advisories, {} affected-package entries\n",
+                    status.path,
+                    status.schema_version,
+                    status.built.as_deref().unwrap_or("-"),
+                    status.updated.as_deref().unwrap_or("never"),
+                    status.advisories,
+                    status.affected
+                );
+                for s in &status.sources {
+                    out.push_str(&format!(
+                        "  {:<20} {:>7} advisories, updated {} from {}\n",
+                        s.name, s.advisories, s.updated, s.origin
+                    ));
+                }
+                emit(&out, None)?;
+            }
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes to `path` through a temporary file and a rename, so readers never see half a report.

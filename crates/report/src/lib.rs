@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod cyclonedx;
+mod findings;
 mod spdx;
 mod table;
 
@@ -16,6 +17,7 @@ use customs_oci::{Digest, LayerInfo};
 use serde::Serialize;
 
 pub use cyclonedx::cyclonedx;
+pub use findings::{findings_json, findings_table};
 pub use spdx::spdx;
 pub use table::table;
 

@@ -1,7 +1,24 @@
-//! The vulnerability database: importers, per-ecosystem version order, matching, severity.
+//! The vulnerability database: importers (OSV JSON/YAML/zip, Debian security
+//! tracker, Alpine secdb), per-ecosystem version order, matching and severity.
+//!
+//! Build a [`Database`] with [`Database::import`], then [`scan`] an inventory.
+//! Everything a finding says (fixed version, fix state, severity and who rated
+//! it) comes from the stored advisories; nothing is fetched at scan time.
 
 #![warn(missing_docs)]
 
+mod alpine;
+mod db;
+mod debian;
+mod matcher;
+mod model;
+mod names;
+mod osv;
 mod version;
 
+pub use db::{Database, DbError, ImportReport, SCHEMA_VERSION, SourceStatus, Status};
+pub use matcher::{Finding, evaluate, query_for, scan};
+pub use model::{Advisory, Affected, Event, FixState, Rated, Severity};
+pub use names::normalize_package;
+pub use osv::normalize_ecosystem;
 pub use version::Scheme;

@@ -1,0 +1,24 @@
+//! Package names as each ecosystem compares them.
+
+/// Normalizes `name` for lookups in `ecosystem`: PEP 503 for PyPI, lowercase for
+/// case-insensitive registries, unchanged elsewhere.
+pub fn normalize_package(ecosystem: &str, name: &str) -> String {
+    let name = name.trim();
+    match ecosystem.split(':').next().unwrap_or_default() {
+        "PyPI" => {
+            let mut out = String::with_capacity(name.len());
+            for c in name.chars() {
+                if matches!(c, '-' | '_' | '.') {
+                    if !out.ends_with('-') {
+                        out.push('-');
+                    }
+                } else {
+                    out.push(c.to_ascii_lowercase());
+                }
+            }
+            out
+        }
+        "NuGet" | "Packagist" | "crates.io" => name.to_ascii_lowercase(),
+        _ => name.to_string(),
+    }
+}

@@ -1,0 +1,99 @@
+//! Imports from hand-written records: formats, atomicity and errors that name the input.
+
+use std::io::Write;
+use std::path::Path;
+
+use customs_vulndb::{Database, FixState, Scheme, evaluate};
+
+const RECORD: &str = r#"{"id": "TEST-2023-0001", "aliases": ["CVE-2023-32681"], "summary": "Leak of Proxy-Authorization header",
+  "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"}],
+  "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
+    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.3.0"}, {"fixed": "2.31.0"}]}]}]}"#;
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::create_dir_all(dir.join(name).parent().unwrap()).unwrap();
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn folder_zip_yaml_and_tracker_import_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "osv/a.json", RECORD);
+    write(
+        d,
+        "osv/nested/b.yaml",
+        "id: TEST-YAML-1\naffected:\n- package: {name: Django, ecosystem: PyPI}\n  ranges:\n  - type: ECOSYSTEM\n    events:\n    - introduced: \"0\"\n    - fixed: 4.2.1\n",
+    );
+    let zip_path = d.join("all.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    z.start_file("TEST-ZIP-1.json", zip::write::SimpleFileOptions::default()).unwrap();
+    z.write_all(br#"{"id": "TEST-ZIP-1", "affected": [{"package": {"ecosystem": "crates.io", "name": "time"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0.2.7"}, {"fixed": "0.2.23"}]}]}]}"#).unwrap();
+    z.finish().unwrap();
+    write(
+        d,
+        "debian.json",
+        r#"{"openssl": {"CVE-2024-0727": {"releases": {"bookworm": {"status": "open", "urgency": "low", "nodsa": "Minor"}}}}}"#,
+    );
+
+    let mut db = Database::open(&d.join("v.db")).unwrap();
+    let report = db.import(&[d.join("osv"), zip_path, d.join("debian.json")]).unwrap();
+    assert_eq!(report.files, 4);
+    assert_eq!(report.by_source["osv:PyPI"], 2);
+    assert_eq!(report.by_source["osv:crates.io"], 1);
+    assert_eq!(report.by_source["debian-tracker"], 1);
+
+    let hits = db.lookup("PyPI", "django").unwrap();
+    assert_eq!(hits[0].0.id, "TEST-YAML-1");
+    let (adv, entry) = &db.lookup("PyPI", "requests").unwrap()[0];
+    assert_eq!(adv.severity.as_ref().unwrap().source, "cvss_v3");
+    assert_eq!(evaluate(Scheme::Pep440, "2.25.0", entry), Some(Some("2.31.0".into())));
+    let (_, deb) = &db.lookup("Debian:12", "openssl").unwrap()[0];
+    assert_eq!(deb.state, Some(FixState::WillNotFix));
+    let status = db.status().unwrap();
+    assert_eq!(status.advisories, 4);
+    assert!(status.updated.is_some() && db.age_seconds().unwrap().unwrap() < 3600);
+}
+
+#[test]
+fn a_bad_file_names_itself_and_leaves_the_database_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "good/a.json", RECORD);
+    let mut db = Database::open(&d.join("v.db")).unwrap();
+    db.import(&[d.join("good")]).unwrap();
+    let before = db.status().unwrap();
+
+    write(d, "mixed/1.json", &RECORD.replace("TEST-2023-0001", "TEST-NEW"));
+    write(d, "mixed/2.json", "{\"id\": \"TEST-BROKEN\", \"affected\": [");
+    let err = db.import(&[d.join("mixed")]).unwrap_err().to_string();
+    assert!(err.contains("mixed/2.json") && err.contains("malformed JSON"), "{err}");
+    let after = db.status().unwrap();
+    assert_eq!(
+        (after.advisories, after.updated),
+        (before.advisories, before.updated),
+        "nothing of the failed import was kept"
+    );
+    assert!(db.advisory("TEST-NEW").unwrap().is_none());
+
+    write(d, "other.json", "[1, 2, 3]");
+    let err = db.import(&[d.join("other.json")]).unwrap_err().to_string();
+    assert!(err.contains("other.json") && err.contains("neither an OSV record"), "{err}");
+    let err = db.import(&[d.join("missing")]).unwrap_err().to_string();
+    assert!(err.contains("missing"), "{err}");
+}
+
+#[test]
+fn another_schema_version_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    drop(Database::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'", [])
+        .unwrap();
+    drop(conn);
+    let err = Database::open(&path).err().unwrap().to_string();
+    assert!(err.contains("delete the file and import again"), "{err}");
+    let err = Database::open_existing(&dir.path().join("none.db")).err().unwrap().to_string();
+    assert!(err.contains("customs db import"), "{err}");
+}
