@@ -1,0 +1,190 @@
+//! `customs db` and `customs scan` end to end.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use serde_json::Value;
+
+fn shared() -> Option<PathBuf> {
+    let dir = std::env::var_os("CUSTOMS_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    if dir.join("osv/PyPI").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent (set CUSTOMS_SHARED_DATA)", dir.display());
+        None
+    }
+}
+
+fn scan_json(db: &Path, image: &str, extra: &[&str]) -> Value {
+    let out = cargo_bin_cmd!("customs")
+        .args(["scan", image, "-f", "json", "--db"])
+        .arg(db)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ids_for(doc: &Value, package: &str) -> Vec<String> {
+    let mut ids: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["package"]["name"] == package)
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Installs real wheels with pip (metadata only matters) into a rootfs folder.
+fn pip_rootfs(dir: &Path, pins: &[&str]) -> Option<PathBuf> {
+    let site = dir.join("usr/local/lib/python3.11/site-packages");
+    let out = Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", "--target"])
+        .arg(&site)
+        .args(pins)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(dir.to_path_buf()),
+        Ok(o) => {
+            eprintln!(
+                "skipped: pip could not install {pins:?}: {}",
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("skipped: no python3/pip ({e})");
+            None
+        }
+    }
+}
+
+#[test]
+fn pinned_vulnerable_python_packages_yield_pypa_ids_and_patched_ones_none() {
+    let Some(data) = shared() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("v.db");
+    cargo_bin_cmd!("customs")
+        .args(["db", "import", "--db"])
+        .arg(&db)
+        .arg(data.join("osv/PyPI"))
+        .assert()
+        .success();
+
+    let Some(old) = pip_rootfs(&tmp.path().join("old"), &["requests==2.25.0", "urllib3==1.26.4", "jinja2==2.10"]) else {
+        return;
+    };
+    let Some(new) = pip_rootfs(&tmp.path().join("new"), &["requests==2.32.3", "urllib3==2.2.3", "jinja2==3.1.4"]) else {
+        return;
+    };
+    let old = scan_json(&db, &format!("dir:{}", old.display()), &[]);
+    // Well-known advisories: Proxy-Authorization leak, ReDoS in authority parsing, sandbox escape.
+    assert!(
+        ids_for(&old, "requests").contains(&"PYSEC-2023-74".to_string()),
+        "{:?}",
+        ids_for(&old, "requests")
+    );
+    assert!(
+        ids_for(&old, "urllib3").contains(&"PYSEC-2021-108".to_string()),
+        "{:?}",
+        ids_for(&old, "urllib3")
+    );
+    assert!(
+        ids_for(&old, "Jinja2").contains(&"PYSEC-2019-217".to_string()),
+        "{:?}",
+        ids_for(&old, "Jinja2")
+    );
+    let requests = old["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "PYSEC-2023-74")
+        .unwrap();
+    assert_eq!(
+        (requests["fixed_version"].as_str(), requests["fix_state"].as_str()),
+        (Some("2.31.0"), Some("fixed"))
+    );
+
+    let new = scan_json(&db, &format!("dir:{}", new.display()), &[]);
+    assert_eq!(
+        new["findings"].as_array().unwrap().len(),
+        0,
+        "patched versions: {:#}",
+        new["findings"]
+    );
+}
+
+#[test]
+fn scan_filters_and_stale_database_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let osv = tmp.path().join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    // Facts of CVE-2023-32681 (requests) and CVE-2021-44228 (log4j-core), written by hand.
+    std::fs::write(osv.join("a.json"), r#"{"id": "TEST-REQUESTS", "aliases": ["CVE-2023-32681"], "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"}],
+      "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.3.0"}, {"fixed": "2.31.0"}]}]}]}"#).unwrap();
+    std::fs::write(osv.join("b.json"), r#"{"id": "TEST-LOG4SHELL", "aliases": ["CVE-2021-44228"], "database_specific": {"severity": "CRITICAL"},
+      "affected": [{"package": {"ecosystem": "Maven", "name": "org.apache.logging.log4j:log4j-core"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0-beta9"}, {"fixed": "2.15.0"}]}]}]}"#).unwrap();
+    let db = tmp.path().join("v.db");
+    cargo_bin_cmd!("customs")
+        .args(["db", "import", "--db"])
+        .arg(&db)
+        .arg(&osv)
+        .assert()
+        .success();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+
+    let all = scan_json(&db, &demo, &[]);
+    let ids: Vec<&str> = all["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["TEST-LOG4SHELL", "TEST-REQUESTS"], "worst first");
+    assert_eq!(all["findings"][0]["severity"], "CRITICAL");
+    assert_eq!(all["findings"][0]["severity_source"], "vendor");
+    assert_eq!(all["findings"][1]["severity"], "MEDIUM");
+    assert_eq!(all["findings"][1]["severity_source"], "cvss_v3");
+    assert_eq!(all["findings"][1]["package"]["layer"], 1);
+
+    let critical = scan_json(&db, &demo, &["--severity", "CRITICAL"]);
+    assert_eq!(critical["findings"].as_array().unwrap().len(), 1);
+    let os_only = scan_json(&db, &demo, &["--pkg-types", "os"]);
+    assert_eq!(os_only["findings"].as_array().unwrap().len(), 0);
+
+    // A database older than the limit: a warning by default, an error when asked.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE meta SET value = '2020-01-01T00:00:00Z' WHERE key = 'updated'", [])
+        .unwrap();
+    drop(conn);
+    let warned = scan_json(&db, &demo, &[]);
+    assert!(
+        warned["warnings"][0].as_str().unwrap().contains("over the 168-hour limit"),
+        "{warned:#}"
+    );
+    let out = cargo_bin_cmd!("customs")
+        .args(["scan", &demo, "--fail-on-stale-db", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("customs db import"));
+
+    // No database at all: a clear error naming the path.
+    let out = cargo_bin_cmd!("customs")
+        .args(["scan", &demo, "--db"])
+        .arg(tmp.path().join("none.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none.db"));
+}
