@@ -185,6 +185,8 @@ enum ScanFormat {
     Table,
     /// customs' own JSON.
     Json,
+    /// SARIF 2.1.0, for GitHub code scanning.
+    Sarif,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -283,6 +285,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let text = match format {
                 ScanFormat::Table => customs_report::findings_table(&subject, &findings, &warnings),
                 ScanFormat::Json => customs_report::findings_json(&subject, &findings, &warnings),
+                ScanFormat::Sarif => {
+                    for w in &warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    customs_report::findings_sarif(&subject, &findings)
+                }
             };
             emit(&text, output.as_deref())?;
         }

@@ -9,6 +9,7 @@
 
 mod cyclonedx;
 mod findings;
+mod sarif;
 mod spdx;
 mod table;
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 pub use cyclonedx::cyclonedx;
 pub use findings::{findings_json, findings_table};
+pub use sarif::findings_sarif;
 pub use spdx::spdx;
 pub use table::table;
 
