@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use customs_catalog::{CatalogInterest, Inventory, catalog};
 use customs_oci::{Image, OpenOptions, Platform, RegistryOptions, Source, docker_config_credentials};
 use customs_report::{DocumentStamp, Subject};
-use customs_vulndb::{Database, FixState, Severity};
+use customs_vulndb::{DEFAULT_OSV_ECOSYSTEMS, Database, DownloadOptions, Feed, Fetched, FixState, Severity};
 
 /// Enforces the Secure Image Policy on container images.
 #[derive(Parser)]
@@ -88,6 +88,30 @@ enum DbCommand {
         paths: Vec<PathBuf>,
         #[command(flatten)]
         db: DbArgs,
+    },
+    /// Download the feeds (osv.dev `all.zip` per ecosystem, the Debian tracker) and import them.
+    ///
+    /// Mirrors are tried first, in order, then the official URL; each URL is
+    /// retried with backoff, interrupted downloads resume, `<url>.sha256` is
+    /// checked when published, and unchanged feeds are not downloaded again.
+    Update {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Feeds to fetch: `osv:<Ecosystem>` (e.g. osv:PyPI, osv:Debian) or `debian-tracker`; default: the main OSV ecosystems.
+        #[arg(long = "feed")]
+        feeds: Vec<String>,
+        /// Mirror base URL holding `osv/<Ecosystem>/all.zip` and `debian/tracker.json`; repeat for several.
+        #[arg(long = "mirror", env = "CUSTOMS_DB_MIRRORS", value_delimiter = ',')]
+        mirrors: Vec<String>,
+        /// Use the mirrors only, never the official URLs.
+        #[arg(long)]
+        no_official: bool,
+        /// Where downloads are kept [default: a `feeds` folder beside the database].
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Attempts per URL.
+        #[arg(long, default_value_t = 3)]
+        attempts: u32,
     },
     /// Show the database's sources, their last update and counts.
     Status {
@@ -315,6 +339,69 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!(
                     "  skipped {} GIT ranges (commit ranges can't be matched against installed versions)",
                     report.git_ranges_skipped
+                );
+            }
+        }
+        Command::Db {
+            command:
+                DbCommand::Update {
+                    db,
+                    feeds,
+                    mirrors,
+                    no_official,
+                    cache_dir,
+                    attempts,
+                },
+        } => {
+            let path = db.path()?;
+            let feeds: Vec<Feed> = if feeds.is_empty() {
+                DEFAULT_OSV_ECOSYSTEMS.iter().map(|e| Feed::osv(e)).collect()
+            } else {
+                feeds
+                    .iter()
+                    .map(|n| Feed::by_name(n).with_context(|| format!("unknown feed {n:?}: use osv:<Ecosystem> or debian-tracker")))
+                    .collect::<Result<_>>()?
+            };
+            if no_official && mirrors.is_empty() {
+                bail!("--no-official needs at least one --mirror");
+            }
+            let cache_dir = cache_dir.unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).join("feeds"));
+            let options = DownloadOptions {
+                mirrors,
+                official: !no_official,
+                attempts,
+                backoff: std::time::Duration::from_secs(1),
+                cache_dir,
+            };
+            let mut files = Vec::new();
+            let mut failures = Vec::new();
+            for feed in &feeds {
+                match customs_vulndb::download(feed, &options) {
+                    Ok(Fetched::New { url, path }) => {
+                        println!("{}: downloaded from {url}", feed.name);
+                        files.push(path);
+                    }
+                    Ok(Fetched::Unchanged { url, path }) => {
+                        println!("{}: unchanged at {url}", feed.name);
+                        files.push(path);
+                    }
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            if !files.is_empty() {
+                let report = Database::open(&path)?.import(&files)?;
+                println!(
+                    "imported {} advisories into {}",
+                    report.by_source.values().sum::<usize>(),
+                    path.display()
+                );
+            }
+            if !failures.is_empty() {
+                bail!(
+                    "{} of {} feeds failed; the others were imported:\n{}",
+                    failures.len(),
+                    feeds.len(),
+                    failures.join("\n")
                 );
             }
         }

@@ -188,3 +188,75 @@ fn scan_filters_and_stale_database_policy() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("none.db"));
 }
+
+/// Serves one zip at `/osv/PyPI/all.zip` on loopback, like a mirror would.
+fn mirror(zip: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut line = String::new();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            r.read_line(&mut line).unwrap();
+            while r.read_line(&mut String::new()).map(|n| n > 2).unwrap_or(false) {}
+            let (status, body) = if line.contains(" /osv/PyPI/all.zip ") {
+                ("200 OK", zip.clone())
+            } else {
+                ("404 Not Found", Vec::new())
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+    });
+    base
+}
+
+#[test]
+fn db_update_from_a_mirror_then_scan() {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    z.start_file("TEST-REQUESTS.json", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(br#"{"id": "TEST-REQUESTS", "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.31.0"}]}]}]}"#).unwrap();
+    let base = mirror(z.finish().unwrap().into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("v.db");
+    let out = cargo_bin_cmd!("customs")
+        .args(["db", "update", "--no-official", "--feed", "osv:PyPI", "--mirror", &base, "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("osv:PyPI: downloaded from"));
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    assert_eq!(ids_for(&scan_json(&db, &demo, &[]), "requests"), vec!["TEST-REQUESTS"]);
+
+    // A feed no source has: the error names it and what each source said.
+    let out = cargo_bin_cmd!("customs")
+        .args([
+            "db",
+            "update",
+            "--no-official",
+            "--attempts",
+            "1",
+            "--feed",
+            "osv:npm",
+            "--mirror",
+            &base,
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("osv:npm") && err.contains("HTTP 404"), "{err}");
+}

@@ -10,6 +10,7 @@
 mod alpine;
 mod db;
 mod debian;
+mod feeds;
 mod matcher;
 mod model;
 mod names;
@@ -17,6 +18,7 @@ mod osv;
 mod version;
 
 pub use db::{Database, DbError, ImportReport, SCHEMA_VERSION, SourceStatus, Status};
+pub use feeds::{DEFAULT_OSV_ECOSYSTEMS, DownloadError, DownloadOptions, Feed, Fetched, download};
 pub use matcher::{Finding, evaluate, query_for, scan};
 pub use model::{Advisory, Affected, Event, FixState, Rated, Severity};
 pub use names::normalize_package;
