@@ -59,10 +59,10 @@ enum Command {
         /// Package types to scan: `os` (dpkg, apk, rpm), `library` (language packages), or both.
         #[arg(long, value_delimiter = ',', default_values = ["os", "library"])]
         pkg_types: Vec<PkgType>,
-        /// Warn when the database is older than this many hours.
-        #[arg(long, default_value_t = 24 * 7, env = "CUSTOMS_DB_MAX_AGE_HOURS")]
-        db_max_age_hours: i64,
-        /// Fail instead of warning when the database is older than --db-max-age-hours.
+        /// Warn when the database is older than this (`90m`, `36h`, `7d`).
+        #[arg(long, default_value = "7d", env = "CUSTOMS_DB_MAX_AGE", value_parser = parse_age)]
+        db_max_age: i64,
+        /// Fail instead of warning when the database is older than --db-max-age.
         #[arg(long)]
         fail_on_stale_db: bool,
         /// Write to this file instead of standard output (replaced atomically).
@@ -232,6 +232,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reads `90m`, `36h`, `7d` (or plain seconds) into seconds.
+fn parse_age(s: &str) -> Result<i64, String> {
+    let (digits, unit) = s
+        .trim()
+        .split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("invalid age {s:?}: use a number with m, h or d, e.g. 7d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("invalid age {s:?}: use a number with m, h or d, e.g. 7d")),
+    };
+    Ok(n * factor)
+}
+
 /// Opens the image and inventories it.
 fn inventory(target: &Target) -> Result<(Subject, Inventory)> {
     let options = OpenOptions {
@@ -276,7 +294,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             severity,
             ignore_unfixed,
             pkg_types,
-            db_max_age_hours,
+            db_max_age,
             fail_on_stale_db,
             output,
         } => {
@@ -285,11 +303,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut warnings = Vec::new();
             match database.age_seconds()? {
                 None => warnings.push(format!("{}: nothing imported yet; every scan will come back clean", path.display())),
-                Some(age) if age > db_max_age_hours * 3600 => {
+                Some(age) if age > db_max_age => {
                     let msg = format!(
-                        "{}: last updated {} hours ago, over the {db_max_age_hours}-hour limit; run `customs db import` with fresh data",
+                        "{}: last updated {} hours ago, over the {}-hour limit (--db-max-age); run `customs db update` or `customs db import` with fresh data",
                         path.display(),
-                        age / 3600
+                        age / 3600,
+                        db_max_age / 3600
                     );
                     if fail_on_stale_db {
                         bail!(msg);
@@ -450,4 +469,22 @@ fn emit(text: &str, path: Option<&Path>) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     tmp.persist(path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ages_parse_with_units() {
+        assert_eq!(super::parse_age("7d"), Ok(7 * 86400));
+        assert_eq!(super::parse_age("36h"), Ok(36 * 3600));
+        assert_eq!(super::parse_age("90m"), Ok(5400));
+        assert!(super::parse_age("7w").is_err() && super::parse_age("d").is_err());
+    }
 }
