@@ -264,11 +264,27 @@ fn db_update_from_a_mirror_then_scan() {
 /// Builds a tiny program with cargo-auditable, depending on `dep`, and returns its path.
 fn auditable_binary(dir: &Path, dep: &str) -> Option<PathBuf> {
     std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("Cargo.toml"), format!("[package]\nname = \"pinned\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{dep}\n\n[workspace]\n")).unwrap();
-    std::fs::write(dir.join("src/main.rs"), "fn main() { let v: smallvec::SmallVec<[u8; 4]> = smallvec::smallvec![1, 2]; println!(\"{}\", v.len()); }\n").unwrap();
-    let out = Command::new("cargo").args(["auditable", "build", "--release", "-q"]).current_dir(dir).env("CARGO_TARGET_DIR", dir.join("target")).output().ok()?;
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("[package]\nname = \"pinned\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{dep}\n\n[workspace]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/main.rs"),
+        "fn main() { let v: smallvec::SmallVec<[u8; 4]> = smallvec::smallvec![1, 2]; println!(\"{}\", v.len()); }\n",
+    )
+    .unwrap();
+    let out = Command::new("cargo")
+        .args(["auditable", "build", "--release", "-q"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .output()
+        .ok()?;
     if !out.status.success() {
-        eprintln!("skipped: `cargo auditable build` failed ({}); cargo install cargo-auditable", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default());
+        eprintln!(
+            "skipped: `cargo auditable build` failed ({}); cargo install cargo-auditable",
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
+        );
         return None;
     }
     Some(dir.join("target/release/pinned"))
@@ -279,10 +295,17 @@ fn rust_binary_with_a_vulnerable_pin_yields_rustsec_ids_and_the_patched_one_none
     let Some(data) = shared() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("v.db");
-    cargo_bin_cmd!("customs").args(["db", "import", "--db"]).arg(&db).arg(data.join("osv/crates.io")).assert().success();
+    cargo_bin_cmd!("customs")
+        .args(["db", "import", "--db"])
+        .arg(&db)
+        .arg(data.join("osv/crates.io"))
+        .assert()
+        .success();
     let mut roots = Vec::new();
     for (name, dep) in [("old", "smallvec = \"=1.6.0\""), ("new", "smallvec = \"=1.6.1\"")] {
-        let Some(bin) = auditable_binary(&tmp.path().join(format!("{name}-src")), dep) else { return };
+        let Some(bin) = auditable_binary(&tmp.path().join(format!("{name}-src")), dep) else {
+            return;
+        };
         let root = tmp.path().join(name);
         std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
         std::fs::copy(&bin, root.join("usr/local/bin/pinned")).unwrap();
@@ -292,7 +315,10 @@ fn rust_binary_with_a_vulnerable_pin_yields_rustsec_ids_and_the_patched_one_none
     // RUSTSEC-2021-0003: buffer overflow in SmallVec::insert_many, fixed in 1.6.1.
     assert_eq!(ids_for(&old, "smallvec"), vec!["RUSTSEC-2021-0003"]);
     let f = &old["findings"][0];
-    assert_eq!((f["fixed_version"].as_str(), f["package"]["location"].as_str()), (Some("1.6.1"), Some("usr/local/bin/pinned")));
+    assert_eq!(
+        (f["fixed_version"].as_str(), f["package"]["location"].as_str()),
+        (Some("1.6.1"), Some("usr/local/bin/pinned"))
+    );
     let new = scan_json(&db, &format!("dir:{}", roots[1].display()), &[]);
     assert_eq!(new["findings"].as_array().unwrap().len(), 0, "{:#}", new["findings"]);
 }

@@ -20,6 +20,12 @@ pub enum Scheme {
     Go,
     /// Maven's ComparableVersion.
     Maven,
+    /// RubyGems' `Gem::Version`.
+    RubyGems,
+    /// PHP's `version_compare`, which composer applies to Packagist versions.
+    Php,
+    /// NuGet.Versioning: up to four numbers, case-insensitive pre-release labels.
+    NuGet,
     /// Numbers compared as numbers, everything else as text.
     Generic,
 }
@@ -32,7 +38,10 @@ impl Scheme {
             "Alpine" | "Wolfi" | "Chainguard" => Scheme::Apk,
             "Red Hat" | "Rocky Linux" | "AlmaLinux" | "openSUSE" | "SUSE" | "Mageia" | "Photon OS" => Scheme::Rpm,
             "PyPI" => Scheme::Pep440,
-            "npm" | "crates.io" | "NuGet" | "Packagist" | "RubyGems" | "Hex" | "Pub" => Scheme::Semver,
+            "npm" | "crates.io" | "Hex" | "Pub" => Scheme::Semver,
+            "RubyGems" => Scheme::RubyGems,
+            "Packagist" => Scheme::Php,
+            "NuGet" => Scheme::NuGet,
             "Go" => Scheme::Go,
             "Maven" => Scheme::Maven,
             _ => Scheme::Generic,
@@ -65,6 +74,9 @@ impl Scheme {
             }
             Scheme::Apk => Some(apk(a, b)),
             Scheme::Maven => Some(maven(a, b)),
+            Scheme::RubyGems => Some(rubygems(a, b)),
+            Scheme::Php => Some(php(a, b)),
+            Scheme::NuGet => nuget(a, b),
             Scheme::Generic => Some(generic(a, b)),
         }
     }
@@ -313,6 +325,192 @@ fn maven(a: &str, b: &str) -> Ordering {
     Ordering::Equal
 }
 
+/// `Gem::Version#<=>`: `-` means `.pre.`; segments are digit or letter runs;
+/// trailing zeros of the release part and of the pre-release part are dropped;
+/// a letter segment sorts before a number.
+fn rubygems(a: &str, b: &str) -> Ordering {
+    #[derive(PartialEq, Eq, Clone)]
+    enum Seg {
+        Num(u128),
+        Str(String),
+    }
+    fn canonical(v: &str) -> Vec<Seg> {
+        let v = v.trim().replace('-', ".pre.");
+        let mut segs = Vec::new();
+        let mut cur = String::new();
+        for c in v.chars().chain(std::iter::once(' ')) {
+            let same = cur
+                .chars()
+                .last()
+                .is_some_and(|l| l.is_ascii_digit() == c.is_ascii_digit() && c.is_ascii_alphanumeric());
+            if !cur.is_empty() && !same {
+                segs.push(if cur.bytes().all(|b| b.is_ascii_digit()) {
+                    Seg::Num(cur.parse().unwrap_or(u128::MAX))
+                } else {
+                    Seg::Str(cur.clone())
+                });
+                cur.clear();
+            }
+            if c.is_ascii_alphanumeric() {
+                cur.push(c);
+            }
+        }
+        let split = segs.iter().position(|s| matches!(s, Seg::Str(_))).unwrap_or(segs.len());
+        let (mut release, mut pre) = (segs[..split].to_vec(), segs[split..].to_vec());
+        for part in [&mut release, &mut pre] {
+            while part.last() == Some(&Seg::Num(0)) {
+                part.pop();
+            }
+        }
+        release.extend(pre);
+        release
+    }
+    let (x, y) = (canonical(a), canonical(b));
+    for i in 0..x.len().max(y.len()) {
+        let (l, r) = (x.get(i).cloned().unwrap_or(Seg::Num(0)), y.get(i).cloned().unwrap_or(Seg::Num(0)));
+        let o = match (&l, &r) {
+            (Seg::Num(p), Seg::Num(q)) => p.cmp(q),
+            (Seg::Str(p), Seg::Str(q)) => p.cmp(q),
+            (Seg::Str(_), Seg::Num(_)) => Ordering::Less,
+            (Seg::Num(_), Seg::Str(_)) => Ordering::Greater,
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+/// PHP's `version_compare`: `-_+` become `.`, a `.` goes between digits and
+/// letters; special words order `dev < alpha = a < beta = b < RC = rc < number < pl = p`.
+fn php(a: &str, b: &str) -> Ordering {
+    fn canon(v: &str) -> Vec<String> {
+        let mut out = String::new();
+        let mut prev: Option<char> = None;
+        for c in v.chars() {
+            let c = if matches!(c, '-' | '_' | '+') { '.' } else { c };
+            if let Some(p) = prev
+                && c != '.'
+                && p != '.'
+                && (p.is_ascii_digit() != c.is_ascii_digit())
+            {
+                out.push('.');
+            }
+            out.push(c);
+            prev = Some(c);
+        }
+        out.split('.').filter(|p| !p.is_empty()).map(String::from).collect()
+    }
+    fn special(s: &str) -> i32 {
+        // Prefix match, as PHP does (`alpha1`, `beta2`, `RC1` after splitting are words).
+        const FORMS: [(&str, i32); 9] = [
+            ("dev", 0),
+            ("alpha", 1),
+            ("a", 1),
+            ("beta", 2),
+            ("b", 2),
+            ("RC", 3),
+            ("rc", 3),
+            ("#", 4),
+            ("pl", 5),
+        ];
+        for (f, rank) in FORMS {
+            if s.starts_with(f) {
+                return rank;
+            }
+        }
+        if s.starts_with('p') {
+            return 5;
+        }
+        -6
+    }
+    fn part(x: &str, y: &str) -> Ordering {
+        let (dx, dy) = (x.bytes().all(|c| c.is_ascii_digit()), y.bytes().all(|c| c.is_ascii_digit()));
+        match (dx, dy) {
+            (true, true) => x.parse::<u128>().unwrap_or(u128::MAX).cmp(&y.parse::<u128>().unwrap_or(u128::MAX)),
+            (false, false) => special(x).cmp(&special(y)),
+            (true, false) => special("#").cmp(&special(y)),
+            (false, true) => special(x).cmp(&special("#")),
+        }
+    }
+    let (x, y) = (canon(a), canon(b));
+    for i in 0..x.len().min(y.len()) {
+        let o = part(&x[i], &y[i]);
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    match x.len().cmp(&y.len()) {
+        Ordering::Equal => Ordering::Equal,
+        // The longer one's next part decides: a number makes it newer, a word is weighed against "#".
+        Ordering::Greater => {
+            let p = &x[y.len()];
+            if p.bytes().all(|c| c.is_ascii_digit()) {
+                Ordering::Greater
+            } else {
+                special(p).cmp(&special("#"))
+            }
+        }
+        Ordering::Less => {
+            let p = &y[x.len()];
+            if p.bytes().all(|c| c.is_ascii_digit()) {
+                Ordering::Less
+            } else {
+                special("#").cmp(&special(p))
+            }
+        }
+    }
+}
+
+/// NuGet.Versioning: `Major.Minor.Patch[.Revision][-pre][+meta]`; missing
+/// numbers are 0; a release beats its pre-releases; labels compare like SemVer
+/// 2 but case-insensitively; metadata is ignored.
+fn nuget(a: &str, b: &str) -> Option<Ordering> {
+    fn parse(v: &str) -> Option<([u64; 4], Vec<String>)> {
+        let v = v.trim().trim_start_matches(['v', 'V']);
+        let v = v.split('+').next()?;
+        let (core, pre) = v.split_once('-').map_or((v, ""), |(c, p)| (c, p));
+        let mut nums = [0u64; 4];
+        let parts: Vec<&str> = core.split('.').collect();
+        if parts.is_empty() || parts.len() > 4 {
+            return None;
+        }
+        for (i, p) in parts.iter().enumerate() {
+            nums[i] = p.parse().ok()?;
+        }
+        let pre = if pre.is_empty() {
+            Vec::new()
+        } else {
+            pre.split('.').map(|s| s.to_ascii_lowercase()).collect()
+        };
+        Some((nums, pre))
+    }
+    let ((na, pa), (nb, pb)) = (parse(a)?, parse(b)?);
+    let o = na.cmp(&nb);
+    if o != Ordering::Equal {
+        return Some(o);
+    }
+    Some(match (pa.is_empty(), pb.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => {
+            for (x, y) in pa.iter().zip(&pb) {
+                let o = match (x.parse::<u64>(), y.parse::<u64>()) {
+                    (Ok(i), Ok(j)) => i.cmp(&j),
+                    (Ok(_), Err(_)) => Ordering::Less,
+                    (Err(_), Ok(_)) => Ordering::Greater,
+                    _ => x.cmp(y),
+                };
+                if o != Ordering::Equal {
+                    return Some(o);
+                }
+            }
+            pa.len().cmp(&pb.len())
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,6 +560,23 @@ mod tests {
                 ("2.14.1", "2.15.0", Less),
                 ("2.17.1", "2.3.1", Greater),
                 ("1.0.RELEASE", "1.0", Equal),
+            ],
+        );
+    }
+
+    #[test]
+    fn nuget_follows_nuget_versioning() {
+        check(
+            Scheme::NuGet,
+            &[
+                ("1.0", "1.0.0.0", Equal),
+                ("1.0.0-beta", "1.0.0", Less),
+                ("1.0.0-Beta", "1.0.0-beta", Equal),
+                ("1.0.0-alpha.2", "1.0.0-alpha.10", Less),
+                ("1.0.0-alpha", "1.0.0-alpha.1", Less),
+                ("1.0.0.1", "1.0.0", Greater),
+                ("1.0.0+build", "1.0.0", Equal),
+                ("13.0.1", "13.0.3", Less),
             ],
         );
     }

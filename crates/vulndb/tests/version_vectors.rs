@@ -1,5 +1,6 @@
 //! Our version order against vectors the native tools produced (see tests/vectors/generate.py):
-//! dpkg via python-apt, PEP 440 via `packaging`, RPM via rpm's `labelCompare`.
+//! dpkg via python-apt, PEP 440 via `packaging`, RPM via rpm's `labelCompare`,
+//! RubyGems via Ruby's `Gem::Version`, Packagist via PHP's `version_compare`.
 
 use std::cmp::Ordering;
 
@@ -45,4 +46,14 @@ fn pep440_matches_packaging() {
 #[test]
 fn rpm_matches_rpm_label_compare() {
     check(Scheme::Rpm, "rpm.txt");
+}
+
+#[test]
+fn rubygems_matches_gem_version() {
+    check(Scheme::RubyGems, "rubygems.txt");
+}
+
+#[test]
+fn php_matches_version_compare() {
+    check(Scheme::Php, "php.txt");
 }

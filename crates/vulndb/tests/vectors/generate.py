@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Generates version-order vectors with the native implementations, for tests/version_vectors.rs.
 
-Run with Debian's python3 (it has python-apt, the rpm bindings and packaging):
-    apt-get install python3-apt python3-rpm python3-packaging
+Run with Debian's python3 (it has python-apt, the rpm bindings and packaging), with
+ruby (Gem::Version) and php (version_compare) on the PATH:
+    apt-get install python3-apt python3-rpm python3-packaging ruby php-cli
     /usr/bin/python3 crates/vulndb/tests/vectors/generate.py
 Each output line is `A B ORDER` with ORDER one of < = >, for every ordered pair of the inputs.
 """
@@ -22,6 +23,22 @@ PEP440 = ["0", "1.0", "1.0.0", "1.0.post1", "1.0.dev1", "1.0a1", "1.0b2", "1.0rc
 RPM = ["0", "1", "1.0", "1.0-1", "1.0-2", "1:0.5-1", "2:0.1-1", "1.0~rc1-1", "1.0^git1-1", "1.0a-1", "1.0.1-1",
        "1.00-1", "1.01-1", "3.0.7-24.el9", "3.0.7-27.el9", "3.0.7-24.el9_3", "1.0-1.el8", "1.0-1.el9", "2.0-0.1.rc1",
        "1.0_1-1", "a-1", "1.0-1~beta"]
+
+
+RUBYGEMS = ["0", "1", "1.0", "1.0.0", "1.0.a", "1.0.a1", "1.0.b1", "1.0.rc1", "1.0-1", "1.0.0.pre", "1.0.1", "1.1",
+            "1.10", "1.9", "2.0.0.beta", "2.0.0", "5.2.4.3", "5.2.4.4", "6.0.0.rc2", "6.0.0", "1.0.0.0.1", "1.0.A"]
+
+PHP = ["0", "1", "1.0", "1.0.0", "1.0.0-dev", "1.0.0-alpha1", "1.0.0-a2", "1.0.0-beta", "1.0.0-b1", "1.0.0-RC1",
+       "1.0.0-rc2", "1.0.0-pl1", "1.0.0-p2", "1.0.1", "1.10", "1.9", "2.0.0-beta1", "2.0.0", "1.0.0.0", "1.0.0-foo",
+       "5.4.31", "5.4.4", "1.0.0-patch1"]
+
+
+def external(cmd, pairs):
+    """Compares many pairs in one run of an external interpreter; returns a dict (a, b) -> -1/0/1."""
+    import subprocess
+    stdin = "".join(f"{a}\t{b}\n" for a, b in pairs)
+    out = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=True).stdout.split()
+    return {pair: int(o) for pair, o in zip(pairs, out)}
 
 
 def write(name, versions, cmp):
@@ -46,6 +63,14 @@ def main():
         version, _, release = rest.partition("-")
         return (epoch or None, version, release or None)
     write("rpm", RPM, lambda a, b: rpm.labelCompare(evr(a), evr(b)))
+
+    pairs = list(itertools.product(RUBYGEMS, RUBYGEMS))
+    ruby = external(["ruby", "-e", "STDIN.each_line { |l| a, b = l.chomp.split(\"\\t\"); puts(Gem::Version.new(a) <=> Gem::Version.new(b)) }"], pairs)
+    write("rubygems", RUBYGEMS, lambda a, b: ruby[(a, b)])
+
+    pairs = list(itertools.product(PHP, PHP))
+    php = external(["php", "-r", "while (($l = fgets(STDIN)) !== false) { [$a, $b] = explode(\"\\t\", rtrim($l, \"\\n\")); echo version_compare($a, $b), \"\\n\"; }"], pairs)
+    write("php", PHP, lambda a, b: php[(a, b)])
 
 
 if __name__ == "__main__":
