@@ -59,15 +59,52 @@ enum Command {
         /// Package types to scan: `os` (dpkg, apk, rpm), `library` (language packages), or both.
         #[arg(long, value_delimiter = ',', default_values = ["os", "library"])]
         pkg_types: Vec<PkgType>,
-        /// Warn when the database is older than this (`90m`, `36h`, `7d`).
-        #[arg(long, default_value = "7d", env = "CUSTOMS_DB_MAX_AGE", value_parser = parse_age)]
-        db_max_age: i64,
-        /// Fail instead of warning when the database is older than --db-max-age.
-        #[arg(long)]
-        fail_on_stale_db: bool,
+        #[command(flatten)]
+        freshness: Freshness,
         /// Write to this file instead of standard output (replaced atomically).
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+    /// The build breaker: scan, apply the project's exceptions, pass or fail.
+    ///
+    /// Exit codes: 0 pass, 1 policy failure (or --exit-code), 2 usage or input error.
+    Gate {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        freshness: Freshness,
+        /// Severities that fail the gate (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values = ["CRITICAL", "HIGH"])]
+        fail_on: Vec<Severity>,
+        /// Severities shown in the output and reports; default all. Never affects the verdict.
+        #[arg(long, value_delimiter = ',')]
+        severity: Vec<Severity>,
+        /// Findings without a fixed version do not fail the gate.
+        #[arg(long)]
+        ignore_unfixed: bool,
+        /// The project's exceptions [default: ./exclusions.json when present].
+        #[arg(long)]
+        exclusions: Option<PathBuf>,
+        /// Also read a `.trivyignore` (migration from Trivy).
+        #[arg(long)]
+        trivyignore: Option<PathBuf>,
+        /// Exceptions expire this many days after their `date`.
+        #[arg(long)]
+        max_exception_age_days: Option<i64>,
+        /// Every exception must give a `reason`.
+        #[arg(long)]
+        require_reason: bool,
+        /// Exit code when the gate fails.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
+        exit_code: u8,
+        /// Also write a report: FORMAT=PATH with FORMAT one of json, sarif, junit, table; repeat for several.
+        #[arg(long = "report", value_parser = parse_report)]
+        reports: Vec<(ReportFormat, PathBuf)>,
+        /// List suppressed findings with the exception that matched.
+        #[arg(long)]
+        show_suppressed: bool,
     },
     /// Manage the local vulnerability database.
     Db {
@@ -133,6 +170,42 @@ struct Target {
     platform: Platform,
     #[command(flatten)]
     registry: RegistryArgs,
+}
+
+/// How old the vulnerability database may be.
+#[derive(clap::Args)]
+struct Freshness {
+    /// Warn when the database is older than this (`90m`, `36h`, `7d`).
+    #[arg(long, default_value = "7d", env = "CUSTOMS_DB_MAX_AGE", value_parser = parse_age)]
+    db_max_age: i64,
+    /// Fail instead of warning when the database is older than --db-max-age.
+    #[arg(long)]
+    fail_on_stale_db: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReportFormat {
+    Json,
+    Sarif,
+    Junit,
+    Table,
+}
+
+fn parse_report(s: &str) -> Result<(ReportFormat, PathBuf), String> {
+    let (format, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid report {s:?}: use FORMAT=PATH, e.g. sarif=customs.sarif"))?;
+    let format = match format {
+        "json" => ReportFormat::Json,
+        "sarif" => ReportFormat::Sarif,
+        "junit" => ReportFormat::Junit,
+        "table" => ReportFormat::Table,
+        other => return Err(format!("unknown report format {other:?}: use json, sarif, junit or table")),
+    };
+    if path.is_empty() {
+        return Err(format!("invalid report {s:?}: the path is empty"));
+    }
+    Ok((format, PathBuf::from(path)))
 }
 
 /// Where the vulnerability database lives.
@@ -250,6 +323,57 @@ fn parse_age(s: &str) -> Result<i64, String> {
     Ok(n * factor)
 }
 
+/// Opens the database (checking its age), inventories the image and matches it.
+fn vulnerabilities(
+    target: &Target,
+    db: &DbArgs,
+    freshness: &Freshness,
+    pkg_types: &[PkgType],
+) -> Result<(Subject, Vec<customs_vulndb::Finding>, Vec<String>)> {
+    let path = db.path()?;
+    let database = Database::open_existing(&path)?;
+    let mut warnings = Vec::new();
+    match database.age_seconds()? {
+        None => warnings.push(format!("{}: nothing imported yet; every scan will come back clean", path.display())),
+        Some(age) if age > freshness.db_max_age => {
+            let msg = format!(
+                "{}: last updated {} hours ago, over the {}-hour limit (--db-max-age); run `customs db update` or `customs db import` with fresh data",
+                path.display(),
+                age / 3600,
+                freshness.db_max_age / 3600
+            );
+            if freshness.fail_on_stale_db {
+                bail!(msg);
+            }
+            warnings.push(msg);
+        }
+        Some(_) => {}
+    }
+    let (subject, mut inventory) = inventory(target)?;
+    inventory
+        .packages
+        .retain(|p| pkg_types.contains(if p.kind.is_os() { &PkgType::Os } else { &PkgType::Library }));
+    let findings = customs_vulndb::scan(&database, &inventory)?;
+    warnings.extend(inventory.warnings.iter().cloned());
+    Ok((subject, findings, warnings))
+}
+
+/// Reads the exclusions file (and `.trivyignore`), if any.
+fn load_exceptions(exclusions: Option<&Path>, trivyignore: Option<&Path>, require_reason: bool) -> Result<Vec<customs_policy::Exception>> {
+    let mut out = Vec::new();
+    let default = Path::new("exclusions.json");
+    let path = exclusions.or_else(|| default.is_file().then_some(default));
+    if let Some(p) = path {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading exclusions {}", p.display()))?;
+        out.extend(customs_policy::exclusions::parse(&text, &p.display().to_string(), require_reason)?);
+    }
+    if let Some(p) = trivyignore {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        out.extend(customs_policy::exclusions::parse_trivyignore(&text, &p.display().to_string())?);
+    }
+    Ok(out)
+}
+
 /// Opens the image and inventories it.
 fn inventory(target: &Target) -> Result<(Subject, Inventory)> {
     let options = OpenOptions {
@@ -294,37 +418,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             severity,
             ignore_unfixed,
             pkg_types,
-            db_max_age,
-            fail_on_stale_db,
+            freshness,
             output,
         } => {
-            let path = db.path()?;
-            let database = Database::open_existing(&path)?;
-            let mut warnings = Vec::new();
-            match database.age_seconds()? {
-                None => warnings.push(format!("{}: nothing imported yet; every scan will come back clean", path.display())),
-                Some(age) if age > db_max_age => {
-                    let msg = format!(
-                        "{}: last updated {} hours ago, over the {}-hour limit (--db-max-age); run `customs db update` or `customs db import` with fresh data",
-                        path.display(),
-                        age / 3600,
-                        db_max_age / 3600
-                    );
-                    if fail_on_stale_db {
-                        bail!(msg);
-                    }
-                    warnings.push(msg);
-                }
-                Some(_) => {}
-            }
-            let (subject, mut inventory) = inventory(&target)?;
-            inventory
-                .packages
-                .retain(|p| pkg_types.contains(if p.kind.is_os() { &PkgType::Os } else { &PkgType::Library }));
-            let mut findings = customs_vulndb::scan(&database, &inventory)?;
+            let (subject, mut findings, warnings) = vulnerabilities(&target, &db, &freshness, &pkg_types)?;
             findings
                 .retain(|f| (severity.is_empty() || severity.contains(&f.severity)) && !(ignore_unfixed && f.fix_state != FixState::Fixed));
-            warnings.extend(inventory.warnings.iter().cloned());
             let text = match format {
                 ScanFormat::Table => customs_report::findings_table(&subject, &findings, &warnings),
                 ScanFormat::Json => customs_report::findings_json(&subject, &findings, &warnings),
@@ -336,6 +435,63 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             emit(&text, output.as_deref())?;
+        }
+        Command::Gate {
+            target,
+            db,
+            freshness,
+            fail_on,
+            severity,
+            ignore_unfixed,
+            exclusions,
+            trivyignore,
+            max_exception_age_days,
+            require_reason,
+            exit_code,
+            reports,
+            show_suppressed,
+        } => {
+            // Bad exceptions are a usage error: stop before any scanning.
+            let exceptions = load_exceptions(exclusions.as_deref(), trivyignore.as_deref(), require_reason)?;
+            let (subject, findings, warnings) = vulnerabilities(&target, &db, &freshness, &[PkgType::Os, PkgType::Library])?;
+            let thresholds = customs_policy::Thresholds {
+                fail_on,
+                ignore_unfixed,
+                max_exception_age_days,
+            };
+            let today = time::OffsetDateTime::now_utc().date();
+            let verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
+            // `--severity` only trims what is shown; the verdict was taken on everything.
+            let (findings, shown_verdict) = shown(findings, &verdict, &severity);
+            let result = customs_report::GateResult {
+                subject: &subject,
+                findings: &findings,
+                exceptions: &exceptions,
+                verdict: &shown_verdict,
+                warnings: &warnings,
+            };
+            let render = |format: ReportFormat| match format {
+                ReportFormat::Json => customs_report::gate_json(&result),
+                ReportFormat::Junit => customs_report::gate_junit(&result),
+                ReportFormat::Sarif => {
+                    let suppressed: Vec<usize> = shown_verdict.suppressed.iter().map(|s| s.finding).collect();
+                    let unsuppressed: Vec<customs_vulndb::Finding> = findings
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !suppressed.contains(i))
+                        .map(|(_, f)| f.clone())
+                        .collect();
+                    customs_report::findings_sarif(&subject, &unsuppressed)
+                }
+                ReportFormat::Table => gate_table(&result, show_suppressed),
+            };
+            for (format, path) in &reports {
+                emit(&render(*format), Some(path))?;
+            }
+            emit(&render(ReportFormat::Table), None)?;
+            if !verdict.pass {
+                return Ok(ExitCode::from(exit_code));
+            }
         }
         Command::Db {
             command: DbCommand::Import { paths, db },
@@ -452,6 +608,74 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps the findings `--severity` shows (failing ones always), re-indexing the verdict to match.
+fn shown(
+    findings: Vec<customs_vulndb::Finding>,
+    verdict: &customs_policy::Verdict,
+    severity: &[Severity],
+) -> (Vec<customs_vulndb::Finding>, customs_policy::Verdict) {
+    let mut index = vec![None; findings.len()];
+    let mut kept = Vec::new();
+    for (i, f) in findings.into_iter().enumerate() {
+        if verdict.failing.contains(&i) || severity.is_empty() || severity.contains(&f.severity) {
+            index[i] = Some(kept.len());
+            kept.push(f);
+        }
+    }
+    let mut v = verdict.clone();
+    v.failing = verdict.failing.iter().filter_map(|&i| index[i]).collect();
+    v.suppressed = verdict
+        .suppressed
+        .iter()
+        .filter_map(|s| {
+            index[s.finding].map(|finding| customs_policy::Suppression {
+                finding,
+                exception: s.exception,
+            })
+        })
+        .collect();
+    (kept, v)
+}
+
+/// The gate for people: the findings that count, then the verdict and its reasons.
+fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool) -> String {
+    let suppressed: Vec<usize> = r.verdict.suppressed.iter().map(|s| s.finding).collect();
+    let visible: Vec<customs_vulndb::Finding> = r
+        .findings
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !suppressed.contains(i))
+        .map(|(_, f)| f.clone())
+        .collect();
+    let mut out = customs_report::findings_table(r.subject, &visible, r.warnings);
+    if show_suppressed && !r.verdict.suppressed.is_empty() {
+        out.push_str("\nsuppressed by exceptions:\n");
+        for s in &r.verdict.suppressed {
+            let (f, e) = (&r.findings[s.finding], &r.exceptions[s.exception]);
+            out.push_str(&format!(
+                "  {} in {} {} (line {}{})\n",
+                f.id,
+                f.package.name,
+                f.package.version,
+                e.line,
+                e.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default()
+            ));
+        }
+    }
+    for &i in &r.verdict.unused {
+        out.push_str(&format!(
+            "note: exception at line {} matched nothing; remove it if the risk is gone\n",
+            r.exceptions[i].line
+        ));
+    }
+    out.push('\n');
+    for reason in &r.verdict.reasons {
+        out.push_str(reason);
+        out.push('\n');
+    }
+    out
 }
 
 /// Writes to `path` through a temporary file and a rename, so readers never see half a report.

@@ -9,6 +9,7 @@
 
 mod cyclonedx;
 mod findings;
+mod gate;
 mod sarif;
 mod spdx;
 mod table;
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 pub use cyclonedx::cyclonedx;
 pub use findings::{findings_json, findings_table};
+pub use gate::{GateResult, gate_json, gate_junit};
 pub use sarif::findings_sarif;
 pub use spdx::spdx;
 pub use table::table;

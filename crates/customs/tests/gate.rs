@@ -1,0 +1,192 @@
+//! `customs gate`: thresholds, exclusions.json semantics, reports and exit codes.
+//! Runs on the bundled demo image always, and on the real bookworm test image when it was built.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use serde_json::Value;
+
+/// A database with one synthetic HIGH advisory for `package` below `fixed` in `ecosystem`.
+fn db_with(dir: &Path, ecosystem: &str, package: &str, fixed: &str) -> PathBuf {
+    let osv = dir.join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    let record = serde_json::json!({
+        "id": "TEST-GATE-1", "aliases": ["CVE-0000-0001"], "summary": "Synthetic advisory for the gate tests",
+        "database_specific": {"severity": "HIGH"},
+        "affected": [{"package": {"ecosystem": ecosystem, "name": package}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]
+    });
+    std::fs::write(osv.join("a.json"), record.to_string()).unwrap();
+    let db = dir.join("v.db");
+    cargo_bin_cmd!("customs")
+        .args(["db", "import", "--db"])
+        .arg(&db)
+        .arg(&osv)
+        .assert()
+        .success();
+    db
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn gate(dir: &Path, db: &Path, image: &str, args: &[&str]) -> Run {
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(dir)
+        .args(["gate", image, "--db"])
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+fn exercise(image: &str, package: &str, db: &Path, dir: &Path) {
+    let ex = dir.join("exclusions.json");
+    let _ = std::fs::remove_file(&ex);
+    // No exceptions: HIGH fails the gate with exit 1, and every report says so.
+    let r = gate(
+        dir,
+        db,
+        image,
+        &[
+            "--report",
+            "junit=gate.xml",
+            "--report",
+            "sarif=gate.sarif",
+            "--report",
+            "json=gate.json",
+        ],
+    );
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("fail: 1 finding(s) at CRITICAL or HIGH"), "{}", r.stdout);
+    let junit = std::fs::read_to_string(dir.join("gate.xml")).unwrap();
+    assert!(
+        junit.contains("failures=\"2\"") && junit.contains("<failure message=\"HIGH: Synthetic advisory"),
+        "{junit}"
+    );
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("gate.sarif")).unwrap()).unwrap();
+    assert_eq!(sarif["runs"][0]["results"][0]["ruleId"], "TEST-GATE-1");
+    assert_eq!(sarif["runs"][0]["results"][0]["level"], "error");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("gate.json")).unwrap()).unwrap();
+    assert_eq!(json["verdict"]["pass"], false);
+    assert_eq!(json["findings"][0]["status"], "failing");
+
+    // Showing only CRITICAL does not hide what fails; a custom exit code is honoured.
+    let r = gate(dir, db, image, &["--severity", "CRITICAL", "--exit-code", "3"]);
+    assert_eq!(r.code, Some(3));
+    assert!(r.stdout.contains("TEST-GATE-1"));
+    // Failing only on CRITICAL lets it pass.
+    assert_eq!(gate(dir, db, image, &["--fail-on", "CRITICAL"]).code, Some(0));
+
+    // The seed's exact format, unchanged: the exception suppresses the finding.
+    std::fs::write(&ex, format!("[ {{ \"library_name\": \"{package}\", \"date\": \"2024-03-07\" }} ]")).unwrap();
+    let r = gate(dir, db, image, &["--show-suppressed", "--report", "json=gate.json"]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("suppressed by exceptions:") && r.stdout.contains("TEST-GATE-1"),
+        "{}",
+        r.stdout
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("gate.json")).unwrap()).unwrap();
+    assert_eq!(json["findings"][0]["status"], "suppressed");
+    assert_eq!(json["findings"][0]["exception"]["library_name"], package);
+
+    // The same exception, too old for a 30-day policy: it expires and the gate fails again.
+    let r = gate(dir, db, image, &["--max-exception-age-days", "30"]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stdout.contains("older than the policy's 30-day maximum"), "{}", r.stdout);
+
+    // An explicit expiry in the past: fails again, and the reason names the exception.
+    std::fs::write(
+        &ex,
+        format!("[{{\"library_name\": \"{package}\", \"expires\": \"2020-01-01\", \"reason\": \"accepted\"}}]"),
+    )
+    .unwrap();
+    let r = gate(dir, db, image, &[]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stdout.contains("expired on 2020-01-01") && r.stdout.contains("is no longer excepted"),
+        "{}",
+        r.stdout
+    );
+
+    // A typo in a field name is a usage error naming the file, line and field.
+    std::fs::write(
+        &ex,
+        format!("[\n  {{\"library_name\": \"{package}\",\n    \"expire\": \"2099-01-01\"}}\n]"),
+    )
+    .unwrap();
+    let r = gate(dir, db, image, &[]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("exclusions.json:2") && r.stderr.contains("unknown field `expire`"),
+        "{}",
+        r.stderr
+    );
+
+    // Reasons can be made mandatory.
+    std::fs::write(&ex, format!("[{{\"library_name\": \"{package}\"}}]")).unwrap();
+    let r = gate(dir, db, image, &["--require-reason"]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("`reason` is required"), "{}", r.stderr);
+    std::fs::remove_file(&ex).unwrap();
+}
+
+#[test]
+fn gate_on_the_demo_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    exercise(&demo, "requests", &db, tmp.path());
+
+    // Usage errors are 2, distinct from a policy failure (1) and a crash (101).
+    let r = gate(tmp.path(), &db, &demo, &["--report", "xml=out.xml"]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("unknown report format"), "{}", r.stderr);
+    let r = gate(tmp.path(), &db, "/nonexistent/image.tar", &[]);
+    assert_eq!(r.code, Some(2));
+}
+
+#[test]
+fn gate_on_a_real_debian_image() {
+    let dir = std::env::var_os("CUSTOMS_TEST_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-images"));
+    let image = dir.join("bookworm-app.docker.tar");
+    if !image.is_file() {
+        eprintln!("skipped: {} is absent (run ../shared/tools/build-test-images.sh)", image.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Source package `curl` (binaries curl and libcurl4) older than a fictitious fix.
+    let db = db_with(tmp.path(), "Debian:12", "curl", "7.88.1-10+deb12u99");
+    let r = gate(tmp.path(), &db, image.to_str().unwrap(), &["--report", "json=g.json"]);
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("g.json")).unwrap()).unwrap();
+    let mut hit: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["package"]["name"].as_str().unwrap())
+        .collect();
+    hit.sort();
+    assert_eq!(hit, vec!["curl", "libcurl4"], "matched by source package");
+    assert!(json["findings"].as_array().unwrap().iter().all(|f| f["package"]["layer"] == 2));
+    // One seed-format exception for the source package covers both binaries.
+    std::fs::write(
+        tmp.path().join("exclusions.json"),
+        r#"[{"library_name": "curl", "date": "2024-03-07"}]"#,
+    )
+    .unwrap();
+    assert_eq!(gate(tmp.path(), &db, image.to_str().unwrap(), &[]).code, Some(0));
+}

@@ -1,0 +1,286 @@
+//! The Secure Image Policy's verdict, shared by the CLI, the registry and deploy checks.
+//!
+//! [`decide`] takes findings, the project's exceptions ([`exclusions::parse`])
+//! and [`Thresholds`], and says pass or fail with the reasons: which findings
+//! break the build, which an exception suppressed (and which exception), which
+//! exceptions expired (they stop suppressing and are reported), and which
+//! matched nothing (for the policy's regular review).
+
+#![warn(missing_docs)]
+
+pub mod exclusions;
+
+use customs_vulndb::{Finding, FixState, Severity};
+use serde::Serialize;
+use time::Date;
+
+pub use exclusions::{Exception, ExclusionError};
+
+/// What breaks a build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Severities that fail the gate (the policy's default: CRITICAL and HIGH).
+    pub fail_on: Vec<Severity>,
+    /// Findings with no fixed version do not fail the gate.
+    pub ignore_unfixed: bool,
+    /// An exception older than this many days (counted from its `date`) has expired.
+    pub max_exception_age_days: Option<i64>,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            fail_on: vec![Severity::Critical, Severity::High],
+            ignore_unfixed: false,
+            max_exception_age_days: None,
+        }
+    }
+}
+
+/// A finding an exception covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Suppression {
+    /// Index into the findings.
+    pub finding: usize,
+    /// Index into the exceptions.
+    pub exception: usize,
+}
+
+/// The decision, with everything needed to explain it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// True when nothing breaks the build.
+    pub pass: bool,
+    /// Findings (indices) at or above a failing severity and not suppressed.
+    pub failing: Vec<usize>,
+    /// Findings suppressed by a valid exception; never counted toward failure.
+    pub suppressed: Vec<Suppression>,
+    /// Exceptions (indices) past `expires` or older than the policy's maximum age.
+    pub expired: Vec<usize>,
+    /// Valid exceptions that matched no finding.
+    pub unused: Vec<usize>,
+    /// Sentences explaining the verdict.
+    pub reasons: Vec<String>,
+}
+
+/// Why an exception is no longer valid on `today`, if it is not.
+pub fn expiry(e: &Exception, t: &Thresholds, today: Date) -> Option<String> {
+    if let Some(exp) = e.expires
+        && today > exp
+    {
+        return Some(format!("expired on {exp}"));
+    }
+    if let (Some(granted), Some(days)) = (e.date, t.max_exception_age_days) {
+        let until = granted.checked_add(time::Duration::days(days))?;
+        if today > until {
+            return Some(format!(
+                "granted {granted}, older than the policy's {days}-day maximum (until {until})"
+            ));
+        }
+    }
+    None
+}
+
+/// Whether exception `e` covers finding `f`: every field the exception sets must match.
+///
+/// `library_name` matches the package's own name or its source package, so an
+/// exception for `ncurses` covers `libtinfo6` built from it; `id` matches the
+/// advisory id or any alias (CVE, GHSA), case-insensitively.
+pub fn covers(e: &Exception, f: &Finding) -> bool {
+    let id_ok =
+        e.id.as_ref()
+            .is_none_or(|id| f.id.eq_ignore_ascii_case(id) || f.aliases.iter().any(|a| a.eq_ignore_ascii_case(id)));
+    let lib_ok = e
+        .library_name
+        .as_ref()
+        .is_none_or(|n| f.package.name == *n || f.package.source_name.as_deref() == Some(n.as_str()));
+    let ver_ok = e.version.as_ref().is_none_or(|v| f.package.version == *v || f.installed == *v);
+    let path_ok = e.path.as_ref().is_none_or(|p| {
+        exclusions::glob_match(p, &f.package.location)
+            || exclusions::glob_match(p, f.package.location.split('!').next().unwrap_or_default())
+    });
+    id_ok && lib_ok && ver_ok && path_ok
+}
+
+fn describe(e: &Exception) -> String {
+    let mut parts = Vec::new();
+    if let Some(id) = &e.id {
+        parts.push(id.clone());
+    }
+    if let Some(n) = &e.library_name {
+        parts.push(n.clone());
+    }
+    format!("{} (line {})", parts.join(" in "), e.line)
+}
+
+/// Decides pass or fail for `findings` under `exceptions` and `t`, as of `today`.
+pub fn decide(findings: &[Finding], exceptions: &[Exception], t: &Thresholds, today: Date) -> Verdict {
+    let mut v = Verdict::default();
+    let expired: Vec<Option<String>> = exceptions.iter().map(|e| expiry(e, t, today)).collect();
+    let mut used = vec![false; exceptions.len()];
+    for (fi, f) in findings.iter().enumerate() {
+        let mut covering_expired = None;
+        let mut suppressed = false;
+        for (ei, e) in exceptions.iter().enumerate() {
+            if !covers(e, f) {
+                continue;
+            }
+            if expired[ei].is_some() {
+                covering_expired = Some(ei);
+                continue;
+            }
+            used[ei] = true;
+            v.suppressed.push(Suppression {
+                finding: fi,
+                exception: ei,
+            });
+            suppressed = true;
+            break;
+        }
+        if suppressed {
+            continue;
+        }
+        let counts = t.fail_on.contains(&f.severity) && !(t.ignore_unfixed && f.fix_state != FixState::Fixed);
+        if counts {
+            v.failing.push(fi);
+            if let Some(ei) = covering_expired {
+                v.reasons.push(format!(
+                    "{} in {} {} is no longer excepted: exception {} {}",
+                    f.id,
+                    f.package.name,
+                    f.package.version,
+                    describe(&exceptions[ei]),
+                    expired[ei].as_deref().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    for (ei, why) in expired.iter().enumerate() {
+        if let Some(why) = why {
+            v.expired.push(ei);
+            v.reasons.push(format!(
+                "exception {} {why}; renew it or fix the finding",
+                describe(&exceptions[ei])
+            ));
+        } else if !used[ei] {
+            v.unused.push(ei);
+        }
+    }
+    v.pass = v.failing.is_empty();
+    let names: Vec<&str> = t.fail_on.iter().map(|s| s.as_str()).collect();
+    v.reasons.insert(
+        0,
+        if v.pass {
+            format!("pass: no unexcepted finding at {}", names.join(" or "))
+        } else {
+            format!(
+                "fail: {} finding(s) at {} without a valid exception",
+                v.failing.len(),
+                names.join(" or ")
+            )
+        },
+    );
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use customs_catalog::{Package, PackageKind};
+    use time::macros::date;
+
+    fn finding(id: &str, pkg: &str, source: Option<&str>, severity: Severity) -> Finding {
+        Finding {
+            id: id.into(),
+            aliases: vec![format!("CVE-{id}")],
+            package: Package {
+                name: pkg.into(),
+                version: "1.0".into(),
+                kind: PackageKind::Deb,
+                source_name: source.map(String::from),
+                source_version: None,
+                arch: None,
+                licenses: vec![],
+                purl: format!("pkg:deb/debian/{pkg}@1.0"),
+                location: "var/lib/dpkg/status".into(),
+                layer: Some(0),
+            },
+            ecosystem: "Debian:12".into(),
+            installed: "1.0".into(),
+            fixed_version: None,
+            fix_state: FixState::Affected,
+            severity,
+            severity_source: "debian".into(),
+            cvss_score: None,
+            title: String::new(),
+            references: vec![],
+        }
+    }
+
+    #[test]
+    fn thresholds_exceptions_and_expiry() {
+        let findings = vec![
+            finding("A", "libtinfo6", Some("ncurses"), Severity::High),
+            finding("B", "openssl", None, Severity::Medium),
+            finding("C", "zlib1g", Some("zlib"), Severity::Critical),
+        ];
+        let t = Thresholds::default();
+        let today = date!(2026 - 11 - 22);
+        let v = decide(&findings, &[], &t, today);
+        assert!(!v.pass);
+        assert_eq!(v.failing, vec![0, 2]);
+
+        let ex = exclusions::parse(
+            r#"[{"library_name": "ncurses", "date": "2026-11-01"},
+                {"id": "CVE-C", "expires": "2026-11-30", "reason": "not reachable"},
+                {"library_name": "nothing-like-this"}]"#,
+            "exclusions.json",
+            false,
+        )
+        .unwrap();
+        let v = decide(&findings, &ex, &t, today);
+        assert!(v.pass, "{:?}", v.reasons);
+        assert_eq!(
+            v.suppressed,
+            vec![Suppression { finding: 0, exception: 0 }, Suppression { finding: 2, exception: 1 }]
+        );
+        assert_eq!(v.unused, vec![2]);
+
+        // After the expiry date, the exception stops suppressing and says so.
+        let v = decide(&findings, &ex, &t, date!(2026 - 12 - 01));
+        assert!(!v.pass);
+        assert_eq!(v.failing, vec![2]);
+        assert_eq!(v.expired, vec![1]);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("C in zlib1g 1.0 is no longer excepted") && r.contains("expired on 2026-11-30")),
+            "{:?}",
+            v.reasons
+        );
+
+        // With a maximum age, the seed's `date` makes the first one expire too.
+        let aged = Thresholds {
+            max_exception_age_days: Some(10),
+            ..Thresholds::default()
+        };
+        let v = decide(&findings, &ex, &aged, today);
+        assert_eq!(v.expired, vec![0]);
+        assert_eq!(v.failing, vec![0]);
+    }
+
+    #[test]
+    fn ignore_unfixed_and_custom_fail_levels() {
+        let findings = vec![finding("A", "x", None, Severity::High), finding("B", "y", None, Severity::Medium)];
+        let only_fixed = Thresholds {
+            ignore_unfixed: true,
+            ..Thresholds::default()
+        };
+        assert!(decide(&findings, &[], &only_fixed, date!(2026 - 01 - 01)).pass);
+        let strict = Thresholds {
+            fail_on: vec![Severity::Medium],
+            ..Thresholds::default()
+        };
+        assert_eq!(decide(&findings, &[], &strict, date!(2026 - 01 - 01)).failing, vec![1]);
+    }
+}

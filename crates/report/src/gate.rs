@@ -1,0 +1,162 @@
+//! Gate reports: the verdict with its findings, as JSON and as JUnit XML for Azure DevOps.
+
+use customs_policy::{Exception, Verdict};
+use customs_vulndb::Finding;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{Subject, TOOL_VERSION};
+
+/// Everything a gate decided on, for renderers.
+pub struct GateResult<'a> {
+    /// The image.
+    pub subject: &'a Subject,
+    /// Findings shown (after `--severity`), suppressed ones included.
+    pub findings: &'a [Finding],
+    /// The project's exceptions.
+    pub exceptions: &'a [Exception],
+    /// The decision.
+    pub verdict: &'a Verdict,
+    /// Non-fatal problems.
+    pub warnings: &'a [String],
+}
+
+impl GateResult<'_> {
+    fn status(&self, i: usize) -> &'static str {
+        if self.verdict.failing.contains(&i) {
+            "failing"
+        } else if self.verdict.suppressed.iter().any(|s| s.finding == i) {
+            "suppressed"
+        } else {
+            "shown"
+        }
+    }
+
+    fn exception_of(&self, i: usize) -> Option<&Exception> {
+        self.verdict
+            .suppressed
+            .iter()
+            .find(|s| s.finding == i)
+            .map(|s| &self.exceptions[s.exception])
+    }
+}
+
+/// The gate as customs' JSON (`customs.gate/v1`).
+pub fn gate_json(r: &GateResult<'_>) -> String {
+    #[derive(Serialize)]
+    struct Item<'a> {
+        status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exception: Option<&'a Exception>,
+        #[serde(flatten)]
+        finding: &'a Finding,
+    }
+    let items: Vec<Item<'_>> = r
+        .findings
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Item {
+            status: r.status(i),
+            exception: r.exception_of(i),
+            finding: f,
+        })
+        .collect();
+    let pick = |idx: &[usize]| idx.iter().map(|&i| &r.exceptions[i]).collect::<Vec<_>>();
+    let doc = json!({
+        "schema": "customs.gate/v1",
+        "subject": r.subject,
+        "verdict": {"pass": r.verdict.pass, "reasons": r.verdict.reasons},
+        "findings": items,
+        "expired_exceptions": pick(&r.verdict.expired),
+        "unused_exceptions": pick(&r.verdict.unused),
+        "warnings": r.warnings,
+    });
+    let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
+    s.push('\n');
+    s
+}
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The gate as JUnit XML: one test case per finding (failing ones fail,
+/// suppressed ones are skipped with their exception) plus one for the verdict.
+pub fn gate_junit(r: &GateResult<'_>) -> String {
+    let mut cases = String::new();
+    let mut failures = 0;
+    let mut skipped = 0;
+    for (i, f) in r.findings.iter().enumerate() {
+        let name = format!("{} in {} {}", f.id, f.package.name, f.package.version);
+        cases.push_str(&format!(
+            "    <testcase classname=\"vulnerabilities.{}\" name=\"{}\">\n",
+            xml(&f.package.name),
+            xml(&name)
+        ));
+        match r.status(i) {
+            "failing" => {
+                failures += 1;
+                let detail = format!(
+                    "{} ({}, {}): {}\nPackage: {} {} ({})\nFixed version: {}\nLayer: {}\nReferences: {}",
+                    f.id,
+                    f.severity.as_str(),
+                    f.severity_source,
+                    f.title,
+                    f.package.name,
+                    f.package.version,
+                    f.package.location,
+                    f.fixed_version.as_deref().unwrap_or("none yet"),
+                    f.package.layer.map_or_else(|| "-".into(), |l| l.to_string()),
+                    f.references.join(" ")
+                );
+                cases.push_str(&format!(
+                    "      <failure message=\"{}: {}\" type=\"{}\">{}</failure>\n",
+                    f.severity.as_str(),
+                    xml(&f.title),
+                    f.severity.as_str(),
+                    xml(&detail)
+                ));
+            }
+            "suppressed" => {
+                skipped += 1;
+                let e = r.exception_of(i).expect("suppressed findings have an exception");
+                let why = format!(
+                    "excepted by line {}{}",
+                    e.line,
+                    e.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                );
+                cases.push_str(&format!("      <skipped message=\"{}\"/>\n", xml(&why)));
+            }
+            _ => {}
+        }
+        cases.push_str("    </testcase>\n");
+    }
+    cases.push_str("    <testcase classname=\"policy\" name=\"gate verdict\">\n");
+    if !r.verdict.pass {
+        failures += 1;
+        cases.push_str(&format!(
+            "      <failure message=\"{}\" type=\"policy\">{}</failure>\n",
+            xml(&r.verdict.reasons[0]),
+            xml(&r.verdict.reasons.join("\n"))
+        ));
+    }
+    cases.push_str("    </testcase>\n");
+    let tests = r.findings.len() + 1;
+    let suite = xml(&format!("customs gate {}", r.subject.name));
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"customs {TOOL_VERSION}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\">\n  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n{cases}  </testsuite>\n</testsuites>\n"
+    )
+}
