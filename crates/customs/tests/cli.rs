@@ -78,7 +78,7 @@ fn validate(kind: &str, path: &Path) -> Option<(bool, String)> {
         eprintln!("skipped: no python3 to run the {kind} validator");
         return None;
     };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/validate_sbom.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/validate_report.py");
     let out = Command::new(py).arg(script).arg(kind).arg(path).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(3) {

@@ -2,6 +2,7 @@
 //! Runs on the bundled demo image always, and on the real bookworm test image when it was built.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
@@ -47,6 +48,24 @@ fn gate(dir: &Path, db: &Path, image: &str, args: &[&str]) -> Run {
     }
 }
 
+/// Validates with tests/validate_report.py; `None` (and a printed reason) when the validator is missing.
+fn validate(kind: &str, path: &Path) -> Option<(bool, String)> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/validate_report.py");
+    let out = match Command::new("python3").arg(script).arg(kind).arg(path).output() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("skipped: no python3 to validate {kind} ({e})");
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(3) {
+        eprintln!("skipped: {kind} validator not installed ({}); .ci/run installs it", text.trim());
+        return None;
+    }
+    Some((out.status.success(), text))
+}
+
 fn exercise(image: &str, package: &str, db: &Path, dir: &Path) {
     let ex = dir.join("exclusions.json");
     let _ = std::fs::remove_file(&ex);
@@ -74,6 +93,11 @@ fn exercise(image: &str, package: &str, db: &Path, dir: &Path) {
     let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("gate.sarif")).unwrap()).unwrap();
     assert_eq!(sarif["runs"][0]["results"][0]["ruleId"], "TEST-GATE-1");
     assert_eq!(sarif["runs"][0]["results"][0]["level"], "error");
+    for (kind, file) in [("sarif", "gate.sarif"), ("junit", "gate.xml")] {
+        if let Some((ok, text)) = validate(kind, &dir.join(file)) {
+            assert!(ok, "{file} does not validate:\n{text}");
+        }
+    }
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("gate.json")).unwrap()).unwrap();
     assert_eq!(json["verdict"]["pass"], false);
     assert_eq!(json["findings"][0]["status"], "failing");
