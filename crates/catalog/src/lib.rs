@@ -119,6 +119,11 @@ pub fn catalog(view: &FsView) -> Inventory {
     }
 }
 
+/// PEP 503 normalization of a Python distribution name: lowercase, runs of `-_.` become `-`.
+pub fn normalize_python_name(name: &str) -> String {
+    python::normalize(name)
+}
+
 /// Parses a dpkg status file (or one `status.d` entry) on its own, for fixtures and tools.
 pub fn parse_dpkg_status(text: &str, location: &str) -> Vec<Package> {
     dpkg::parse(text, location, None)

@@ -18,6 +18,18 @@ fn shared() -> Option<PathBuf> {
     }
 }
 
+/// Imports `input` into a fresh database in `dir`.
+fn imported_db(dir: &Path, input: &Path) -> PathBuf {
+    let db = dir.join("v.db");
+    cargo_bin_cmd!("customs")
+        .args(["db", "import", "--db"])
+        .arg(&db)
+        .arg(input)
+        .assert()
+        .success();
+    db
+}
+
 fn scan_json(db: &Path, image: &str, extra: &[&str]) -> Value {
     let out = cargo_bin_cmd!("customs")
         .args(["scan", image, "-f", "json", "--db"])
@@ -69,13 +81,7 @@ fn pip_rootfs(dir: &Path, pins: &[&str]) -> Option<PathBuf> {
 fn pinned_vulnerable_python_packages_yield_pypa_ids_and_patched_ones_none() {
     let Some(data) = shared() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("v.db");
-    cargo_bin_cmd!("customs")
-        .args(["db", "import", "--db"])
-        .arg(&db)
-        .arg(data.join("osv/PyPI"))
-        .assert()
-        .success();
+    let db = imported_db(tmp.path(), &data.join("osv/PyPI"));
 
     let Some(old) = pip_rootfs(&tmp.path().join("old"), &["requests==2.25.0", "urllib3==1.26.4", "jinja2==2.10"]) else {
         return;
@@ -130,13 +136,7 @@ fn scan_filters_and_stale_database_policy() {
       "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.3.0"}, {"fixed": "2.31.0"}]}]}]}"#).unwrap();
     std::fs::write(osv.join("b.json"), r#"{"id": "TEST-LOG4SHELL", "aliases": ["CVE-2021-44228"], "database_specific": {"severity": "CRITICAL"},
       "affected": [{"package": {"ecosystem": "Maven", "name": "org.apache.logging.log4j:log4j-core"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0-beta9"}, {"fixed": "2.15.0"}]}]}]}"#).unwrap();
-    let db = tmp.path().join("v.db");
-    cargo_bin_cmd!("customs")
-        .args(["db", "import", "--db"])
-        .arg(&db)
-        .arg(&osv)
-        .assert()
-        .success();
+    let db = imported_db(tmp.path(), &osv);
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/demo-image")
         .display()
@@ -294,13 +294,7 @@ fn auditable_binary(dir: &Path, dep: &str) -> Option<PathBuf> {
 fn rust_binary_with_a_vulnerable_pin_yields_rustsec_ids_and_the_patched_one_none() {
     let Some(data) = shared() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("v.db");
-    cargo_bin_cmd!("customs")
-        .args(["db", "import", "--db"])
-        .arg(&db)
-        .arg(data.join("osv/crates.io"))
-        .assert()
-        .success();
+    let db = imported_db(tmp.path(), &data.join("osv/crates.io"));
     let mut roots = Vec::new();
     for (name, dep) in [("old", "smallvec = \"=1.6.0\""), ("new", "smallvec = \"=1.6.1\"")] {
         let Some(bin) = auditable_binary(&tmp.path().join(format!("{name}-src")), dep) else {

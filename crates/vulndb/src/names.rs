@@ -5,19 +5,7 @@
 pub fn normalize_package(ecosystem: &str, name: &str) -> String {
     let name = name.trim();
     match ecosystem.split(':').next().unwrap_or_default() {
-        "PyPI" => {
-            let mut out = String::with_capacity(name.len());
-            for c in name.chars() {
-                if matches!(c, '-' | '_' | '.') {
-                    if !out.ends_with('-') {
-                        out.push('-');
-                    }
-                } else {
-                    out.push(c.to_ascii_lowercase());
-                }
-            }
-            out
-        }
+        "PyPI" => customs_catalog::normalize_python_name(name),
         "NuGet" | "Packagist" | "crates.io" => name.to_ascii_lowercase(),
         _ => name.to_string(),
     }
