@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use customs_catalog::{CatalogInterest, Inventory, catalog};
 use customs_oci::{Image, OpenOptions, Platform, RegistryOptions, Source, docker_config_credentials};
 use customs_report::{DocumentStamp, Subject};
+mod notify;
+
 use customs_vulndb::{DEFAULT_OSV_ECOSYSTEMS, Database, DownloadOptions, Feed, Fetched, FixState, Severity};
 
 /// Enforces the Secure Image Policy on container images.
@@ -68,44 +70,7 @@ enum Command {
     /// The build breaker: scan, apply the project's exceptions, pass or fail.
     ///
     /// Exit codes: 0 pass, 1 policy failure (or --exit-code), 2 usage or input error.
-    Gate {
-        #[command(flatten)]
-        target: Target,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        freshness: Freshness,
-        /// Severities that fail the gate (comma-separated).
-        #[arg(long, value_delimiter = ',', default_values = ["CRITICAL", "HIGH"])]
-        fail_on: Vec<Severity>,
-        /// Severities shown in the output and reports; default all. Never affects the verdict.
-        #[arg(long, value_delimiter = ',')]
-        severity: Vec<Severity>,
-        /// Findings without a fixed version do not fail the gate.
-        #[arg(long)]
-        ignore_unfixed: bool,
-        /// The project's exceptions [default: ./exclusions.json when present].
-        #[arg(long)]
-        exclusions: Option<PathBuf>,
-        /// Also read a `.trivyignore` (migration from Trivy).
-        #[arg(long)]
-        trivyignore: Option<PathBuf>,
-        /// Exceptions expire this many days after their `date`.
-        #[arg(long)]
-        max_exception_age_days: Option<i64>,
-        /// Every exception must give a `reason`.
-        #[arg(long)]
-        require_reason: bool,
-        /// Exit code when the gate fails.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
-        exit_code: u8,
-        /// Also write a report: FORMAT=PATH with FORMAT one of json, sarif, junit, table; repeat for several.
-        #[arg(long = "report", value_parser = parse_report)]
-        reports: Vec<(ReportFormat, PathBuf)>,
-        /// List suppressed findings with the exception that matched.
-        #[arg(long)]
-        show_suppressed: bool,
-    },
+    Gate(Box<GateArgs>),
     /// Manage the local vulnerability database.
     Db {
         #[command(subcommand)]
@@ -172,6 +137,50 @@ struct Target {
     registry: RegistryArgs,
 }
 
+/// `customs gate`'s flags; each overrides the policy file.
+#[derive(clap::Args)]
+struct GateArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    freshness: Freshness,
+    /// The project's policy file [default: ./customs.toml or ./.customs.yaml when present].
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Severities that fail the gate, comma-separated [default: the policy's, else CRITICAL,HIGH].
+    #[arg(long, value_delimiter = ',')]
+    fail_on: Vec<Severity>,
+    /// Severities shown in the output and reports; default all. Never affects the verdict.
+    #[arg(long, value_delimiter = ',')]
+    severity: Vec<Severity>,
+    /// Findings without a fixed version do not fail the gate.
+    #[arg(long)]
+    ignore_unfixed: bool,
+    /// The project's exceptions [default: the policy's, else ./exclusions.json when present].
+    #[arg(long)]
+    exclusions: Option<PathBuf>,
+    /// Also read a `.trivyignore` (migration from Trivy).
+    #[arg(long)]
+    trivyignore: Option<PathBuf>,
+    /// Exceptions expire this many days after their `date`.
+    #[arg(long)]
+    max_exception_age_days: Option<i64>,
+    /// Every exception must give a `reason`.
+    #[arg(long)]
+    require_reason: bool,
+    /// Exit code when the gate fails [default: the policy's, else 1].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..))]
+    exit_code: Option<u8>,
+    /// Also write a report: FORMAT=PATH with FORMAT one of json, sarif, junit, markdown, table; repeat for several.
+    #[arg(long = "report", value_parser = parse_report)]
+    reports: Vec<(ReportFormat, PathBuf)>,
+    /// List suppressed findings with the exception that matched.
+    #[arg(long)]
+    show_suppressed: bool,
+}
+
 /// How old the vulnerability database may be.
 #[derive(clap::Args)]
 struct Freshness {
@@ -188,6 +197,7 @@ enum ReportFormat {
     Json,
     Sarif,
     Junit,
+    Markdown,
     Table,
 }
 
@@ -200,7 +210,12 @@ fn parse_report(s: &str) -> Result<(ReportFormat, PathBuf), String> {
         "sarif" => ReportFormat::Sarif,
         "junit" => ReportFormat::Junit,
         "table" => ReportFormat::Table,
-        other => return Err(format!("unknown report format {other:?}: use json, sarif, junit or table")),
+        "markdown" => ReportFormat::Markdown,
+        other => {
+            return Err(format!(
+                "unknown report format {other:?}: use json, sarif, junit, markdown or table"
+            ));
+        }
     };
     if path.is_empty() {
         return Err(format!("invalid report {s:?}: the path is empty"));
@@ -361,9 +376,7 @@ fn vulnerabilities(
 /// Reads the exclusions file (and `.trivyignore`), if any.
 fn load_exceptions(exclusions: Option<&Path>, trivyignore: Option<&Path>, require_reason: bool) -> Result<Vec<customs_policy::Exception>> {
     let mut out = Vec::new();
-    let default = Path::new("exclusions.json");
-    let path = exclusions.or_else(|| default.is_file().then_some(default));
-    if let Some(p) = path {
+    if let Some(p) = exclusions {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading exclusions {}", p.display()))?;
         out.extend(customs_policy::exclusions::parse(&text, &p.display().to_string(), require_reason)?);
     }
@@ -372,6 +385,138 @@ fn load_exceptions(exclusions: Option<&Path>, trivyignore: Option<&Path>, requir
         out.extend(customs_policy::exclusions::parse_trivyignore(&text, &p.display().to_string())?);
     }
     Ok(out)
+}
+
+/// The gate: settings from flags over the policy file over defaults, then the verdict, reports and notifications.
+fn run_gate(a: GateArgs) -> Result<ExitCode> {
+    let policy_path = a.policy.clone().or_else(|| customs_policy::PolicyFile::find(Path::new(".")));
+    let policy = match &policy_path {
+        Some(p) => customs_policy::PolicyFile::read(p).map_err(anyhow::Error::msg)?,
+        None => customs_policy::PolicyFile::default(),
+    };
+    // Paths in the policy file are relative to it.
+    let base = policy_path
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let fail_on = if a.fail_on.is_empty() {
+        policy
+            .fail_on()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_else(|| vec![Severity::Critical, Severity::High])
+    } else {
+        a.fail_on.clone()
+    };
+    let exclusions = a
+        .exclusions
+        .clone()
+        .or_else(|| policy.exceptions.file.as_ref().map(|f| base.join(f)))
+        .or_else(|| {
+            let default = PathBuf::from("exclusions.json");
+            default.is_file().then_some(default)
+        });
+    let trivyignore = a
+        .trivyignore
+        .clone()
+        .or_else(|| policy.exceptions.trivyignore.as_ref().map(|f| base.join(f)));
+    let require_reason = a.require_reason || policy.exceptions.require_reason.unwrap_or(false);
+    let thresholds = customs_policy::Thresholds {
+        fail_on,
+        ignore_unfixed: a.ignore_unfixed || policy.gate.ignore_unfixed.unwrap_or(false),
+        max_exception_age_days: a.max_exception_age_days.or(policy.exceptions.max_age_days),
+    };
+    let exit_code = a.exit_code.or(policy.gate.exit_code).unwrap_or(1);
+
+    // Bad exceptions are a usage error: stop before any scanning.
+    let exceptions = load_exceptions(exclusions.as_deref(), trivyignore.as_deref(), require_reason)?;
+    let (subject, findings, warnings) = vulnerabilities(&a.target, &a.db, &a.freshness, &[PkgType::Os, PkgType::Library])?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
+    notify_all(&policy, &subject, &findings, &verdict);
+
+    // `--severity` only trims what is shown; the verdict was taken on everything.
+    let (findings, shown_verdict) = shown(findings, &verdict, &a.severity);
+    let result = customs_report::GateResult {
+        subject: &subject,
+        findings: &findings,
+        exceptions: &exceptions,
+        verdict: &shown_verdict,
+        warnings: &warnings,
+    };
+    let render = |format: ReportFormat| match format {
+        ReportFormat::Json => customs_report::gate_json(&result),
+        ReportFormat::Junit => customs_report::gate_junit(&result),
+        ReportFormat::Markdown => customs_report::gate_markdown(&result),
+        ReportFormat::Sarif => {
+            let suppressed: Vec<usize> = shown_verdict.suppressed.iter().map(|s| s.finding).collect();
+            let unsuppressed: Vec<customs_vulndb::Finding> = findings
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !suppressed.contains(i))
+                .map(|(_, f)| f.clone())
+                .collect();
+            customs_report::findings_sarif(&subject, &unsuppressed)
+        }
+        ReportFormat::Table => gate_table(&result, a.show_suppressed),
+    };
+    for (format, path) in &a.reports {
+        emit(&render(*format), Some(path))?;
+    }
+    emit(&render(ReportFormat::Table), None)?;
+    Ok(if verdict.pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit_code)
+    })
+}
+
+/// Calls every webhook the policy (or `CUSTOMS_NOTIFY_URL`) names; delivery problems are only warnings.
+fn notify_all(
+    policy: &customs_policy::PolicyFile,
+    subject: &Subject,
+    findings: &[customs_vulndb::Finding],
+    verdict: &customs_policy::Verdict,
+) {
+    let mut targets: Vec<(String, customs_policy::NotifyFormat, bool)> = Vec::new();
+    for t in &policy.notify {
+        let url = match (&t.url, &t.url_env) {
+            (Some(u), _) => Some(u.clone()),
+            (None, Some(var)) => std::env::var(var).ok().filter(|v| !v.is_empty()).or_else(|| {
+                eprintln!("warning: notification skipped: environment variable {var} is not set");
+                None
+            }),
+            (None, None) => None,
+        };
+        if let Some(url) = url {
+            targets.push((url, t.format, t.always));
+        }
+    }
+    if let Ok(url) = std::env::var("CUSTOMS_NOTIFY_URL")
+        && !url.is_empty()
+    {
+        let format = match std::env::var("CUSTOMS_NOTIFY_FORMAT").as_deref() {
+            Ok("slack") => customs_policy::NotifyFormat::Slack,
+            Ok("teams") => customs_policy::NotifyFormat::Teams,
+            _ => customs_policy::NotifyFormat::Json,
+        };
+        targets.push((url, format, false));
+    }
+    let notice = notify::Notice {
+        image: &subject.name,
+        pass: verdict.pass,
+        reasons: &verdict.reasons,
+        failing: verdict.failing.iter().map(|&i| &findings[i]).collect(),
+    };
+    for (url, format, always) in targets {
+        if verdict.pass && !always {
+            continue;
+        }
+        match notify::send(&url, &notify::payload(format, &notice), 3, std::time::Duration::from_secs(10)) {
+            Ok(()) => eprintln!("notified {}", notify::mask(&url)),
+            Err(e) => eprintln!("warning: notification failed: {e}"),
+        }
+    }
 }
 
 /// Opens the image and inventories it.
@@ -436,63 +581,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             emit(&text, output.as_deref())?;
         }
-        Command::Gate {
-            target,
-            db,
-            freshness,
-            fail_on,
-            severity,
-            ignore_unfixed,
-            exclusions,
-            trivyignore,
-            max_exception_age_days,
-            require_reason,
-            exit_code,
-            reports,
-            show_suppressed,
-        } => {
-            // Bad exceptions are a usage error: stop before any scanning.
-            let exceptions = load_exceptions(exclusions.as_deref(), trivyignore.as_deref(), require_reason)?;
-            let (subject, findings, warnings) = vulnerabilities(&target, &db, &freshness, &[PkgType::Os, PkgType::Library])?;
-            let thresholds = customs_policy::Thresholds {
-                fail_on,
-                ignore_unfixed,
-                max_exception_age_days,
-            };
-            let today = time::OffsetDateTime::now_utc().date();
-            let verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
-            // `--severity` only trims what is shown; the verdict was taken on everything.
-            let (findings, shown_verdict) = shown(findings, &verdict, &severity);
-            let result = customs_report::GateResult {
-                subject: &subject,
-                findings: &findings,
-                exceptions: &exceptions,
-                verdict: &shown_verdict,
-                warnings: &warnings,
-            };
-            let render = |format: ReportFormat| match format {
-                ReportFormat::Json => customs_report::gate_json(&result),
-                ReportFormat::Junit => customs_report::gate_junit(&result),
-                ReportFormat::Sarif => {
-                    let suppressed: Vec<usize> = shown_verdict.suppressed.iter().map(|s| s.finding).collect();
-                    let unsuppressed: Vec<customs_vulndb::Finding> = findings
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| !suppressed.contains(i))
-                        .map(|(_, f)| f.clone())
-                        .collect();
-                    customs_report::findings_sarif(&subject, &unsuppressed)
-                }
-                ReportFormat::Table => gate_table(&result, show_suppressed),
-            };
-            for (format, path) in &reports {
-                emit(&render(*format), Some(path))?;
-            }
-            emit(&render(ReportFormat::Table), None)?;
-            if !verdict.pass {
-                return Ok(ExitCode::from(exit_code));
-            }
-        }
+        Command::Gate(args) => return run_gate(*args),
         Command::Db {
             command: DbCommand::Import { paths, db },
         } => {

@@ -214,3 +214,131 @@ fn gate_on_a_real_debian_image() {
     .unwrap();
     assert_eq!(gate(tmp.path(), &db, image.to_str().unwrap(), &[]).code, Some(0));
 }
+
+/// A webhook receiver on loopback: answers `status` and keeps the bodies it got.
+fn webhook(status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/services/T000/B000/secret-token", l.local_addr().unwrap());
+    let keep = seen.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            keep.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+            let _ = write!(s, "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn policy_file_notifications_and_markdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    let (url, seen) = webhook(200);
+    let policy = tmp.path().join("customs.toml");
+    std::fs::write(
+        &policy,
+        "[gate]\nexit_code = 4\n\n[[notify]]\nurl_env = \"TEST_HOOK\"\nformat = \"slack\"\n",
+    )
+    .unwrap();
+
+    // The policy's exit code; a Slack message on failure; the webhook's secret path never printed.
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(tmp.path())
+        .env("TEST_HOOK", &url)
+        .args(["gate", &demo, "--report", "markdown=summary.md", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("notified http://127.0.0.1:") && !stderr.contains("secret-token"),
+        "{stderr}"
+    );
+    let bodies = seen.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    let msg: Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert!(
+        msg["text"].as_str().unwrap().contains("customs gate FAILED")
+            && msg["text"].as_str().unwrap().contains("HIGH TEST-GATE-1 in requests 2.25.0"),
+        "{msg}"
+    );
+    let md = std::fs::read_to_string(tmp.path().join("summary.md")).unwrap();
+    assert!(
+        md.starts_with("### ❌ customs gate failed") && md.contains("| ❌ | HIGH | TEST-GATE-1 | requests | 2.25.0 | 2.31.0 | 1 |"),
+        "{md}"
+    );
+
+    // Flags override the policy: failing only on CRITICAL passes, and a pass notifies nobody.
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(tmp.path())
+        .env("TEST_HOOK", &url)
+        .args(["gate", &demo, "--fail-on", "CRITICAL", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // A broken webhook is a warning; the verdict and exit code stand.
+    let (dead, _) = webhook(500);
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(tmp.path())
+        .env("TEST_HOOK", &dead)
+        .args(["gate", &demo, "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: notification failed") && stderr.contains("answered 500") && !stderr.contains("secret-token"),
+        "{stderr}"
+    );
+
+    // The policy can point at the exclusions, relative to itself.
+    std::fs::create_dir_all(tmp.path().join("sec")).unwrap();
+    std::fs::write(
+        tmp.path().join("sec/accepted.json"),
+        r#"[{"id": "CVE-0000-0001", "reason": "test"}]"#,
+    )
+    .unwrap();
+    std::fs::write(&policy, "[exceptions]\nfile = \"sec/accepted.json\"\nrequire_reason = true\n").unwrap();
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(tmp.path())
+        .args(["gate", &demo, "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // A broken policy file is a usage error naming it.
+    std::fs::write(&policy, "[gate]\nfailon = [\"HIGH\"]\n").unwrap();
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(tmp.path())
+        .args(["gate", &demo, "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("customs.toml"));
+}

@@ -9,12 +9,14 @@
 #![warn(missing_docs)]
 
 pub mod exclusions;
+pub mod file;
 
 use customs_vulndb::{Finding, FixState, Severity};
 use serde::Serialize;
 use time::Date;
 
 pub use exclusions::{Exception, ExclusionError};
+pub use file::{NotifyFormat, NotifyTarget, PolicyFile};
 
 /// What breaks a build.
 #[derive(Clone, Debug, PartialEq, Eq)]

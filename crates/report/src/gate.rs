@@ -160,3 +160,57 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"customs {TOOL_VERSION}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\">\n  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n{cases}  </testsuite>\n</testsuites>\n"
     )
 }
+
+fn md(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The gate as a Markdown summary for a pull-request comment or a job summary.
+pub fn gate_markdown(r: &GateResult<'_>) -> String {
+    let icon = if r.verdict.pass { "✅" } else { "❌" };
+    let mut out = format!(
+        "### {icon} customs gate {}: `{}`\n\n",
+        if r.verdict.pass { "passed" } else { "failed" },
+        md(&r.subject.name)
+    );
+    for reason in &r.verdict.reasons {
+        out.push_str(&format!("- {}\n", md(reason)));
+    }
+    let rows: Vec<usize> = (0..r.findings.len()).filter(|&i| r.status(i) != "suppressed").collect();
+    if !rows.is_empty() {
+        out.push_str("\n| | Severity | ID | Package | Installed | Fixed | Layer |\n|---|---|---|---|---|---|---|\n");
+        for i in rows {
+            let f = &r.findings[i];
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                if r.status(i) == "failing" { "❌" } else { "" },
+                f.severity.as_str(),
+                md(&f.id),
+                md(&f.package.name),
+                md(&f.package.version),
+                md(f.fixed_version.as_deref().unwrap_or("-")),
+                f.package.layer.map_or_else(|| "-".into(), |l| l.to_string())
+            ));
+        }
+    }
+    let suppressed = &r.verdict.suppressed;
+    if !suppressed.is_empty() {
+        out.push_str(&format!(
+            "\n<details><summary>{} suppressed by exceptions</summary>\n\n",
+            suppressed.len()
+        ));
+        for s in suppressed {
+            let (f, e) = (&r.findings[s.finding], &r.exceptions[s.exception]);
+            out.push_str(&format!(
+                "- {} in {} {}: exception line {}{}\n",
+                md(&f.id),
+                md(&f.package.name),
+                md(&f.package.version),
+                e.line,
+                e.reason.as_deref().map(|x| format!(" ({})", md(x))).unwrap_or_default()
+            ));
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
