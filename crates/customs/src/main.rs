@@ -71,10 +71,35 @@ enum Command {
     ///
     /// Exit codes: 0 pass, 1 policy failure (or --exit-code), 2 usage or input error.
     Gate(Box<GateArgs>),
+    /// Review the project's exceptions: expired, expiring, undocumented and unused ones.
+    Exclusions {
+        #[command(subcommand)]
+        command: ExclusionsCommand,
+    },
     /// Manage the local vulnerability database.
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExclusionsCommand {
+    /// List exceptions that need action; exits 1 when any has expired, lacks a required reason or (with IMAGE) matches nothing.
+    Check {
+        /// An image to find unused exceptions against (needs the vulnerability database).
+        image: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        /// The project's policy file [default: ./customs.toml or ./.customs.yaml when present].
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The exceptions file [default: the policy's, else ./exclusions.json].
+        #[arg(long)]
+        exclusions: Option<PathBuf>,
+        /// Also flag exceptions that expire within this many days.
+        #[arg(long, default_value_t = 30)]
+        warn_days: i64,
     },
 }
 
@@ -471,6 +496,100 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
     })
 }
 
+/// `customs exclusions check`: the policy's regular review of accepted risks.
+fn check_exclusions(
+    image: Option<String>,
+    db: &DbArgs,
+    policy: Option<PathBuf>,
+    exclusions: Option<PathBuf>,
+    warn_days: i64,
+) -> Result<ExitCode> {
+    let policy_path = policy.or_else(|| customs_policy::PolicyFile::find(Path::new(".")));
+    let file = match &policy_path {
+        Some(p) => customs_policy::PolicyFile::read(p).map_err(anyhow::Error::msg)?,
+        None => customs_policy::PolicyFile::default(),
+    };
+    let base = policy_path
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let path = exclusions
+        .or_else(|| file.exceptions.file.as_ref().map(|f| base.join(f)))
+        .unwrap_or_else(|| PathBuf::from("exclusions.json"));
+    let require_reason = file.exceptions.require_reason.unwrap_or(false);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading exclusions {}", path.display()))?;
+    // Read leniently about reasons here: listing the missing ones is the point.
+    let exceptions = customs_policy::exclusions::parse(&text, &path.display().to_string(), false)?;
+    let thresholds = customs_policy::Thresholds {
+        max_exception_age_days: file.exceptions.max_age_days,
+        ..customs_policy::Thresholds::default()
+    };
+    let today = time::OffsetDateTime::now_utc().date();
+    let label = |e: &customs_policy::Exception| {
+        let what: Vec<&str> = [e.id.as_deref(), e.library_name.as_deref()].into_iter().flatten().collect();
+        format!("{}:{} {}", path.display(), e.line, what.join(" in "))
+    };
+    let mut needs_action = 0;
+    let mut out = String::new();
+    for e in &exceptions {
+        if let Some(why) = customs_policy::expiry(e, &thresholds, today) {
+            needs_action += 1;
+            out.push_str(&format!("expired   {}: {why}\n", label(e)));
+            continue;
+        }
+        let last_day = e.expires.or_else(|| {
+            e.date
+                .zip(thresholds.max_exception_age_days)
+                .and_then(|(d, n)| d.checked_add(time::Duration::days(n)))
+        });
+        if let Some(d) = last_day
+            && (d - today).whole_days() <= warn_days
+        {
+            out.push_str(&format!(
+                "expiring  {}: valid until {d} ({} days)\n",
+                label(e),
+                (d - today).whole_days()
+            ));
+        }
+        if e.reason.is_none() {
+            if require_reason {
+                needs_action += 1;
+            }
+            out.push_str(&format!("no reason {}: document why the risk is accepted\n", label(e)));
+        }
+    }
+    if let Some(image) = image {
+        let target = Target {
+            image,
+            platform: Platform::default(),
+            registry: RegistryArgs {
+                username: None,
+                password: None,
+                ca_file: None,
+                plain_http: false,
+            },
+        };
+        let freshness = Freshness {
+            db_max_age: i64::MAX,
+            fail_on_stale_db: false,
+        };
+        let (subject, findings, _) = vulnerabilities(&target, db, &freshness, &[PkgType::Os, PkgType::Library])?;
+        let verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
+        for &i in &verdict.unused {
+            needs_action += 1;
+            out.push_str(&format!(
+                "unused    {}: matches no finding in {}; remove it if the risk is gone\n",
+                label(&exceptions[i]),
+                subject.name
+            ));
+        }
+    }
+    out.push_str(&format!("{} exceptions, {needs_action} need action\n", exceptions.len()));
+    emit(&out, None)?;
+    Ok(if needs_action == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 /// Calls every webhook the policy (or `CUSTOMS_NOTIFY_URL`) names; delivery problems are only warnings.
 fn notify_all(
     policy: &customs_policy::PolicyFile,
@@ -582,6 +701,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             emit(&text, output.as_deref())?;
         }
         Command::Gate(args) => return run_gate(*args),
+        Command::Exclusions {
+            command:
+                ExclusionsCommand::Check {
+                    image,
+                    db,
+                    policy,
+                    exclusions,
+                    warn_days,
+                },
+        } => {
+            return check_exclusions(image, &db, policy, exclusions, warn_days);
+        }
         Command::Db {
             command: DbCommand::Import { paths, db },
         } => {

@@ -342,3 +342,36 @@ fn policy_file_notifications_and_markdown() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("customs.toml"));
 }
+
+#[test]
+fn exclusions_check_lists_what_needs_review() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    std::fs::write(
+        tmp.path().join("exclusions.json"),
+        "[{\"library_name\": \"requests\", \"reason\": \"proxy not used\"},\n {\"id\": \"CVE-1999-0001\", \"expires\": \"2020-01-01\"},\n {\"library_name\": \"zlib\", \"reason\": \"x\"}]",
+    )
+    .unwrap();
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(tmp.path())
+        .args(["exclusions", "check", &demo, "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("expired   exclusions.json:2 CVE-1999-0001: expired on 2020-01-01"),
+        "{text}"
+    );
+    assert!(text.contains("unused    exclusions.json:3 zlib"), "{text}");
+    assert!(
+        !text.contains("exclusions.json:1"),
+        "the used, documented exception needs nothing: {text}"
+    );
+    assert!(text.contains("3 exceptions, 2 need action"), "{text}");
+}
