@@ -198,7 +198,7 @@ struct GateArgs {
     /// Exit code when the gate fails [default: the policy's, else 1].
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..))]
     exit_code: Option<u8>,
-    /// Also write a report: FORMAT=PATH with FORMAT one of json, sarif, junit, markdown, table; repeat for several.
+    /// Also write a report: FORMAT=PATH with FORMAT one of json, sarif, junit, markdown, vex (CycloneDX VEX of the suppressed findings), table; repeat for several.
     #[arg(long = "report", value_parser = parse_report)]
     reports: Vec<(ReportFormat, PathBuf)>,
     /// List suppressed findings with the exception that matched.
@@ -223,6 +223,7 @@ enum ReportFormat {
     Sarif,
     Junit,
     Markdown,
+    Vex,
     Table,
 }
 
@@ -236,9 +237,10 @@ fn parse_report(s: &str) -> Result<(ReportFormat, PathBuf), String> {
         "junit" => ReportFormat::Junit,
         "table" => ReportFormat::Table,
         "markdown" => ReportFormat::Markdown,
+        "vex" => ReportFormat::Vex,
         other => {
             return Err(format!(
-                "unknown report format {other:?}: use json, sarif, junit, markdown or table"
+                "unknown report format {other:?}: use json, sarif, junit, markdown, vex or table"
             ));
         }
     };
@@ -473,6 +475,7 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         ReportFormat::Json => customs_report::gate_json(&result),
         ReportFormat::Junit => customs_report::gate_junit(&result),
         ReportFormat::Markdown => customs_report::gate_markdown(&result),
+        ReportFormat::Vex => customs_report::gate_vex(&result, &DocumentStamp::now()),
         ReportFormat::Sarif => {
             let suppressed: Vec<usize> = shown_verdict.suppressed.iter().map(|s| s.finding).collect();
             let unsuppressed: Vec<customs_vulndb::Finding> = findings

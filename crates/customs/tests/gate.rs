@@ -111,7 +111,12 @@ fn exercise(image: &str, package: &str, db: &Path, dir: &Path) {
 
     // The seed's exact format, unchanged: the exception suppresses the finding.
     std::fs::write(&ex, format!("[ {{ \"library_name\": \"{package}\", \"date\": \"2024-03-07\" }} ]")).unwrap();
-    let r = gate(dir, db, image, &["--show-suppressed", "--report", "json=gate.json"]);
+    let r = gate(
+        dir,
+        db,
+        image,
+        &["--show-suppressed", "--report", "json=gate.json", "--report", "vex=vex.json"],
+    );
     assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("suppressed by exceptions:") && r.stdout.contains("TEST-GATE-1"),
@@ -121,6 +126,18 @@ fn exercise(image: &str, package: &str, db: &Path, dir: &Path) {
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("gate.json")).unwrap()).unwrap();
     assert_eq!(json["findings"][0]["status"], "suppressed");
     assert_eq!(json["findings"][0]["exception"]["library_name"], package);
+    let vex: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("vex.json")).unwrap()).unwrap();
+    assert_eq!(vex["vulnerabilities"][0]["id"], "TEST-GATE-1");
+    assert_eq!(vex["vulnerabilities"][0]["analysis"]["response"][0], "will_not_fix");
+    assert!(
+        vex["vulnerabilities"][0]["analysis"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("granted 2024-03-07")
+    );
+    if let Some((ok, text)) = validate("cyclonedx", &dir.join("vex.json")) {
+        assert!(ok, "VEX does not validate:\n{text}");
+    }
 
     // The same exception, too old for a 30-day policy: it expires and the gate fails again.
     let r = gate(dir, db, image, &["--max-exception-age-days", "30"]);

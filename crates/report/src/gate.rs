@@ -214,3 +214,61 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
     }
     out
 }
+
+/// The suppressed findings as CycloneDX 1.6 VEX: each accepted risk with who
+/// accepted it, why, and until when, so auditors see exceptions outside CI logs.
+pub fn gate_vex(r: &GateResult<'_>, stamp: &crate::DocumentStamp) -> String {
+    let mut components = Vec::new();
+    let mut vulnerabilities = Vec::new();
+    for (n, s) in r.verdict.suppressed.iter().enumerate() {
+        let (f, e) = (&r.findings[s.finding], &r.exceptions[s.exception]);
+        let bom_ref = format!("pkg-{n}");
+        components.push(
+            json!({"bom-ref": bom_ref, "type": "library", "name": f.package.name, "version": f.package.version, "purl": f.package.purl}),
+        );
+        let mut detail = format!("Risk accepted by exception at line {}", e.line);
+        if let Some(reason) = &e.reason {
+            detail.push_str(&format!(": {reason}"));
+        }
+        if let Some(who) = &e.approved_by {
+            detail.push_str(&format!("; approved by {who}"));
+        }
+        if let Some(d) = e.date {
+            detail.push_str(&format!("; granted {d}"));
+        }
+        if let Some(d) = e.expires {
+            detail.push_str(&format!("; expires {d}"));
+        }
+        let mut v = json!({
+            "id": f.id,
+            "source": {"name": f.ecosystem},
+            "ratings": [{"severity": f.severity.as_str().to_ascii_lowercase(), "method": "other", "source": {"name": f.severity_source}}],
+            "analysis": {"state": "exploitable", "response": ["will_not_fix"], "detail": detail},
+            "affects": [{"ref": bom_ref}],
+        });
+        if f.severity == customs_vulndb::Severity::Unknown {
+            v["ratings"][0]["severity"] = json!("unknown");
+        }
+        if !f.aliases.is_empty() {
+            v["references"] = f.aliases.iter().map(|a| json!({"id": a, "source": {"name": "alias"}})).collect();
+        }
+        vulnerabilities.push(v);
+    }
+    let doc = json!({
+        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": format!("urn:uuid:{}", stamp.id),
+        "version": 1,
+        "metadata": {
+            "timestamp": stamp.created_rfc3339(),
+            "tools": {"components": [{"type": "application", "name": "customs", "version": TOOL_VERSION}]},
+            "component": {"bom-ref": "image", "type": "container", "name": r.subject.tags.first().unwrap_or(&r.subject.name)},
+        },
+        "components": components,
+        "vulnerabilities": vulnerabilities,
+    });
+    let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
+    s.push('\n');
+    s
+}
