@@ -486,12 +486,12 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
                 .collect();
             customs_report::findings_sarif(&subject, &unsuppressed)
         }
-        ReportFormat::Table => gate_table(&result, a.show_suppressed),
+        ReportFormat::Table => gate_table(&result, a.show_suppressed, false),
     };
     for (format, path) in &a.reports {
         emit(&render(*format), Some(path))?;
     }
-    emit(&render(ReportFormat::Table), None)?;
+    emit(&gate_table(&result, a.show_suppressed, color()), None)?;
     Ok(if verdict.pass {
         ExitCode::SUCCESS
     } else {
@@ -692,7 +692,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             findings
                 .retain(|f| (severity.is_empty() || severity.contains(&f.severity)) && !(ignore_unfixed && f.fix_state != FixState::Fixed));
             let text = match format {
-                ScanFormat::Table => customs_report::findings_table(&subject, &findings, &warnings),
+                ScanFormat::Table => customs_report::findings_table_styled(&subject, &findings, &warnings, output.is_none() && color()),
                 ScanFormat::Json => customs_report::findings_json(&subject, &findings, &warnings),
                 ScanFormat::Sarif => {
                     for w in &warnings {
@@ -863,7 +863,7 @@ fn shown(
 }
 
 /// The gate for people: the findings that count, then the verdict and its reasons.
-fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool) -> String {
+fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: bool) -> String {
     let suppressed: Vec<usize> = r.verdict.suppressed.iter().map(|s| s.finding).collect();
     let visible: Vec<customs_vulndb::Finding> = r
         .findings
@@ -872,7 +872,7 @@ fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool) -> Stri
         .filter(|(i, _)| !suppressed.contains(i))
         .map(|(_, f)| f.clone())
         .collect();
-    let mut out = customs_report::findings_table(r.subject, &visible, r.warnings);
+    let mut out = customs_report::findings_table_styled(r.subject, &visible, r.warnings, color);
     if show_suppressed && !r.verdict.suppressed.is_empty() {
         out.push_str("\nsuppressed by exceptions:\n");
         for s in &r.verdict.suppressed {
@@ -899,6 +899,12 @@ fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool) -> Stri
         out.push('\n');
     }
     out
+}
+
+/// Colour only for a terminal, and never when `NO_COLOR` is set (no-color.org).
+fn color() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Writes to `path` through a temporary file and a rename, so readers never see half a report.

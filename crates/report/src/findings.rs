@@ -1,13 +1,33 @@
 //! Vulnerability findings as a table and as JSON.
 
-use comfy_table::{ContentArrangement, Table, presets::NOTHING};
+use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets::NOTHING};
 use customs_vulndb::Finding;
+use customs_vulndb::Severity;
 use serde::Serialize;
 
 use crate::Subject;
 
-/// Findings as a table: worst first, with fixed version and layer.
+fn severity_cell(s: Severity, color: bool) -> Cell {
+    let cell = Cell::new(s.as_str());
+    if !color {
+        return cell;
+    }
+    match s {
+        Severity::Critical => cell.fg(Color::Red).add_attribute(Attribute::Bold),
+        Severity::High => cell.fg(Color::Red),
+        Severity::Medium => cell.fg(Color::Yellow),
+        Severity::Low => cell.fg(Color::Blue),
+        Severity::Unknown => cell.fg(Color::DarkGrey),
+    }
+}
+
+/// Findings as a plain table: worst first, with fixed version and layer.
 pub fn findings_table(subject: &Subject, findings: &[Finding], warnings: &[String]) -> String {
+    findings_table_styled(subject, findings, warnings, false)
+}
+
+/// Like [`findings_table`], with severities in colour when `color` (for terminals).
+pub fn findings_table_styled(subject: &Subject, findings: &[Finding], warnings: &[String], color: bool) -> String {
     let mut counts = std::collections::BTreeMap::new();
     for f in findings {
         *counts.entry(std::cmp::Reverse(f.severity)).or_insert(0usize) += 1;
@@ -28,21 +48,25 @@ pub fn findings_table(subject: &Subject, findings: &[Finding], warnings: &[Strin
         t.load_style(NOTHING)
             .force_no_tty()
             .set_content_arrangement(ContentArrangement::Disabled);
+        if color {
+            t.enforce_styling();
+        }
         t.set_header(["SEVERITY", "ID", "PACKAGE", "INSTALLED", "FIXED", "STATE", "LAYER", "TITLE"]);
         for f in findings {
             let title: String = f.title.chars().take(60).collect();
-            t.add_row([
-                f.severity.as_str().to_string(),
-                f.id.clone(),
-                f.package.name.clone(),
-                f.package.version.clone(),
-                f.fixed_version.clone().unwrap_or_else(|| "-".into()),
-                serde_json::to_value(f.fix_state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                f.package.layer.map_or_else(|| "-".into(), |l| l.to_string()),
-                title,
+            let state = serde_json::to_value(f.fix_state)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            t.add_row(vec![
+                severity_cell(f.severity, color),
+                Cell::new(&f.id),
+                Cell::new(&f.package.name),
+                Cell::new(&f.package.version),
+                Cell::new(f.fixed_version.as_deref().unwrap_or("-")),
+                Cell::new(state),
+                Cell::new(f.package.layer.map_or_else(|| "-".into(), |l| l.to_string())),
+                Cell::new(title),
             ]);
         }
         for line in t.lines() {
