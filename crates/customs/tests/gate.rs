@@ -67,6 +67,11 @@ fn validate(kind: &str, path: &Path) -> Option<(bool, String)> {
 }
 
 fn exercise(image: &str, package: &str, db: &Path, dir: &Path) {
+    exercise_with(image, package, db, dir, 1);
+}
+
+/// `hits`: how many findings the advisory yields in this image (a source package may have several binaries).
+fn exercise_with(image: &str, package: &str, db: &Path, dir: &Path, hits: usize) {
     let ex = dir.join("exclusions.json");
     let _ = std::fs::remove_file(&ex);
     // No exceptions: HIGH fails the gate with exit 1, and every report says so.
@@ -84,10 +89,14 @@ fn exercise(image: &str, package: &str, db: &Path, dir: &Path) {
         ],
     );
     assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("fail: 1 finding(s) at CRITICAL or HIGH"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("fail: {hits} finding(s) at CRITICAL or HIGH")),
+        "{}",
+        r.stdout
+    );
     let junit = std::fs::read_to_string(dir.join("gate.xml")).unwrap();
     assert!(
-        junit.contains("failures=\"2\"") && junit.contains("<failure message=\"HIGH: Synthetic advisory"),
+        junit.contains(&format!("failures=\"{}\"", hits + 1)) && junit.contains("<failure message=\"HIGH: Synthetic advisory"),
         "{junit}"
     );
     let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("gate.sarif")).unwrap()).unwrap();
@@ -230,6 +239,10 @@ fn gate_on_a_real_debian_image() {
     )
     .unwrap();
     assert_eq!(gate(tmp.path(), &db, image.to_str().unwrap(), &[]).code, Some(0));
+    // The whole exception life cycle, as on the demo image: two findings, curl and libcurl4.
+    let dir = tmp.path().join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    exercise_with(image.to_str().unwrap(), "curl", &db, &dir, 2);
 }
 
 /// A webhook receiver on loopback: answers `status` and keeps the bodies it got.
