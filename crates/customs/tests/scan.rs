@@ -171,6 +171,11 @@ fn scan_filters_and_stale_database_policy() {
         warned["warnings"][0].as_str().unwrap().contains("over the 168-hour limit"),
         "{warned:#}"
     );
+    let lenient = scan_json(&db, &demo, &["--db-max-age", "100000d"]);
+    assert!(
+        lenient.get("warnings").is_none(),
+        "a generous --db-max-age silences the warning: {lenient:#}"
+    );
     let out = cargo_bin_cmd!("customs")
         .args(["scan", &demo, "--fail-on-stale-db", "--db"])
         .arg(&db)
