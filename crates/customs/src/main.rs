@@ -67,6 +67,36 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Find secrets (keys, tokens, passwords) in an image or a directory.
+    ///
+    /// Files deleted by a later layer still ship in the image and are scanned
+    /// too; the image config (ENV, history) is scanned as well. Exits 0 whether
+    /// or not secrets are found; non-zero on errors.
+    Secrets {
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = ScanFormat::Table)]
+        format: ScanFormat,
+        /// Directories not to report (globs, relative to the root); repeat for several.
+        #[arg(long = "skip-dirs", value_delimiter = ',')]
+        skip_dirs: Vec<String>,
+        /// Files not to report (globs); repeat for several.
+        #[arg(long = "skip-files", value_delimiter = ',')]
+        skip_files: Vec<String>,
+        /// Skip the base image's layers, found from the image history.
+        #[arg(long)]
+        skip_base_layers: bool,
+        /// Skip this many bottom layers (when the history cannot tell the base image apart).
+        #[arg(long, conflicts_with = "skip_base_layers")]
+        base_layers: Option<usize>,
+        /// Rule ids not to run; repeat for several.
+        #[arg(long = "disable-rule", value_delimiter = ',')]
+        disable_rules: Vec<String>,
+        /// Write to this file instead of standard output (replaced atomically).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// The build breaker: scan, apply the project's exceptions, pass or fail.
     ///
     /// Exit codes: 0 pass, 1 policy failure (or --exit-code), 2 usage or input error.
@@ -593,6 +623,30 @@ fn check_exclusions(
     Ok(if needs_action == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// Secrets for people: one line each, masked, with layer and whether a later layer deleted the file.
+fn secrets_table(subject: &Subject, findings: &[customs_secrets::ImageFinding], warnings: &[String]) -> String {
+    let mut out = format!("{}: {} secrets\n", subject.name, findings.len());
+    for f in findings {
+        let place = match (f.layer, f.hidden, f.hidden_in) {
+            (Some(l), Some(how), Some(by)) => format!("layer {l}, {how} in layer {by} but still in the image"),
+            (Some(l), _, _) => format!("layer {l}"),
+            (None, _, _) => "image config".to_string(),
+        };
+        out.push_str(&format!(
+            "{:<8} {:<28} {}:{} ({place})\n         {}\n",
+            f.finding.severity.as_str(),
+            f.finding.rule_id,
+            f.finding.path,
+            f.finding.line,
+            f.finding.context
+        ));
+    }
+    for w in warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}
+
 /// Calls every webhook the policy (or `CUSTOMS_NOTIFY_URL`) names; delivery problems are only warnings.
 fn notify_all(
     policy: &customs_policy::PolicyFile,
@@ -641,6 +695,18 @@ fn notify_all(
     }
 }
 
+/// Layer facts for reports, with secrets in build commands masked: a report must not leak what it reports.
+fn redacted_layers(layers: &[customs_oci::LayerInfo]) -> Vec<customs_oci::LayerInfo> {
+    let scanner = customs_secrets::Scanner::builtin();
+    layers
+        .iter()
+        .map(|l| customs_oci::LayerInfo {
+            created_by: l.created_by.as_deref().map(|c| scanner.redact(c)),
+            ..l.clone()
+        })
+        .collect()
+}
+
 /// Opens the image and inventories it.
 fn inventory(target: &Target) -> Result<(Subject, Inventory)> {
     let options = OpenOptions {
@@ -660,7 +726,7 @@ fn inventory(target: &Target) -> Result<(Subject, Inventory)> {
             (Some(os), Some(arch)) => Some(format!("{os}/{arch}")),
             _ => None,
         },
-        layers: view.layers.clone(),
+        layers: redacted_layers(&view.layers),
     };
     Ok((subject, inventory))
 }
@@ -704,6 +770,68 @@ fn run(cli: Cli) -> Result<ExitCode> {
             emit(&text, output.as_deref())?;
         }
         Command::Gate(args) => return run_gate(*args),
+        Command::Secrets {
+            target,
+            format,
+            skip_dirs,
+            skip_files,
+            skip_base_layers,
+            base_layers,
+            disable_rules,
+            output,
+        } => {
+            let skip: Vec<String> = skip_dirs
+                .iter()
+                .map(|d| format!("{}/**", d.trim_matches('/')))
+                .chain(skip_files.iter().map(|f| f.trim_start_matches('/').to_string()))
+                .collect();
+            let scanner = customs_secrets::Scanner::new(
+                customs_secrets::BUILTIN,
+                &customs_secrets::ScanOptions {
+                    skip,
+                    disable: disable_rules,
+                },
+            )
+            .map_err(anyhow::Error::msg)?;
+            let options = OpenOptions {
+                platform: target.platform.clone(),
+                registry: target.registry.options(&target.image),
+            };
+            let img = Image::open_with(&target.image, &options)?;
+            let mut warnings = Vec::new();
+            let first_layer = match (skip_base_layers, base_layers) {
+                (_, Some(n)) => n,
+                (true, None) => customs_secrets::base_layer_count(&img.config).unwrap_or_else(|| {
+                    warnings.push(
+                        "the image history does not show where the base image ends; all layers were scanned (use --base-layers N)".into(),
+                    );
+                    0
+                }),
+                (false, None) => 0,
+            };
+            let view = img.filesystem(&customs_secrets::SecretInterest {
+                scanner: &scanner,
+                first_layer,
+            })?;
+            warnings.extend(view.warnings.iter().cloned());
+            let findings = customs_secrets::image_findings(&view, &img.config, &scanner, first_layer);
+            let subject = Subject {
+                name: img.name.clone(),
+                manifest_digest: img.manifest_digest.clone(),
+                config_digest: img.config_digest.clone(),
+                tags: img.tags.clone(),
+                platform: None,
+                layers: redacted_layers(&view.layers),
+            };
+            let text = match format {
+                ScanFormat::Json | ScanFormat::Sarif => {
+                    let doc = serde_json::json!({"schema": "customs.secrets/v1", "subject": subject, "skipped_layers": first_layer, "findings": findings, "warnings": warnings});
+                    serde_json::to_string_pretty(&doc)? + "\n"
+                }
+                ScanFormat::Table => secrets_table(&subject, &findings, &warnings),
+            };
+            emit(&text, output.as_deref())?;
+        }
         Command::Exclusions {
             command:
                 ExclusionsCommand::Check {

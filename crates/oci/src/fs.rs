@@ -35,6 +35,8 @@ pub struct EntryMeta<'a> {
     pub size: u64,
     /// Unix permission bits.
     pub mode: u32,
+    /// Index of the layer holding the entry.
+    pub layer: usize,
 }
 
 /// One file as one layer wrote it.

@@ -97,7 +97,12 @@ impl LayerChanges {
         let Origin { input, layer, interest } = *origin;
         let mut kept = None;
         if kind == EntryKind::File
-            && let Some(limit) = interest.wants(&EntryMeta { path: &path, size, mode })
+            && let Some(limit) = interest.wants(&EntryMeta {
+                path: &path,
+                size,
+                mode,
+                layer,
+            })
         {
             if size > limit {
                 self.warnings.push(format!(

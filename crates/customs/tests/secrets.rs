@@ -1,0 +1,75 @@
+//! `customs secrets` on images: deleted files, layers, config, base layers.
+
+use std::path::PathBuf;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use serde_json::Value;
+
+fn secrets_json(image: &str, extra: &[&str]) -> Value {
+    let out = cargo_bin_cmd!("customs")
+        .args(["secrets", image, "-f", "json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn demo_image_deleted_key_is_found_and_masked() {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    let doc = secrets_json(&demo, &[]);
+    let f = &doc["findings"][0];
+    assert_eq!(
+        (f["rule_id"].as_str(), f["path"].as_str(), f["layer"].as_u64()),
+        (Some("aws-access-key-id"), Some("app/settings.env"), Some(2))
+    );
+    assert_eq!((f["hidden"].as_str(), f["hidden_in"].as_u64()), (Some("deleted"), Some(3)));
+    assert_eq!(f["created_by"], "COPY settings.env /app/");
+    assert!(
+        !doc.to_string().contains("AKIAIOSFODNN7EXAMPLE"),
+        "the secret never appears unmasked"
+    );
+    let table = cargo_bin_cmd!("customs").args(["secrets", &demo]).output().unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("deleted in layer 3 but still in the image") && !text.contains("AKIAIOSFODNN7EXAMPLE"),
+        "{text}"
+    );
+    // Skipping a directory hides it.
+    assert_eq!(
+        secrets_json(&demo, &["--skip-dirs", "app"])["findings"].as_array().unwrap().len(),
+        0
+    );
+}
+
+#[test]
+fn real_image_leaked_env_and_base_layers() {
+    let dir = std::env::var_os("CUSTOMS_TEST_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-images"));
+    let image = dir.join("bookworm-app.oci");
+    if !image.is_dir() {
+        eprintln!("skipped: {} is absent (run ../shared/tools/build-test-images.sh)", image.display());
+        return;
+    }
+    let doc = secrets_json(image.to_str().unwrap(), &["--skip-base-layers"]);
+    assert_eq!(doc["skipped_layers"], 1, "the base image is the first layer, up to its CMD");
+    let findings = doc["findings"].as_array().unwrap();
+    let leaked: Vec<&Value> = findings.iter().filter(|f| f["path"] == "app/leaked.env").collect();
+    let rules: Vec<&str> = leaked.iter().map(|f| f["rule_id"].as_str().unwrap()).collect();
+    assert_eq!(rules, vec!["aws-access-key-id", "aws-secret-access-key"]);
+    for f in &leaked {
+        assert_eq!(
+            (f["layer"].as_u64(), f["hidden"].as_str(), f["hidden_in"].as_u64()),
+            (Some(3), Some("deleted"), Some(4))
+        );
+        assert!(f["created_by"].as_str().unwrap().contains("leaked.env"));
+    }
+    // The build command that wrote it is in the history, and is reported too.
+    assert!(findings.iter().any(|f| f["path"].as_str().unwrap().starts_with("config:history")));
+    assert!(!doc.to_string().contains("AKIAIOSFODNN7EXAMPLE"));
+}

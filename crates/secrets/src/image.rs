@@ -1,0 +1,132 @@
+//! Secrets in images: every layer's files (deleted and overwritten versions too), and the config.
+
+use customs_oci::{EntryMeta, FsView, HiddenBy, ImageConfig, Interest};
+use serde::Serialize;
+
+use crate::scanner::{Finding, Scanner, is_binary};
+
+/// Files larger than this are not read (a note says so).
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
+/// An [`Interest`] that scans each file as it streams by and keeps only its findings.
+pub struct SecretInterest<'a> {
+    /// The scanner.
+    pub scanner: &'a Scanner,
+    /// Layers below this index are not read (`--skip-base-layers`).
+    pub first_layer: usize,
+}
+
+impl Interest for SecretInterest<'_> {
+    fn wants(&self, entry: &EntryMeta) -> Option<u64> {
+        (entry.layer >= self.first_layer && !self.scanner.path_allowed(entry.path)).then_some(MAX_FILE_BYTES)
+    }
+
+    fn keep(&self, path: &str, bytes: Vec<u8>) -> Option<Vec<u8>> {
+        if is_binary(&bytes) {
+            return None;
+        }
+        let found = self.scanner.scan(path, &bytes);
+        (!found.is_empty()).then(|| serde_json::to_vec(&found).expect("findings serialize"))
+    }
+}
+
+/// Where in the image a secret is.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageFinding {
+    /// The finding.
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// The layer holding the file (`None` for the image config).
+    pub layer: Option<usize>,
+    /// That layer's build step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// `deleted` or `overwritten` when a later layer hid the file: it still ships in the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<&'static str>,
+    /// The layer that hid it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_in: Option<usize>,
+}
+
+/// The number of layers that belong to the base image, read from the history:
+/// everything up to the first `CMD`/`ENTRYPOINT`, when more steps follow it.
+pub fn base_layer_count(config: &ImageConfig) -> Option<usize> {
+    let steps = &config.history;
+    let first = steps.iter().position(|h| {
+        h.created_by
+            .as_deref()
+            .is_some_and(|c| c.contains("CMD") || c.contains("ENTRYPOINT"))
+    })?;
+    if first + 1 >= steps.len() {
+        return None;
+    }
+    Some(steps[..=first].iter().filter(|h| !h.empty_layer).count())
+}
+
+/// Collects the findings kept in `view` (visible and hidden files) and scans the config.
+pub fn image_findings(view: &FsView, config: &ImageConfig, scanner: &Scanner, first_layer: usize) -> Vec<ImageFinding> {
+    // Build commands can hold the very secret reported: print them redacted.
+    let created_by = |l: usize| view.layers.get(l).and_then(|i| i.created_by.as_deref()).map(|c| scanner.redact(c));
+    let decode = |bytes: &[u8]| serde_json::from_slice::<Vec<Finding>>(bytes).unwrap_or_default();
+    let mut out = Vec::new();
+    for e in view.files().filter(|e| e.layer >= first_layer) {
+        if let Some(c) = &e.content {
+            out.extend(decode(c).into_iter().map(|finding| ImageFinding {
+                finding,
+                layer: Some(e.layer),
+                created_by: created_by(e.layer),
+                hidden: None,
+                hidden_in: None,
+            }));
+        }
+    }
+    for h in view.hidden().iter().filter(|h| h.entry.layer >= first_layer) {
+        if let Some(c) = &h.entry.content {
+            let how = match h.by {
+                HiddenBy::Whiteout => "deleted",
+                HiddenBy::Overwrite => "overwritten",
+            };
+            out.extend(decode(c).into_iter().map(|finding| ImageFinding {
+                finding,
+                layer: Some(h.entry.layer),
+                created_by: created_by(h.entry.layer),
+                hidden: Some(how),
+                hidden_in: Some(h.hidden_in),
+            }));
+        }
+    }
+    if let Some(rc) = &config.config {
+        for (i, env) in rc.env.iter().enumerate() {
+            out.extend(
+                scanner
+                    .scan_text(&format!("config:env[{i}]"), env)
+                    .into_iter()
+                    .map(|finding| ImageFinding {
+                        finding,
+                        layer: None,
+                        created_by: None,
+                        hidden: None,
+                        hidden_in: None,
+                    }),
+            );
+        }
+    }
+    for (i, h) in config.history.iter().enumerate() {
+        if let Some(cmd) = &h.created_by {
+            out.extend(
+                scanner
+                    .scan_text(&format!("config:history[{i}]"), cmd)
+                    .into_iter()
+                    .map(|finding| ImageFinding {
+                        finding,
+                        layer: None,
+                        created_by: None,
+                        hidden: None,
+                        hidden_in: None,
+                    }),
+            );
+        }
+    }
+    out
+}

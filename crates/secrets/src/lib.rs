@@ -1,0 +1,17 @@
+//! Secret detection for images and file trees.
+//!
+//! [`Scanner`] compiles the rules once; a case-insensitive Aho-Corasick pass
+//! over each window finds the rules' keywords, and only the rules whose
+//! keywords appear run their regexes. Windows overlap so a secret that spans a
+//! window border is still found, once. Every finding is masked and carries a
+//! stable fingerprint.
+
+#![warn(missing_docs)]
+
+mod image;
+mod rules;
+mod scanner;
+
+pub use image::{ImageFinding, MAX_FILE_BYTES, SecretInterest, base_layer_count, image_findings};
+pub use rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, RuleSpec, Severity};
+pub use scanner::{Finding, ScanOptions, Scanner, is_binary, mask};

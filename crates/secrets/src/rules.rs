@@ -1,0 +1,466 @@
+//! Built-in rules: well-known credential formats, each with keywords for the prefilter.
+//!
+//! Patterns are written from the token formats the vendors document. A rule's
+//! `secret` group (when present) is the part that is masked and fingerprinted.
+
+use serde::Serialize;
+
+/// How bad a leak of this kind is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl Severity {
+    /// Upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// One detection rule.
+#[derive(Clone, Debug)]
+pub struct RuleSpec {
+    /// Stable id (`aws-access-key-id`).
+    pub id: &'static str,
+    /// Vendor or family (`AWS`, `GitHub`).
+    pub category: &'static str,
+    /// What it finds.
+    pub title: &'static str,
+    /// Severity of a leak.
+    pub severity: Severity,
+    /// Case-insensitive words, one of which must appear near a match; empty: always run.
+    pub keywords: &'static [&'static str],
+    /// The pattern; a group named `secret` marks the secret itself.
+    pub regex: &'static str,
+}
+
+// Shared fragments: a token must not be glued to more token characters.
+macro_rules! b {
+    ($s:literal) => {
+        concat!(r"(?:^|[^0-9A-Za-z_\-])", $s, r"(?:$|[^0-9A-Za-z_\-])")
+    };
+}
+
+/// The built-in rule set.
+pub const BUILTIN: &[RuleSpec] = &[
+    RuleSpec {
+        id: "aws-access-key-id",
+        category: "AWS",
+        title: "AWS Access Key ID",
+        severity: Severity::Critical,
+        keywords: &["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "A3T"],
+        regex: b!(r"(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16})"),
+    },
+    RuleSpec {
+        id: "aws-secret-access-key",
+        category: "AWS",
+        title: "AWS Secret Access Key",
+        severity: Severity::Critical,
+        keywords: &["aws"],
+        regex: r#"(?i)["']?aws_?(?:sec(?:ret)?)?_?(?:access)?_?key["']?\s*(?::|=>|=)?\s*["']?(?P<secret>[A-Za-z0-9/+=]{40})(?:$|[^A-Za-z0-9/+=])"#,
+    },
+    RuleSpec {
+        id: "github-pat",
+        category: "GitHub",
+        title: "GitHub Personal Access Token",
+        severity: Severity::Critical,
+        keywords: &["ghp_"],
+        regex: b!(r"(?P<secret>ghp_[0-9A-Za-z]{36,255})"),
+    },
+    RuleSpec {
+        id: "github-fine-grained-pat",
+        category: "GitHub",
+        title: "GitHub Fine-grained Personal Access Token",
+        severity: Severity::Critical,
+        keywords: &["github_pat_"],
+        regex: b!(r"(?P<secret>github_pat_[0-9A-Za-z_]{82})"),
+    },
+    RuleSpec {
+        id: "github-oauth",
+        category: "GitHub",
+        title: "GitHub OAuth Access Token",
+        severity: Severity::Critical,
+        keywords: &["gho_"],
+        regex: b!(r"(?P<secret>gho_[0-9A-Za-z]{36})"),
+    },
+    RuleSpec {
+        id: "github-app-token",
+        category: "GitHub",
+        title: "GitHub App Token",
+        severity: Severity::Critical,
+        keywords: &["ghu_", "ghs_"],
+        regex: b!(r"(?P<secret>(?:ghu|ghs)_(?:[0-9A-Za-z]{36}|[0-9]+_[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}))"),
+    },
+    RuleSpec {
+        id: "github-refresh-token",
+        category: "GitHub",
+        title: "GitHub Refresh Token",
+        severity: Severity::Critical,
+        keywords: &["ghr_"],
+        regex: b!(r"(?P<secret>ghr_[0-9A-Za-z]{36,76})"),
+    },
+    RuleSpec {
+        id: "gitlab-pat",
+        category: "GitLab",
+        title: "GitLab Personal Access Token",
+        severity: Severity::Critical,
+        keywords: &["glpat-"],
+        regex: b!(r"(?P<secret>glpat-[0-9A-Za-z_\-]{20,})"),
+    },
+    RuleSpec {
+        id: "gitlab-runner-token",
+        category: "GitLab",
+        title: "GitLab Runner Registration Token",
+        severity: Severity::High,
+        keywords: &["GR1348941", "glrt-"],
+        regex: b!(r"(?P<secret>(?:GR1348941|glrt-)[0-9A-Za-z_\-]{20})"),
+    },
+    RuleSpec {
+        id: "slack-token",
+        category: "Slack",
+        title: "Slack token",
+        severity: Severity::High,
+        keywords: &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe"],
+        regex: r"(?:^|[^0-9A-Za-z])(?P<secret>xox(?:[abeprs]|e\.xox[bp])-[0-9]{10,13}-[0-9A-Za-z\-]{10,250})",
+    },
+    RuleSpec {
+        id: "slack-webhook",
+        category: "Slack",
+        title: "Slack Webhook URL",
+        severity: Severity::Medium,
+        keywords: &["hooks.slack.com"],
+        regex: r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/_\-]{20,})",
+    },
+    RuleSpec {
+        id: "stripe-secret-key",
+        category: "Stripe",
+        title: "Stripe secret key",
+        severity: Severity::Critical,
+        keywords: &["sk_live_", "rk_live_", "sk_test_"],
+        regex: b!(r"(?P<secret>(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99})"),
+    },
+    RuleSpec {
+        id: "npm-access-token",
+        category: "npm",
+        title: "npm access token",
+        severity: Severity::Critical,
+        keywords: &["npm_"],
+        regex: b!(r"(?P<secret>npm_[0-9A-Za-z]{36})"),
+    },
+    RuleSpec {
+        id: "pypi-upload-token",
+        category: "PyPI",
+        title: "PyPI upload token",
+        severity: Severity::High,
+        keywords: &["pypi-ageichlwas5vcmc"],
+        regex: r"(?P<secret>pypi-AgEIcHlwaS5vcmc[0-9A-Za-z_\-]{50,})",
+    },
+    RuleSpec {
+        id: "private-key",
+        category: "AsymmetricPrivateKey",
+        title: "Asymmetric private key",
+        severity: Severity::High,
+        keywords: &["private key-----"],
+        regex: r"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?P<secret>[\sA-Za-z0-9+/=:.,\\\-]{64,}?)-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
+    },
+    RuleSpec {
+        id: "jwt-token",
+        category: "JWT",
+        title: "JSON Web Token",
+        severity: Severity::Medium,
+        keywords: &["eyj"],
+        regex: b!(r"(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,})"),
+    },
+    RuleSpec {
+        id: "gcp-service-account",
+        category: "Google",
+        title: "Google (GCP) service account key",
+        severity: Severity::Critical,
+        keywords: &["service_account"],
+        regex: r#""type"\s*:\s*"(?P<secret>service_account)""#,
+    },
+    RuleSpec {
+        id: "gcp-api-key",
+        category: "Google",
+        title: "Google API key",
+        severity: Severity::High,
+        keywords: &["aiza"],
+        regex: b!(r"(?P<secret>AIza[0-9A-Za-z_\-]{35})"),
+    },
+    RuleSpec {
+        id: "azure-storage-account-key",
+        category: "Azure",
+        title: "Azure Storage Account key",
+        severity: Severity::Critical,
+        keywords: &["accountkey"],
+        regex: r"(?i)AccountKey\s*=\s*(?P<secret>[A-Za-z0-9+/]{86}==)",
+    },
+    RuleSpec {
+        id: "azure-sas-token",
+        category: "Azure",
+        title: "Azure Shared Access Signature",
+        severity: Severity::High,
+        keywords: &["sig="],
+        regex: r"(?:sv|se|sp)=[^&\s]+&[^\s]*sig=(?P<secret>[A-Za-z0-9%+/]{43,}(?:%3D|=){0,2})",
+    },
+    RuleSpec {
+        id: "azure-devops-pat",
+        category: "Azure",
+        title: "Azure DevOps Personal Access Token",
+        severity: Severity::Critical,
+        keywords: &["azure", "devops", "ado_", "vsts"],
+        regex: r#"(?i)(?:azure|devops|ado|vsts)[a-z_\-]{0,20}\s*[:=]\s*["']?(?P<secret>[a-z2-7]{52})(?:$|[^a-z0-9])"#,
+    },
+    RuleSpec {
+        id: "azure-entra-client-secret",
+        category: "Azure",
+        title: "Azure Entra ID client secret",
+        severity: Severity::Critical,
+        keywords: &["q~"],
+        regex: r"(?:^|[^0-9A-Za-z_~.\-])(?P<secret>[0-9A-Za-z_\-.]{3}[0-9]Q~[0-9A-Za-z_~.\-]{31,34})(?:$|[^0-9A-Za-z_~.\-])",
+    },
+    RuleSpec {
+        id: "azure-acr-login-password",
+        category: "Azure",
+        title: "Azure Container Registry login password",
+        severity: Severity::Critical,
+        keywords: &["azurecr.io"],
+        regex: r"(?i)azurecr\.io[^\n]{0,60}?(?:password|passwd|pwd)\s*[:=]\s*[\x22']?(?P<secret>[A-Za-z0-9+/=]{32,})",
+    },
+    RuleSpec {
+        id: "azure-api-key",
+        category: "Azure",
+        title: "Azure API key (AI services, Container Registry tokens)",
+        severity: Severity::Critical,
+        keywords: &["jqqj99"],
+        regex: b!(r"(?P<secret>[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{26})"),
+    },
+    RuleSpec {
+        id: "azure-app-configuration-connection-string",
+        category: "Azure",
+        title: "Azure App Configuration connection string",
+        severity: Severity::Critical,
+        keywords: &["azconfig.io"],
+        regex: r"Endpoint=https://[^;\s]+\.azconfig\.io;Id=[^;\s]+;Secret=(?P<secret>[A-Za-z0-9+/=]{30,})",
+    },
+    RuleSpec {
+        id: "azure-container-registry-password",
+        category: "Azure",
+        title: "Azure Container Registry password",
+        severity: Severity::Critical,
+        keywords: &["+acr"],
+        regex: b!(r"(?P<secret>[0-9A-Za-z+/]{42}\+ACR[A-Za-z0-9]{6})"),
+    },
+    RuleSpec {
+        id: "huggingface-token",
+        category: "HuggingFace",
+        title: "Hugging Face access token",
+        severity: Severity::Critical,
+        keywords: &["hf_"],
+        regex: b!(r"(?P<secret>hf_[A-Za-z0-9]{34,40})"),
+    },
+    RuleSpec {
+        id: "openai-api-key",
+        category: "OpenAI",
+        title: "OpenAI API key",
+        severity: Severity::Critical,
+        keywords: &["t3blbkfj"],
+        regex: b!(r"(?P<secret>sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,74}|[A-Za-z0-9]{20,74})T3BlbkFJ[A-Za-z0-9_\-]{20,74})"),
+    },
+    RuleSpec {
+        id: "openai-realtime-client-secret",
+        category: "OpenAI",
+        title: "OpenAI Realtime client secret",
+        severity: Severity::High,
+        keywords: &["ek_"],
+        regex: b!(r"(?P<secret>ek_[a-f0-9]{32})"),
+    },
+    RuleSpec {
+        id: "anthropic-api-key",
+        category: "Anthropic",
+        title: "Anthropic API key",
+        severity: Severity::Critical,
+        keywords: &["sk-ant-"],
+        regex: b!(r"(?P<secret>sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,100})"),
+    },
+    RuleSpec {
+        id: "alibaba-access-key-id",
+        category: "Alibaba",
+        title: "Alibaba AccessKey ID",
+        severity: Severity::High,
+        keywords: &["ltai"],
+        regex: b!(r"(?P<secret>LTAI[A-Za-z0-9]{20})"),
+    },
+    RuleSpec {
+        id: "sendgrid-api-key",
+        category: "SendGrid",
+        title: "SendGrid API key",
+        severity: Severity::High,
+        keywords: &["sg."],
+        regex: b!(r"(?P<secret>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})"),
+    },
+    RuleSpec {
+        id: "shopify-token",
+        category: "Shopify",
+        title: "Shopify access token",
+        severity: Severity::High,
+        keywords: &["shpat_", "shpca_", "shppa_", "shpss_"],
+        regex: b!(r"(?P<secret>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})"),
+    },
+    RuleSpec {
+        id: "dockerhub-pat",
+        category: "Docker",
+        title: "Docker Hub personal access token",
+        severity: Severity::High,
+        keywords: &["dckr_pat_"],
+        regex: b!(r"(?P<secret>dckr_pat_[A-Za-z0-9_\-]{27})"),
+    },
+    RuleSpec {
+        id: "kubernetes-docker-config",
+        category: "Docker",
+        title: "Registry credentials in a Kubernetes secret (.dockerconfigjson)",
+        severity: Severity::High,
+        keywords: &[".dockerconfigjson", ".dockercfg"],
+        regex: r"\.docker(?:configjson|cfg)\x22?\s*:\s*\x22?(?P<secret>[A-Za-z0-9+/=]{8,})",
+    },
+    RuleSpec {
+        id: "docker-config-auth",
+        category: "Docker",
+        title: "Docker registry credentials (config.json auths)",
+        severity: Severity::High,
+        keywords: &["\"auth\""],
+        regex: r#""auths"\s*:\s*\{[^}]*"auth"\s*:\s*"(?P<secret>[A-Za-z0-9+/=]{8,})""#,
+    },
+    RuleSpec {
+        id: "digitalocean-token",
+        category: "DigitalOcean",
+        title: "DigitalOcean token",
+        severity: Severity::High,
+        keywords: &["dop_v1_", "doo_v1_", "dor_v1_"],
+        regex: b!(r"(?P<secret>do[opr]_v1_[a-f0-9]{64})"),
+    },
+    RuleSpec {
+        id: "grafana-token",
+        category: "Grafana",
+        title: "Grafana API or service account token",
+        severity: Severity::High,
+        keywords: &["glc_", "glsa_"],
+        regex: b!(r"(?P<secret>(?:glc_[A-Za-z0-9+/]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}))"),
+    },
+    RuleSpec {
+        id: "grafana-api-key",
+        category: "Grafana",
+        title: "Grafana API key (legacy)",
+        severity: Severity::High,
+        keywords: &["eyjrijoi"],
+        regex: b!(r"(?P<secret>eyJrIjoi[A-Za-z0-9]{70,400}={0,2})"),
+    },
+    RuleSpec {
+        id: "hashicorp-vault-token",
+        category: "HashiCorp",
+        title: "Vault service token",
+        severity: Severity::High,
+        keywords: &["hvs."],
+        regex: b!(r"(?P<secret>hvs\.[A-Za-z0-9_\-]{90,120})"),
+    },
+    RuleSpec {
+        id: "terraform-cloud-token",
+        category: "HashiCorp",
+        title: "Terraform Cloud API token",
+        severity: Severity::High,
+        keywords: &["atlasv1"],
+        regex: r"(?P<secret>[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70})",
+    },
+    RuleSpec {
+        id: "atlassian-api-token",
+        category: "Atlassian",
+        title: "Atlassian API token",
+        severity: Severity::High,
+        keywords: &["atatt3"],
+        regex: b!(r"(?P<secret>ATATT3[A-Za-z0-9_\-=]{186})"),
+    },
+    RuleSpec {
+        id: "twilio-api-key",
+        category: "Twilio",
+        title: "Twilio API key",
+        severity: Severity::Medium,
+        keywords: &["twilio"],
+        regex: b!(r"(?P<secret>SK[0-9a-fA-F]{32})"),
+    },
+    RuleSpec {
+        id: "mailgun-api-key",
+        category: "Mailgun",
+        title: "Mailgun API key",
+        severity: Severity::Medium,
+        keywords: &["key-"],
+        regex: b!(r"(?P<secret>key-[0-9a-f]{32})"),
+    },
+    RuleSpec {
+        id: "private-packagist-token",
+        category: "Packagist",
+        title: "Private Packagist token",
+        severity: Severity::High,
+        keywords: &["packagist_"],
+        regex: b!(r"(?P<secret>packagist_[ou][ru]t_[a-f0-9]{68})"),
+    },
+    RuleSpec {
+        id: "linear-api-key",
+        category: "Linear",
+        title: "Linear API key",
+        severity: Severity::High,
+        keywords: &["lin_api_"],
+        regex: b!(r"(?P<secret>lin_api_[A-Za-z0-9]{40})"),
+    },
+    RuleSpec {
+        id: "postman-api-key",
+        category: "Postman",
+        title: "Postman API key",
+        severity: Severity::High,
+        keywords: &["pmak-"],
+        regex: b!(r"(?P<secret>PMAK-[a-f0-9]{24}-[a-f0-9]{34})"),
+    },
+    RuleSpec {
+        id: "databricks-token",
+        category: "Databricks",
+        title: "Databricks API token",
+        severity: Severity::High,
+        keywords: &["dapi"],
+        regex: b!(r"(?P<secret>dapi[a-f0-9]{32}(?:-\d)?)"),
+    },
+    RuleSpec {
+        id: "url-credentials",
+        category: "Generic",
+        title: "Password in a URL",
+        severity: Severity::High,
+        keywords: &["://"],
+        regex: r"[a-z][a-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:(?P<secret>[^\s:/@]{6,128})@[A-Za-z0-9.\-]+",
+    },
+];
+
+/// Paths where matches are expected and not leaks (tests, documentation).
+pub const BUILTIN_ALLOWED_PATHS: &[&str] = &[
+    "**/testdata/**",
+    "**/tests/**",
+    "**/test/**",
+    "**/examples/**",
+    "usr/share/doc/**",
+    "usr/share/man/**",
+    "**/*.md",
+];
+
+/// Values that are placeholders, never secrets.
+pub const BUILTIN_ALLOWED_VALUES: &[&str] = &["xxxxxxxx", "XXXXXXXX", "<your", "${", "{{"];

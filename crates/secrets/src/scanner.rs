@@ -1,0 +1,332 @@
+//! The scanner: one keyword pass picks the rules whose regexes run, chunk by chunk.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use regex::bytes::Regex;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, BUILTIN_ALLOWED_VALUES, RuleSpec, Severity};
+
+/// Bytes scanned per window; windows overlap so a secret on a border is whole in one of them.
+const CHUNK: usize = 1 << 20;
+/// Longer than any single secret we look for (private keys included).
+const OVERLAP: usize = 16 << 10;
+/// Characters of a secret kept visible when masking.
+const VISIBLE: usize = 4;
+
+/// One secret found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Finding {
+    /// Rule id.
+    pub rule_id: String,
+    /// Vendor or family.
+    pub category: String,
+    /// What was found.
+    pub title: String,
+    /// How bad.
+    pub severity: Severity,
+    /// Where (a path inside the image or tree).
+    pub path: String,
+    /// 1-based line of the secret's first character.
+    pub line: usize,
+    /// The secret with all but its first characters replaced by `*`.
+    pub masked: String,
+    /// The line, trimmed to 120 characters, with the secret masked.
+    pub context: String,
+    /// Stable id of (rule, path, secret), usable in exclusions.
+    pub fingerprint: String,
+}
+
+struct Rule {
+    spec: RuleSpec,
+    regex: Regex,
+    secret: Option<usize>,
+}
+
+/// A compiled rule set with its keyword prefilter.
+pub struct Scanner {
+    rules: Vec<Rule>,
+    keywords: AhoCorasick,
+    keyword_rules: Vec<Vec<usize>>,
+    always: Vec<usize>,
+    allowed_paths: GlobSet,
+}
+
+/// What a scanner was asked to skip.
+#[derive(Clone, Debug, Default)]
+pub struct ScanOptions {
+    /// Extra path globs where findings are not reported.
+    pub skip: Vec<String>,
+    /// Rule ids not to run.
+    pub disable: Vec<String>,
+}
+
+impl Scanner {
+    /// The built-in rules.
+    pub fn builtin() -> Scanner {
+        Scanner::new(BUILTIN, &ScanOptions::default()).expect("built-in rules compile")
+    }
+
+    /// Compiles `specs`, minus disabled ones, with the built-in allowed paths plus `options.skip`.
+    pub fn new(specs: &[RuleSpec], options: &ScanOptions) -> Result<Scanner, String> {
+        let mut rules = Vec::new();
+        for spec in specs.iter().filter(|s| !options.disable.iter().any(|d| d == s.id)) {
+            let regex = Regex::new(spec.regex).map_err(|e| format!("rule {}: {e}", spec.id))?;
+            let secret = regex.capture_names().position(|n| n == Some("secret"));
+            rules.push(Rule {
+                spec: spec.clone(),
+                regex,
+                secret,
+            });
+        }
+        let mut words: Vec<String> = Vec::new();
+        let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
+        let mut always = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if r.spec.keywords.is_empty() {
+                always.push(i);
+            }
+            for k in r.spec.keywords {
+                let k = k.to_ascii_lowercase();
+                match words.iter().position(|w| *w == k) {
+                    Some(p) => keyword_rules[p].push(i),
+                    None => {
+                        words.push(k);
+                        keyword_rules.push(vec![i]);
+                    }
+                }
+            }
+        }
+        let keywords = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&words)
+            .map_err(|e| e.to_string())?;
+        let mut globs = GlobSetBuilder::new();
+        for g in BUILTIN_ALLOWED_PATHS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(options.skip.iter().cloned())
+        {
+            globs.add(Glob::new(&g).map_err(|e| format!("path glob {g:?}: {e}"))?);
+        }
+        let allowed_paths = globs.build().map_err(|e| e.to_string())?;
+        Ok(Scanner {
+            rules,
+            keywords,
+            keyword_rules,
+            always,
+            allowed_paths,
+        })
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True without rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// True when findings under `path` are not reported (tests, docs, skipped globs).
+    pub fn path_allowed(&self, path: &str) -> bool {
+        self.allowed_paths.is_match(path.trim_start_matches('/'))
+    }
+
+    /// Scans `bytes` (the content of `path`), window by window.
+    pub fn scan(&self, path: &str, bytes: &[u8]) -> Vec<Finding> {
+        if self.path_allowed(path) {
+            return Vec::new();
+        }
+        // First every hit, then the findings: a context line must mask every secret on it.
+        let mut hits: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let mut start = 0;
+        let mut line_at_start = 1;
+        loop {
+            let end = (start + CHUNK + OVERLAP).min(bytes.len());
+            let window = &bytes[start..end];
+            let mut wanted = vec![false; self.rules.len()];
+            for &i in &self.always {
+                wanted[i] = true;
+            }
+            for m in self.keywords.find_overlapping_iter(window) {
+                for &i in &self.keyword_rules[m.pattern().as_usize()] {
+                    wanted[i] = true;
+                }
+            }
+            for (i, rule) in self.rules.iter().enumerate().filter(|(i, _)| wanted[*i]) {
+                for caps in rule.regex.captures_iter(window) {
+                    let whole = caps.get(0).expect("group 0 always matches");
+                    let secret = rule.secret.and_then(|g| caps.get(g)).unwrap_or(whole);
+                    let (s, e) = (start + secret.start(), start + secret.end());
+                    if hits.iter().any(|h| h.0 == i && h.1 == s) {
+                        continue;
+                    }
+                    let value = String::from_utf8_lossy(&bytes[s..e]);
+                    if BUILTIN_ALLOWED_VALUES.iter().any(|a| value.contains(a)) {
+                        continue;
+                    }
+                    hits.push((i, s, e, line_at_start + memchr_count(&window[..secret.start()])));
+                }
+            }
+            if end == bytes.len() {
+                break;
+            }
+            line_at_start += memchr_count(&bytes[start..start + CHUNK]);
+            start += CHUNK;
+        }
+        let ranges: Vec<(usize, usize)> = hits.iter().map(|h| (h.1, h.2)).collect();
+        let mut out: Vec<Finding> = hits
+            .iter()
+            .map(|&(i, s, e, line)| finding(&self.rules[i].spec, path, bytes, s, e, line, &ranges))
+            .collect();
+        out.sort_by(|a, b| (a.line, &a.rule_id).cmp(&(b.line, &b.rule_id)));
+        out
+    }
+
+    /// `text` with every secret the rules find in it masked, for printing build commands and the like.
+    pub fn redact(&self, text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for rule in &self.rules {
+            for caps in rule.regex.captures_iter(bytes) {
+                let m = rule
+                    .secret
+                    .and_then(|g| caps.get(g))
+                    .or_else(|| caps.get(0))
+                    .expect("group 0 always matches");
+                spans.push((m.start(), m.end()));
+            }
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (a, b) in spans {
+            if a < at {
+                continue;
+            }
+            out.push_str(&text[at..a]);
+            out.push_str(&mask(&text[a..b]));
+            at = b;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
+    /// Scans a piece of text that is not a file (an ENV entry, a history command) named `origin`.
+    pub fn scan_text(&self, origin: &str, text: &str) -> Vec<Finding> {
+        let mut found = self.scan("", text.as_bytes());
+        for f in &mut found {
+            f.path = origin.to_string();
+        }
+        found
+    }
+}
+
+fn memchr_count(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
+}
+
+/// Masks all but the first few characters.
+pub fn mask(secret: &str) -> String {
+    let keep: String = secret.chars().take(VISIBLE.min(secret.chars().count() / 3)).collect();
+    let hidden = secret.chars().count() - keep.chars().count();
+    format!("{keep}{}", "*".repeat(hidden.min(16)))
+}
+
+fn finding(spec: &RuleSpec, path: &str, bytes: &[u8], s: usize, e: usize, line: usize, secrets: &[(usize, usize)]) -> Finding {
+    let value = String::from_utf8_lossy(&bytes[s..e]).into_owned();
+    let line_start = bytes[..s].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
+    let line_end = bytes[e..].iter().position(|&c| c == b'\n').map_or(bytes.len(), |p| e + p);
+    // Mask every secret overlapping this line, not only this finding's.
+    let mut context = String::new();
+    let mut at = line_start;
+    let mut on_line: Vec<(usize, usize)> = secrets.iter().copied().filter(|&(a, b)| a < line_end && b > line_start).collect();
+    on_line.sort_unstable();
+    for (a, b) in on_line {
+        let (a, b) = (a.max(at), b.min(line_end));
+        if a >= b {
+            continue;
+        }
+        context.push_str(&String::from_utf8_lossy(&bytes[at..a]));
+        context.push_str(&mask(&String::from_utf8_lossy(&bytes[a..b])));
+        at = b;
+    }
+    context.push_str(&String::from_utf8_lossy(&bytes[at..line_end]));
+    let context: String = context.trim_start().chars().take(120).collect();
+    let digest = Sha256::new()
+        .chain_update(spec.id)
+        .chain_update([0])
+        .chain_update(path)
+        .chain_update([0])
+        .chain_update(&value)
+        .finalize();
+    Finding {
+        rule_id: spec.id.to_string(),
+        category: spec.category.to_string(),
+        title: spec.title.to_string(),
+        severity: spec.severity,
+        path: path.to_string(),
+        line,
+        masked: mask(&value),
+        context,
+        fingerprint: hex::encode(&digest[..8]),
+    }
+}
+
+/// True for content that looks binary (a NUL byte near the start).
+pub fn is_binary(bytes: &[u8]) -> bool {
+    bytes.iter().take(8000).any(|&b| b == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_masks_and_fingerprints() {
+        let s = Scanner::builtin();
+        let text = b"a=1\nAWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\ntoken: ghp_0123456789abcdefghijklmnopqrstuvwxyz\n";
+        let f = s.scan("app/.env", text);
+        let ids: Vec<&str> = f.iter().map(|f| f.rule_id.as_str()).collect();
+        assert_eq!(ids, vec!["aws-access-key-id", "github-pat"]);
+        assert_eq!(f[0].line, 2);
+        assert_eq!(f[0].masked, "AKIA****************");
+        assert!(!f[0].context.contains("IOSFODNN7"));
+        assert_eq!(f[0].fingerprint, s.scan("app/.env", text)[0].fingerprint);
+        assert_ne!(f[0].fingerprint, s.scan("other/.env", text)[0].fingerprint);
+        assert!(s.scan("src/tests/fixture.env", text).is_empty(), "test paths are allowed");
+        assert_eq!(s.redact("RUN echo AKIAIOSFODNN7EXAMPLE > x"), "RUN echo AKIA**************** > x");
+        // Two secrets on one line: each context masks both.
+        let both = s.scan("x", b"AKIAIOSFODNN7EXAMPLE ghp_0123456789abcdefghijklmnopqrstuvwxyz\n");
+        assert_eq!(both.len(), 2);
+        assert!(
+            both.iter()
+                .all(|f| !f.context.contains("IOSFODNN7") && !f.context.contains("456789abcdef")),
+            "{both:?}"
+        );
+    }
+
+    #[test]
+    fn secrets_across_window_borders_are_found_once() {
+        let s = Scanner::builtin();
+        let mut big = vec![b'x'; CHUNK - 10];
+        big.push(b'\n');
+        big.extend_from_slice(b"AKIAIOSFODNN7EXAMPLE\n");
+        big.extend(std::iter::repeat_n(b'y', CHUNK));
+        big.extend_from_slice(b"\nghp_0123456789abcdefghijklmnopqrstuvwxyz\n");
+        let f = s.scan("big.txt", &big);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!((f[0].line, f[1].line), (2, 4));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
+            let _ = Scanner::builtin().scan("x", &bytes);
+        }
+    }
+}
