@@ -444,19 +444,21 @@ fn load_exceptions(exclusions: Option<&Path>, trivyignore: Option<&Path>, requir
     Ok(out)
 }
 
-/// The gate: settings from flags over the policy file over defaults, then the verdict, reports and notifications.
-fn run_gate(a: GateArgs) -> Result<ExitCode> {
-    let policy_path = a.policy.clone().or_else(|| customs_policy::PolicyFile::find(Path::new(".")));
-    let policy = match &policy_path {
+/// The policy file (`--policy`, else `./customs.toml` or `./.customs.yaml`, else defaults)
+/// and the folder its relative paths start from.
+fn load_policy(path: Option<PathBuf>) -> Result<(customs_policy::PolicyFile, PathBuf)> {
+    let path = path.or_else(|| customs_policy::PolicyFile::find(Path::new(".")));
+    let file = match &path {
         Some(p) => customs_policy::PolicyFile::read(p).map_err(anyhow::Error::msg)?,
         None => customs_policy::PolicyFile::default(),
     };
-    // Paths in the policy file are relative to it.
-    let base = policy_path
-        .as_deref()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let base = path.as_deref().and_then(Path::parent).unwrap_or(Path::new(".")).to_path_buf();
+    Ok((file, base))
+}
+
+/// The gate: settings from flags over the policy file over defaults, then the verdict, reports and notifications.
+fn run_gate(a: GateArgs) -> Result<ExitCode> {
+    let (policy, base) = load_policy(a.policy.clone())?;
     let fail_on = if a.fail_on.is_empty() {
         policy
             .fail_on()
@@ -537,16 +539,7 @@ fn check_exclusions(
     exclusions: Option<PathBuf>,
     warn_days: i64,
 ) -> Result<ExitCode> {
-    let policy_path = policy.or_else(|| customs_policy::PolicyFile::find(Path::new(".")));
-    let file = match &policy_path {
-        Some(p) => customs_policy::PolicyFile::read(p).map_err(anyhow::Error::msg)?,
-        None => customs_policy::PolicyFile::default(),
-    };
-    let base = policy_path
-        .as_deref()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let (file, base) = load_policy(policy)?;
     let path = exclusions
         .or_else(|| file.exceptions.file.as_ref().map(|f| base.join(f)))
         .unwrap_or_else(|| PathBuf::from("exclusions.json"));

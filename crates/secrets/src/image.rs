@@ -96,36 +96,23 @@ pub fn image_findings(view: &FsView, config: &ImageConfig, scanner: &Scanner, fi
             }));
         }
     }
+    let mut in_config = |origin: String, text: &str| {
+        out.extend(scanner.scan_text(&origin, text).into_iter().map(|finding| ImageFinding {
+            finding,
+            layer: None,
+            created_by: None,
+            hidden: None,
+            hidden_in: None,
+        }));
+    };
     if let Some(rc) = &config.config {
         for (i, env) in rc.env.iter().enumerate() {
-            out.extend(
-                scanner
-                    .scan_text(&format!("config:env[{i}]"), env)
-                    .into_iter()
-                    .map(|finding| ImageFinding {
-                        finding,
-                        layer: None,
-                        created_by: None,
-                        hidden: None,
-                        hidden_in: None,
-                    }),
-            );
+            in_config(format!("config:env[{i}]"), env);
         }
     }
     for (i, h) in config.history.iter().enumerate() {
         if let Some(cmd) = &h.created_by {
-            out.extend(
-                scanner
-                    .scan_text(&format!("config:history[{i}]"), cmd)
-                    .into_iter()
-                    .map(|finding| ImageFinding {
-                        finding,
-                        layer: None,
-                        created_by: None,
-                        hidden: None,
-                        hidden_in: None,
-                    }),
-            );
+            in_config(format!("config:history[{i}]"), cmd);
         }
     }
     out
