@@ -234,6 +234,9 @@ struct GateArgs {
     /// List suppressed findings with the exception that matched.
     #[arg(long)]
     show_suppressed: bool,
+    /// Do not look for secrets (on by default: the policy says no secret may ship).
+    #[arg(long)]
+    no_secrets: bool,
 }
 
 /// How old the vulnerability database may be.
@@ -491,7 +494,29 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
     let exceptions = load_exceptions(exclusions.as_deref(), trivyignore.as_deref(), require_reason)?;
     let (subject, findings, warnings) = vulnerabilities(&a.target, &a.db, &a.freshness, &[PkgType::Os, PkgType::Library])?;
     let today = time::OffsetDateTime::now_utc().date();
-    let verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
+    let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
+    let secrets = if a.no_secrets { Vec::new() } else { secrets_of(&a.target)? };
+    let refs: Vec<customs_policy::SecretRef<'_>> = secrets
+        .iter()
+        .map(|s| customs_policy::SecretRef {
+            rule_id: &s.finding.rule_id,
+            path: &s.finding.path,
+            fingerprint: &s.finding.fingerprint,
+        })
+        .collect();
+    let (secret_failing, secret_suppressed) = customs_policy::decide_secrets(&refs, &exceptions, &thresholds, today);
+    if !secret_failing.is_empty() {
+        let reason = format!(
+            "fail: {} secret(s) in the image without a valid exception; revoke them and rebuild without them",
+            secret_failing.len()
+        );
+        if verdict.pass {
+            verdict.reasons[0] = reason;
+        } else {
+            verdict.reasons.insert(1, reason);
+        }
+        verdict.pass = false;
+    }
     notify_all(&policy, &subject, &findings, &verdict);
 
     // `--severity` only trims what is shown; the verdict was taken on everything.
@@ -502,22 +527,16 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         exceptions: &exceptions,
         verdict: &shown_verdict,
         warnings: &warnings,
+        secrets: &secrets,
+        secret_failing: &secret_failing,
+        secret_suppressed: &secret_suppressed,
     };
     let render = |format: ReportFormat| match format {
         ReportFormat::Json => customs_report::gate_json(&result),
         ReportFormat::Junit => customs_report::gate_junit(&result),
         ReportFormat::Markdown => customs_report::gate_markdown(&result),
         ReportFormat::Vex => customs_report::gate_vex(&result, &DocumentStamp::now()),
-        ReportFormat::Sarif => {
-            let suppressed: Vec<usize> = shown_verdict.suppressed.iter().map(|s| s.finding).collect();
-            let unsuppressed: Vec<customs_vulndb::Finding> = findings
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !suppressed.contains(i))
-                .map(|(_, f)| f.clone())
-                .collect();
-            customs_report::findings_sarif(&subject, &unsuppressed)
-        }
+        ReportFormat::Sarif => customs_report::gate_sarif(&result),
         ReportFormat::Table => gate_table(&result, a.show_suppressed, false),
     };
     for (format, path) in &a.reports {
@@ -638,6 +657,21 @@ fn secrets_table(subject: &Subject, findings: &[customs_secrets::ImageFinding], 
         out.push_str(&format!("warning: {w}\n"));
     }
     out
+}
+
+/// The image's secrets (a second pass over its layers).
+fn secrets_of(target: &Target) -> Result<Vec<customs_secrets::ImageFinding>> {
+    let scanner = customs_secrets::Scanner::builtin();
+    let options = OpenOptions {
+        platform: target.platform.clone(),
+        registry: target.registry.options(&target.image),
+    };
+    let img = Image::open_with(&target.image, &options)?;
+    let view = img.filesystem(&customs_secrets::SecretInterest {
+        scanner: &scanner,
+        first_layer: 0,
+    })?;
+    Ok(customs_secrets::image_findings(&view, &img.config, &scanner, 0))
 }
 
 /// Calls every webhook the policy (or `CUSTOMS_NOTIFY_URL`) names; delivery problems are only warnings.
@@ -994,6 +1028,21 @@ fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: 
         .map(|(_, f)| f.clone())
         .collect();
     let mut out = customs_report::findings_table_styled(r.subject, &visible, r.warnings, color);
+    if !r.secret_failing.is_empty() {
+        let failing: Vec<customs_secrets::ImageFinding> = r.secret_failing.iter().map(|&i| r.secrets[i].clone()).collect();
+        out.push('\n');
+        out.push_str(&secrets_table(r.subject, &failing, &[]));
+    }
+    if show_suppressed && !r.secret_suppressed.is_empty() {
+        out.push_str("\nsecrets suppressed by exceptions:\n");
+        for s in r.secret_suppressed {
+            let f = &r.secrets[s.finding].finding;
+            out.push_str(&format!(
+                "  {} in {}:{} (line {} of the exceptions)\n",
+                f.rule_id, f.path, f.line, r.exceptions[s.exception].line
+            ));
+        }
+    }
     if show_suppressed && !r.verdict.suppressed.is_empty() {
         out.push_str("\nsuppressed by exceptions:\n");
         for s in &r.verdict.suppressed {

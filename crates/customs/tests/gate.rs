@@ -36,7 +36,7 @@ struct Run {
 fn gate(dir: &Path, db: &Path, image: &str, args: &[&str]) -> Run {
     let out = cargo_bin_cmd!("customs")
         .current_dir(dir)
-        .args(["gate", image, "--db"])
+        .args(["gate", image, "--no-secrets", "--db"])
         .arg(db)
         .args(args)
         .output()
@@ -294,7 +294,7 @@ fn policy_file_notifications_and_markdown() {
     let out = cargo_bin_cmd!("customs")
         .current_dir(tmp.path())
         .env("TEST_HOOK", &url)
-        .args(["gate", &demo, "--report", "markdown=summary.md", "--db"])
+        .args(["gate", &demo, "--no-secrets", "--report", "markdown=summary.md", "--db"])
         .arg(&db)
         .output()
         .unwrap();
@@ -322,7 +322,7 @@ fn policy_file_notifications_and_markdown() {
     let out = cargo_bin_cmd!("customs")
         .current_dir(tmp.path())
         .env("TEST_HOOK", &url)
-        .args(["gate", &demo, "--fail-on", "CRITICAL", "--db"])
+        .args(["gate", &demo, "--no-secrets", "--fail-on", "CRITICAL", "--db"])
         .arg(&db)
         .output()
         .unwrap();
@@ -334,7 +334,7 @@ fn policy_file_notifications_and_markdown() {
     let out = cargo_bin_cmd!("customs")
         .current_dir(tmp.path())
         .env("TEST_HOOK", &dead)
-        .args(["gate", &demo, "--db"])
+        .args(["gate", &demo, "--no-secrets", "--db"])
         .arg(&db)
         .output()
         .unwrap();
@@ -355,7 +355,7 @@ fn policy_file_notifications_and_markdown() {
     std::fs::write(&policy, "[exceptions]\nfile = \"sec/accepted.json\"\nrequire_reason = true\n").unwrap();
     let out = cargo_bin_cmd!("customs")
         .current_dir(tmp.path())
-        .args(["gate", &demo, "--db"])
+        .args(["gate", &demo, "--no-secrets", "--db"])
         .arg(&db)
         .output()
         .unwrap();
@@ -365,7 +365,7 @@ fn policy_file_notifications_and_markdown() {
     std::fs::write(&policy, "[gate]\nfailon = [\"HIGH\"]\n").unwrap();
     let out = cargo_bin_cmd!("customs")
         .current_dir(tmp.path())
-        .args(["gate", &demo, "--db"])
+        .args(["gate", &demo, "--no-secrets", "--db"])
         .arg(&db)
         .output()
         .unwrap();
@@ -404,4 +404,68 @@ fn exclusions_check_lists_what_needs_review() {
         "the used, documented exception needs nothing: {text}"
     );
     assert!(text.contains("3 exceptions, 2 need action"), "{text}");
+}
+
+#[test]
+fn gate_fails_on_a_secret_that_a_later_layer_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    let run = |extra: &[&str]| {
+        let out = cargo_bin_cmd!("customs")
+            .current_dir(tmp.path())
+            .args(["gate", &demo, "--fail-on", "CRITICAL", "--db"])
+            .arg(&db)
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // The HIGH vulnerability does not fail at CRITICAL; the deleted AWS key does.
+    let (code, text) = run(&["--report", "junit=g.xml", "--report", "sarif=g.sarif", "--report", "json=g.json"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("fail: 1 secret(s) in the image") && text.contains("deleted in layer 3 but still in the image"),
+        "{text}"
+    );
+    assert!(!text.contains("AKIAIOSFODNN7EXAMPLE"));
+    let junit = std::fs::read_to_string(tmp.path().join("g.xml")).unwrap();
+    assert!(
+        junit.contains("classname=\"secrets.AWS\"") && junit.contains("type=\"secret\""),
+        "{junit}"
+    );
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("g.sarif")).unwrap()).unwrap();
+    assert!(
+        sarif["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ruleId"] == "aws-access-key-id"
+                && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "app/settings.env")
+    );
+    for (kind, file) in [("sarif", "g.sarif"), ("junit", "g.xml")] {
+        if let Some((ok, out)) = validate(kind, &tmp.path().join(file)) {
+            assert!(ok, "{file}: {out}");
+        }
+    }
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("g.json")).unwrap()).unwrap();
+    assert_eq!(json["secrets"][0]["status"], "failing");
+    let fingerprint = json["secrets"][0]["fingerprint"].as_str().unwrap().to_string();
+
+    // An exception by rule and path glob, or by fingerprint, lets it pass.
+    std::fs::write(
+        tmp.path().join("exclusions.json"),
+        r#"[{"id": "aws-access-key-id", "path": "app/*.env", "reason": "documentation key, revoked"}]"#,
+    )
+    .unwrap();
+    assert_eq!(run(&[]).0, Some(0));
+    std::fs::write(tmp.path().join("exclusions.json"), format!("[{{\"id\": \"{fingerprint}\"}}]")).unwrap();
+    assert_eq!(run(&[]).0, Some(0));
+    // A package-style exception never covers a secret.
+    std::fs::write(tmp.path().join("exclusions.json"), r#"[{"library_name": "requests"}]"#).unwrap();
+    assert_eq!(run(&[]).0, Some(1));
+    assert_eq!(run(&["--no-secrets"]).0, Some(0));
 }

@@ -115,6 +115,40 @@ fn describe(e: &Exception) -> String {
     format!("{} (line {})", parts.join(" in "), e.line)
 }
 
+/// A secret as the policy sees it: which rule found it, where, and its fingerprint.
+#[derive(Clone, Copy, Debug)]
+pub struct SecretRef<'a> {
+    /// Rule id (`aws-access-key-id`).
+    pub rule_id: &'a str,
+    /// Path inside the image (or `config:…`).
+    pub path: &'a str,
+    /// The finding's stable fingerprint.
+    pub fingerprint: &'a str,
+}
+
+/// Whether exception `e` covers a secret: its `id` names the rule or the fingerprint,
+/// and its `path` glob (when set) matches. `library_name` and `version` never match secrets.
+pub fn covers_secret(e: &Exception, s: &SecretRef<'_>) -> bool {
+    let id_ok =
+        e.id.as_ref()
+            .is_some_and(|id| id == s.rule_id || id.eq_ignore_ascii_case(s.fingerprint));
+    let path_ok = e.path.as_ref().is_none_or(|p| exclusions::glob_match(p, s.path));
+    id_ok && path_ok && e.library_name.is_none() && e.version.is_none()
+}
+
+/// Splits secrets into failing and suppressed ones (with the exception index); expired exceptions do not count.
+pub fn decide_secrets(secrets: &[SecretRef<'_>], exceptions: &[Exception], t: &Thresholds, today: Date) -> (Vec<usize>, Vec<Suppression>) {
+    let mut failing = Vec::new();
+    let mut suppressed = Vec::new();
+    for (i, s) in secrets.iter().enumerate() {
+        match exceptions.iter().position(|e| covers_secret(e, s) && expiry(e, t, today).is_none()) {
+            Some(ei) => suppressed.push(Suppression { finding: i, exception: ei }),
+            None => failing.push(i),
+        }
+    }
+    (failing, suppressed)
+}
+
 /// Decides pass or fail for `findings` under `exceptions` and `t`, as of `today`.
 pub fn decide(findings: &[Finding], exceptions: &[Exception], t: &Thresholds, today: Date) -> Verdict {
     let mut v = Verdict::default();
@@ -269,6 +303,31 @@ mod tests {
         let v = decide(&findings, &ex, &aged, today);
         assert_eq!(v.expired, vec![0]);
         assert_eq!(v.failing, vec![0]);
+    }
+
+    #[test]
+    fn secrets_are_excepted_by_rule_or_fingerprint_and_path() {
+        let secrets = [
+            SecretRef {
+                rule_id: "aws-access-key-id",
+                path: "app/settings.env",
+                fingerprint: "0011aabb",
+            },
+            SecretRef {
+                rule_id: "github-pat",
+                path: "src/ci.yml",
+                fingerprint: "ccdd",
+            },
+        ];
+        let ex = exclusions::parse(
+            r#"[{"id": "aws-access-key-id", "path": "app/*.env"}, {"id": "CCDD", "expires": "2020-01-01"}]"#,
+            "x",
+            false,
+        )
+        .unwrap();
+        let (failing, suppressed) = decide_secrets(&secrets, &ex, &Thresholds::default(), date!(2026 - 01 - 01));
+        assert_eq!(failing, vec![1], "the second exception has expired");
+        assert_eq!(suppressed, vec![Suppression { finding: 0, exception: 0 }]);
     }
 
     #[test]

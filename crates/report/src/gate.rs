@@ -19,6 +19,12 @@ pub struct GateResult<'a> {
     pub verdict: &'a Verdict,
     /// Non-fatal problems.
     pub warnings: &'a [String],
+    /// Secrets found (empty when the secrets check was off).
+    pub secrets: &'a [customs_secrets::ImageFinding],
+    /// Secrets (indices) that fail the gate.
+    pub secret_failing: &'a [usize],
+    /// Secrets an exception covered.
+    pub secret_suppressed: &'a [customs_policy::Suppression],
 }
 
 impl GateResult<'_> {
@@ -35,6 +41,13 @@ impl GateResult<'_> {
     fn exception_of(&self, i: usize) -> Option<&Exception> {
         self.verdict
             .suppressed
+            .iter()
+            .find(|s| s.finding == i)
+            .map(|s| &self.exceptions[s.exception])
+    }
+
+    fn secret_exception(&self, i: usize) -> Option<&Exception> {
+        self.secret_suppressed
             .iter()
             .find(|s| s.finding == i)
             .map(|s| &self.exceptions[s.exception])
@@ -67,6 +80,14 @@ pub fn gate_json(r: &GateResult<'_>) -> String {
         "subject": r.subject,
         "verdict": {"pass": r.verdict.pass, "reasons": r.verdict.reasons},
         "findings": items,
+        "secrets": r.secrets.iter().enumerate().map(|(i, f)| {
+            let mut v = serde_json::to_value(f).expect("secret findings serialize");
+            v["status"] = json!(if r.secret_failing.contains(&i) { "failing" } else { "suppressed" });
+            if let Some(e) = r.secret_exception(i) {
+                v["exception"] = serde_json::to_value(e).expect("exceptions serialize");
+            }
+            v
+        }).collect::<Vec<_>>(),
         "expired_exceptions": pick(&r.verdict.expired),
         "unused_exceptions": pick(&r.verdict.unused),
         "warnings": r.warnings,
@@ -144,6 +165,39 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
         }
         cases.push_str("    </testcase>\n");
     }
+    for (i, f) in r.secrets.iter().enumerate() {
+        let name = format!("{} in {}:{}", f.finding.rule_id, f.finding.path, f.finding.line);
+        cases.push_str(&format!(
+            "    <testcase classname=\"secrets.{}\" name=\"{}\">\n",
+            xml(&f.finding.category),
+            xml(&name)
+        ));
+        if r.secret_failing.contains(&i) {
+            failures += 1;
+            let place = match (f.layer, f.hidden) {
+                (Some(l), Some(how)) => format!("layer {l} ({how} by a later layer, still in the image)"),
+                (Some(l), None) => format!("layer {l}"),
+                (None, _) => "image config".into(),
+            };
+            let detail = format!(
+                "{}: {}\nWhere: {}:{} in {place}\nMasked: {}\nFingerprint: {}",
+                f.finding.rule_id, f.finding.title, f.finding.path, f.finding.line, f.finding.masked, f.finding.fingerprint
+            );
+            cases.push_str(&format!(
+                "      <failure message=\"{}: {}\" type=\"secret\">{}</failure>\n",
+                f.finding.severity.as_str(),
+                xml(&f.finding.title),
+                xml(&detail)
+            ));
+        } else if let Some(e) = r.secret_exception(i) {
+            skipped += 1;
+            cases.push_str(&format!(
+                "      <skipped message=\"{}\"/>\n",
+                xml(&format!("excepted by line {}", e.line))
+            ));
+        }
+        cases.push_str("    </testcase>\n");
+    }
     cases.push_str("    <testcase classname=\"policy\" name=\"gate verdict\">\n");
     if !r.verdict.pass {
         failures += 1;
@@ -154,7 +208,7 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
         ));
     }
     cases.push_str("    </testcase>\n");
-    let tests = r.findings.len() + 1;
+    let tests = r.findings.len() + r.secrets.len() + 1;
     let suite = xml(&format!("customs gate {}", r.subject.name));
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"customs {TOOL_VERSION}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\">\n  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n{cases}  </testsuite>\n</testsuites>\n"
@@ -268,6 +322,43 @@ pub fn gate_vex(r: &GateResult<'_>, stamp: &crate::DocumentStamp) -> String {
         "components": components,
         "vulnerabilities": vulnerabilities,
     });
+    let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
+    s.push('\n');
+    s
+}
+
+/// SARIF for the gate: the vulnerabilities' log plus one rule per secret rule and one result per failing secret.
+pub fn gate_sarif(r: &GateResult<'_>) -> String {
+    let suppressed: Vec<usize> = r.verdict.suppressed.iter().map(|s| s.finding).collect();
+    let unsuppressed: Vec<Finding> = r
+        .findings
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !suppressed.contains(i))
+        .map(|(_, f)| f.clone())
+        .collect();
+    let mut doc: serde_json::Value = serde_json::from_str(&crate::findings_sarif(r.subject, &unsuppressed)).expect("our own SARIF parses");
+    let run = &mut doc["runs"][0];
+    for &i in r.secret_failing {
+        let f = &r.secrets[i].finding;
+        let rules = run["tool"]["driver"]["rules"].as_array_mut().expect("rules is a list");
+        if !rules.iter().any(|x| x["id"] == f.rule_id) {
+            rules.push(json!({
+                "id": f.rule_id,
+                "name": f.title,
+                "shortDescription": {"text": f.title},
+                "help": {"text": "A secret must not ship in an image: revoke it, remove it from every layer (a later deletion does not remove it) and rebuild."},
+                "properties": {"security-severity": "9.0", "tags": ["secret", "security", f.severity.as_str()]},
+            }));
+        }
+        run["results"].as_array_mut().expect("results is a list").push(json!({
+            "ruleId": f.rule_id,
+            "level": "error",
+            "message": {"text": format!("{} in {} (masked: {}).", f.title, f.path, f.masked)},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path}, "region": {"startLine": f.line.max(1)}}}],
+            "partialFingerprints": {"customs/v1": f.fingerprint},
+        }));
+    }
     let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
     s.push('\n');
     s

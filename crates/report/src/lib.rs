@@ -20,7 +20,7 @@ use serde::Serialize;
 
 pub use cyclonedx::cyclonedx;
 pub use findings::{findings_json, findings_table, findings_table_styled};
-pub use gate::{GateResult, gate_json, gate_junit, gate_markdown, gate_vex};
+pub use gate::{GateResult, gate_json, gate_junit, gate_markdown, gate_sarif, gate_vex};
 pub use sarif::findings_sarif;
 pub use spdx::spdx;
 pub use table::table;
