@@ -93,6 +93,9 @@ enum Command {
         /// Rule ids not to run; repeat for several.
         #[arg(long = "disable-rule", value_delimiter = ',')]
         disable_rules: Vec<String>,
+        /// Rules file in Trivy's `trivy-secret.yaml` format [default: ./customs-secret.yaml when present].
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Write to this file instead of standard output (replaced atomically).
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -659,9 +662,19 @@ fn secrets_table(subject: &Subject, findings: &[customs_secrets::ImageFinding], 
     out
 }
 
+/// The secrets scanner: built-in rules plus the rules file (`--config`, else `./customs-secret.yaml` when present).
+fn secret_scanner(config: Option<&Path>, options: customs_secrets::ScanOptions) -> Result<customs_secrets::Scanner> {
+    let default = Path::new("customs-secret.yaml");
+    let file = match config.or_else(|| default.is_file().then_some(default)) {
+        Some(p) => customs_secrets::SecretConfig::read(p).map_err(anyhow::Error::msg)?,
+        None => customs_secrets::SecretConfig::default(),
+    };
+    customs_secrets::Scanner::from_config(customs_secrets::BUILTIN, &file, &options).map_err(anyhow::Error::msg)
+}
+
 /// The image's secrets (a second pass over its layers).
 fn secrets_of(target: &Target) -> Result<Vec<customs_secrets::ImageFinding>> {
-    let scanner = customs_secrets::Scanner::builtin();
+    let scanner = secret_scanner(None, customs_secrets::ScanOptions::default())?;
     let options = OpenOptions {
         platform: target.platform.clone(),
         registry: target.registry.options(&target.image),
@@ -805,6 +818,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             skip_base_layers,
             base_layers,
             disable_rules,
+            config,
             output,
         } => {
             let skip: Vec<String> = skip_dirs
@@ -812,14 +826,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .map(|d| format!("{}/**", d.trim_matches('/')))
                 .chain(skip_files.iter().map(|f| f.trim_start_matches('/').to_string()))
                 .collect();
-            let scanner = customs_secrets::Scanner::new(
-                customs_secrets::BUILTIN,
-                &customs_secrets::ScanOptions {
+            let scanner = secret_scanner(
+                config.as_deref(),
+                customs_secrets::ScanOptions {
                     skip,
                     disable: disable_rules,
                 },
-            )
-            .map_err(anyhow::Error::msg)?;
+            )?;
             let options = OpenOptions {
                 platform: target.platform.clone(),
                 registry: target.registry.options(&target.image),

@@ -8,10 +8,12 @@
 
 #![warn(missing_docs)]
 
+mod config;
 mod image;
 mod rules;
 mod scanner;
 
+pub use config::{AllowRule, CustomRule, ExcludeBlock, SecretConfig};
 pub use image::{ImageFinding, MAX_FILE_BYTES, SecretInterest, base_layer_count, image_findings};
 pub use rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, RuleSpec, Severity};
 pub use scanner::{Finding, ScanOptions, Scanner, is_binary, mask};

@@ -451,15 +451,13 @@ pub const BUILTIN: &[RuleSpec] = &[
     },
 ];
 
-/// Paths where matches are expected and not leaks (tests, documentation).
-pub const BUILTIN_ALLOWED_PATHS: &[&str] = &[
-    "**/testdata/**",
-    "**/tests/**",
-    "**/test/**",
-    "**/examples/**",
-    "usr/share/doc/**",
-    "usr/share/man/**",
-    "**/*.md",
+/// Named allowances: paths where matches are expected and not leaks. A rules file
+/// can drop one by name with `disable-allow-rules`.
+pub const BUILTIN_ALLOWED_PATHS: &[(&str, &[&str])] = &[
+    ("tests", &["**/testdata/**", "**/tests/**", "**/test/**"]),
+    ("examples", &["**/examples/**"]),
+    ("docs", &["usr/share/doc/**", "usr/share/man/**"]),
+    ("markdown", &["**/*.md"]),
 ];
 
 /// Values that are placeholders, never secrets.

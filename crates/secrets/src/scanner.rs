@@ -6,6 +6,7 @@ use regex::bytes::Regex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::config::{AllowRule, ExcludeBlock, SecretConfig};
 use crate::rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, BUILTIN_ALLOWED_VALUES, RuleSpec, Severity};
 
 /// Bytes scanned per window; windows overlap so a secret on a border is whole in one of them.
@@ -39,9 +40,49 @@ pub struct Finding {
 }
 
 struct Rule {
-    spec: RuleSpec,
+    id: String,
+    category: String,
+    title: String,
+    severity: Severity,
+    keywords: Vec<String>,
     regex: Regex,
     secret: Option<usize>,
+    path: Option<Regex>,
+    allow: Vec<Allow>,
+    exclude: Vec<Regex>,
+}
+
+/// A compiled allow rule: a match is dropped when its text or its file's path matches.
+struct Allow {
+    regex: Option<Regex>,
+    path: Option<Regex>,
+}
+
+impl Allow {
+    fn compile(a: &AllowRule) -> Result<Allow, String> {
+        let name = a.id.as_deref().or(a.description.as_deref()).unwrap_or("").to_string();
+        let re = |p: &Option<String>| {
+            p.as_deref()
+                .map(Regex::new)
+                .transpose()
+                .map_err(|e| format!("allow rule {name:?}: {e}"))
+        };
+        Ok(Allow {
+            regex: re(&a.regex)?,
+            path: re(&a.path)?,
+        })
+    }
+
+    fn allows(&self, path: &str, text: &[u8]) -> bool {
+        self.path.as_ref().is_some_and(|p| p.is_match(path.as_bytes())) || self.regex.as_ref().is_some_and(|r| r.is_match(text))
+    }
+}
+
+fn compile_blocks(b: &Option<ExcludeBlock>) -> Result<Vec<Regex>, String> {
+    b.iter()
+        .flat_map(|b| b.regexes.iter())
+        .map(|r| Regex::new(r).map_err(|e| format!("exclude-block {r:?}: {e}")))
+        .collect()
 }
 
 /// A compiled rule set with its keyword prefilter.
@@ -51,6 +92,8 @@ pub struct Scanner {
     keyword_rules: Vec<Vec<usize>>,
     always: Vec<usize>,
     allowed_paths: GlobSet,
+    allow: Vec<Allow>,
+    exclude: Vec<Regex>,
 }
 
 /// What a scanner was asked to skip.
@@ -70,24 +113,60 @@ impl Scanner {
 
     /// Compiles `specs`, minus disabled ones, with the built-in allowed paths plus `options.skip`.
     pub fn new(specs: &[RuleSpec], options: &ScanOptions) -> Result<Scanner, String> {
+        Scanner::from_config(specs, &SecretConfig::default(), options)
+    }
+
+    /// Compiles the built-in `specs` and a rules file (Trivy's `trivy-secret.yaml` format).
+    pub fn from_config(specs: &[RuleSpec], config: &SecretConfig, options: &ScanOptions) -> Result<Scanner, String> {
+        let disabled = |id: &str| options.disable.iter().chain(&config.disable_rules).any(|d| d == id);
+        let enabled = |id: &str| config.enable_builtin_rules.as_ref().is_none_or(|only| only.iter().any(|o| o == id));
         let mut rules = Vec::new();
-        for spec in specs.iter().filter(|s| !options.disable.iter().any(|d| d == s.id)) {
+        for spec in specs.iter().filter(|s| enabled(s.id) && !disabled(s.id)) {
             let regex = Regex::new(spec.regex).map_err(|e| format!("rule {}: {e}", spec.id))?;
             let secret = regex.capture_names().position(|n| n == Some("secret"));
             rules.push(Rule {
-                spec: spec.clone(),
+                id: spec.id.into(),
+                category: spec.category.into(),
+                title: spec.title.into(),
+                severity: spec.severity,
+                keywords: spec.keywords.iter().map(|k| k.to_string()).collect(),
                 regex,
                 secret,
+                path: None,
+                allow: Vec::new(),
+                exclude: Vec::new(),
+            });
+        }
+        for c in config.rules.iter().filter(|r| !disabled(&r.id)) {
+            let regex = Regex::new(&c.regex).map_err(|e| format!("rule {}: {e}", c.id))?;
+            let group = c.secret_group_name.as_deref().unwrap_or("secret");
+            let secret = regex.capture_names().position(|n| n == Some(group));
+            rules.push(Rule {
+                id: c.id.clone(),
+                category: c.category.clone(),
+                title: if c.title.is_empty() { c.id.clone() } else { c.title.clone() },
+                severity: c.severity()?,
+                keywords: c.keywords.clone(),
+                regex,
+                secret,
+                path: c
+                    .path
+                    .as_deref()
+                    .map(Regex::new)
+                    .transpose()
+                    .map_err(|e| format!("rule {}: path: {e}", c.id))?,
+                allow: c.allow_rules.iter().map(Allow::compile).collect::<Result<_, _>>()?,
+                exclude: compile_blocks(&c.exclude_block)?,
             });
         }
         let mut words: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
         let mut always = Vec::new();
         for (i, r) in rules.iter().enumerate() {
-            if r.spec.keywords.is_empty() {
+            if r.keywords.is_empty() {
                 always.push(i);
             }
-            for k in r.spec.keywords {
+            for k in &r.keywords {
                 let k = k.to_ascii_lowercase();
                 match words.iter().position(|w| *w == k) {
                     Some(p) => keyword_rules[p].push(i),
@@ -104,20 +183,23 @@ impl Scanner {
             .build(&words)
             .map_err(|e| e.to_string())?;
         let mut globs = GlobSetBuilder::new();
-        for g in BUILTIN_ALLOWED_PATHS
+        let builtin = BUILTIN_ALLOWED_PATHS
             .iter()
-            .map(|s| s.to_string())
-            .chain(options.skip.iter().cloned())
-        {
+            .filter(|(name, _)| !config.disable_allow_rules.iter().any(|d| d == name))
+            .flat_map(|(_, globs)| globs.iter().map(|g| g.to_string()));
+        for g in builtin.chain(options.skip.iter().cloned()) {
             globs.add(Glob::new(&g).map_err(|e| format!("path glob {g:?}: {e}"))?);
         }
         let allowed_paths = globs.build().map_err(|e| e.to_string())?;
+        let allow = config.allow_rules.iter().map(Allow::compile).collect::<Result<_, _>>()?;
         Ok(Scanner {
             rules,
             keywords,
             keyword_rules,
             always,
             allowed_paths,
+            allow,
+            exclude: compile_blocks(&config.exclude_block)?,
         })
     }
 
@@ -158,6 +240,12 @@ impl Scanner {
                 }
             }
             for (i, rule) in self.rules.iter().enumerate().filter(|(i, _)| wanted[*i]) {
+                let here = path.as_bytes();
+                if rule.path.as_ref().is_some_and(|p| !p.is_match(here))
+                    || rule.allow.iter().any(|a| a.path.as_ref().is_some_and(|p| p.is_match(here)))
+                {
+                    continue;
+                }
                 for caps in rule.regex.captures_iter(window) {
                     let whole = caps.get(0).expect("group 0 always matches");
                     let secret = rule.secret.and_then(|g| caps.get(g)).unwrap_or(whole);
@@ -167,6 +255,18 @@ impl Scanner {
                     }
                     let value = String::from_utf8_lossy(&bytes[s..e]);
                     if BUILTIN_ALLOWED_VALUES.iter().any(|a| value.contains(a)) {
+                        continue;
+                    }
+                    if self.allow.iter().chain(&rule.allow).any(|a| a.allows(path, whole.as_bytes())) {
+                        continue;
+                    }
+                    let (ws, we) = (start + whole.start(), start + whole.end());
+                    if self
+                        .exclude
+                        .iter()
+                        .chain(&rule.exclude)
+                        .any(|b| b.find_iter(bytes).any(|m| m.start() <= ws && we <= m.end()))
+                    {
                         continue;
                     }
                     hits.push((i, s, e, line_at_start + memchr_count(&window[..secret.start()])));
@@ -181,7 +281,7 @@ impl Scanner {
         let ranges: Vec<(usize, usize)> = hits.iter().map(|h| (h.1, h.2)).collect();
         let mut out: Vec<Finding> = hits
             .iter()
-            .map(|&(i, s, e, line)| finding(&self.rules[i].spec, path, bytes, s, e, line, &ranges))
+            .map(|&(i, s, e, line)| finding(&self.rules[i], path, bytes, s, e, line, &ranges))
             .collect();
         out.sort_by(|a, b| (a.line, &a.rule_id).cmp(&(b.line, &b.rule_id)));
         out
@@ -237,7 +337,7 @@ pub fn mask(secret: &str) -> String {
     format!("{keep}{}", "*".repeat(hidden.min(16)))
 }
 
-fn finding(spec: &RuleSpec, path: &str, bytes: &[u8], s: usize, e: usize, line: usize, secrets: &[(usize, usize)]) -> Finding {
+fn finding(spec: &Rule, path: &str, bytes: &[u8], s: usize, e: usize, line: usize, secrets: &[(usize, usize)]) -> Finding {
     let value = String::from_utf8_lossy(&bytes[s..e]).into_owned();
     let line_start = bytes[..s].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
     let line_end = bytes[e..].iter().position(|&c| c == b'\n').map_or(bytes.len(), |p| e + p);
@@ -258,16 +358,16 @@ fn finding(spec: &RuleSpec, path: &str, bytes: &[u8], s: usize, e: usize, line: 
     context.push_str(&String::from_utf8_lossy(&bytes[at..line_end]));
     let context: String = context.trim_start().chars().take(120).collect();
     let digest = Sha256::new()
-        .chain_update(spec.id)
+        .chain_update(&spec.id)
         .chain_update([0])
         .chain_update(path)
         .chain_update([0])
         .chain_update(&value)
         .finalize();
     Finding {
-        rule_id: spec.id.to_string(),
-        category: spec.category.to_string(),
-        title: spec.title.to_string(),
+        rule_id: spec.id.clone(),
+        category: spec.category.clone(),
+        title: spec.title.clone(),
         severity: spec.severity,
         path: path.to_string(),
         line,
