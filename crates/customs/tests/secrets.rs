@@ -77,17 +77,29 @@ fn real_image_leaked_env_and_base_layers() {
 #[test]
 fn rules_file_adds_and_disables_rules() {
     let tmp = tempfile::tempdir().unwrap();
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-image").display().to_string();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
     // The demo's dpkg status says "Package: openssl"; a custom rule may find anything, here that line.
     std::fs::write(
         tmp.path().join("customs-secret.yaml"),
         "rules:\n  - id: custom-openssl\n    category: test\n    title: custom rule\n    severity: low\n    keywords: [openssl]\n    regex: 'Package: (?P<secret>openssl)'\ndisable-rules:\n  - aws-access-key-id\n",
     )
     .unwrap();
-    let out = cargo_bin_cmd!("customs").current_dir(tmp.path()).args(["secrets", &demo, "-f", "json"]).output().unwrap();
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(tmp.path())
+        .args(["secrets", &demo, "-f", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rules: Vec<&str> = doc["findings"].as_array().unwrap().iter().map(|f| f["rule_id"].as_str().unwrap()).collect();
+    let rules: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
     assert_eq!(rules, vec!["custom-openssl"], "{doc:#}");
     assert_eq!(doc["findings"][0]["severity"], "LOW");
 }
