@@ -1032,15 +1032,7 @@ fn shown(
 
 /// The gate for people: the findings that count, then the verdict and its reasons.
 fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: bool) -> String {
-    let suppressed: Vec<usize> = r.verdict.suppressed.iter().map(|s| s.finding).collect();
-    let visible: Vec<customs_vulndb::Finding> = r
-        .findings
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !suppressed.contains(i))
-        .map(|(_, f)| f.clone())
-        .collect();
-    let mut out = customs_report::findings_table_styled(r.subject, &visible, r.warnings, color);
+    let mut out = customs_report::findings_table_styled(r.subject, &r.unsuppressed(), r.warnings, color);
     if !r.secret_failing.is_empty() {
         let failing: Vec<customs_secrets::ImageFinding> = r.secret_failing.iter().map(|&i| r.secrets[i].clone()).collect();
         out.push('\n');

@@ -38,6 +38,17 @@ impl GateResult<'_> {
         }
     }
 
+    /// The findings no exception covered (failing or only shown).
+    pub fn unsuppressed(&self) -> Vec<Finding> {
+        let suppressed: Vec<usize> = self.verdict.suppressed.iter().map(|s| s.finding).collect();
+        self.findings
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !suppressed.contains(i))
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
     fn exception_of(&self, i: usize) -> Option<&Exception> {
         self.verdict
             .suppressed
@@ -329,14 +340,7 @@ pub fn gate_vex(r: &GateResult<'_>, stamp: &crate::DocumentStamp) -> String {
 
 /// SARIF for the gate: the vulnerabilities' log plus one rule per secret rule and one result per failing secret.
 pub fn gate_sarif(r: &GateResult<'_>) -> String {
-    let suppressed: Vec<usize> = r.verdict.suppressed.iter().map(|s| s.finding).collect();
-    let unsuppressed: Vec<Finding> = r
-        .findings
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !suppressed.contains(i))
-        .map(|(_, f)| f.clone())
-        .collect();
+    let unsuppressed = r.unsuppressed();
     let mut doc: serde_json::Value = serde_json::from_str(&crate::findings_sarif(r.subject, &unsuppressed)).expect("our own SARIF parses");
     let run = &mut doc["runs"][0];
     for &i in r.secret_failing {
