@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use customs_catalog::{CatalogInterest, Inventory, catalog};
 use customs_oci::{Image, OpenOptions, Platform, RegistryOptions, Source, docker_config_credentials};
 use customs_report::{DocumentStamp, Subject};
+mod lint;
 mod notify;
 
 use customs_vulndb::{DEFAULT_OSV_ECOSYSTEMS, Database, DownloadOptions, Feed, Fetched, FixState, Severity};
@@ -24,6 +25,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Lint Dockerfiles against the Secure Image Policy and hadolint's rules.
+    ///
+    /// Exits 0 when no finding reaches the failure threshold (default: warning),
+    /// 1 when one does, 2 on unreadable input or a bad config.
+    Lint(lint::LintArgs),
     /// List the packages inside an image (software bill of materials).
     ///
     /// IMAGE is a docker-archive tarball, an OCI layout (directory or tar), a
@@ -240,6 +246,15 @@ struct GateArgs {
     /// Do not look for secrets (on by default: the policy says no secret may ship).
     #[arg(long)]
     no_secrets: bool,
+    /// Also lint this Dockerfile (the one the image was built from).
+    #[arg(long)]
+    dockerfile: Option<PathBuf>,
+    /// Lint findings at or above this level fail the gate: error, warning, info, style or none [default: the lint config's threshold, else error].
+    #[arg(long)]
+    fail_on_lint: Option<String>,
+    /// Lint config [default: .customs-lint.yaml, else .hadolint.yaml, in the current folder].
+    #[arg(long)]
+    lint_config: Option<PathBuf>,
 }
 
 /// How old the vulnerability database may be.
@@ -493,8 +508,31 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
     };
     let exit_code = a.exit_code.or(policy.gate.exit_code).unwrap_or(1);
 
-    // Bad exceptions are a usage error: stop before any scanning.
+    // Bad exceptions or lint settings are usage errors: stop before any scanning.
     let exceptions = load_exceptions(exclusions.as_deref(), trivyignore.as_deref(), require_reason)?;
+    let lint_threshold = match a.fail_on_lint.as_deref() {
+        Some("none") => None,
+        Some(level) => Some(
+            customs_dockerfile::Level::parse(level)
+                .with_context(|| format!("--fail-on-lint {level}: use error, warning, info, style or none"))?,
+        ),
+        None => Some(customs_dockerfile::Level::Error),
+    };
+    let linted = match &a.dockerfile {
+        Some(path) => {
+            let config = lint::load_config(a.lint_config.as_deref(), &[], &[], None)?;
+            let source = lint::read_dockerfile(path)?;
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Some(lint::lint_file(
+                &path.display().to_string(),
+                source,
+                &config,
+                Some(dir),
+                &customs_secrets::Scanner::builtin(),
+            ))
+        }
+        None => None,
+    };
     let (subject, findings, warnings) = vulnerabilities(&a.target, &a.db, &a.freshness, &[PkgType::Os, PkgType::Library])?;
     let today = time::OffsetDateTime::now_utc().date();
     let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
@@ -520,6 +558,27 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         }
         verdict.pass = false;
     }
+    if let Some(l) = &linted {
+        let failing = l
+            .report
+            .findings
+            .iter()
+            .filter(|f| lint_threshold.is_some_and(|t| f.level <= t))
+            .count();
+        if failing > 0 {
+            let reason = format!(
+                "fail: {failing} Dockerfile finding(s) in {} at or above `{}`; fix them or ignore the rule in the lint config",
+                l.path,
+                lint_threshold.map_or("none", |t| t.as_str())
+            );
+            if verdict.pass {
+                verdict.reasons[0] = reason;
+            } else {
+                verdict.reasons.insert(1, reason);
+            }
+            verdict.pass = false;
+        }
+    }
     notify_all(&policy, &subject, &findings, &verdict);
 
     // `--severity` only trims what is shown; the verdict was taken on everything.
@@ -533,6 +592,8 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         secrets: &secrets,
         secret_failing: &secret_failing,
         secret_suppressed: &secret_suppressed,
+        lint: linted.as_ref(),
+        lint_threshold,
     };
     let render = |format: ReportFormat| match format {
         ReportFormat::Json => customs_report::gate_json(&result),
@@ -810,6 +871,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             emit(&text, output.as_deref())?;
         }
         Command::Gate(args) => return run_gate(*args),
+        Command::Lint(args) => return lint::run(args, emit),
         Command::Secrets {
             target,
             format,
@@ -1061,6 +1123,12 @@ fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: 
                 e.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default()
             ));
         }
+    }
+    if let Some(l) = r.lint
+        && !l.report.findings.is_empty()
+    {
+        out.push('\n');
+        out.push_str(&customs_report::lint_tty(std::slice::from_ref(l), color));
     }
     for &i in &r.verdict.unused {
         out.push_str(&format!(

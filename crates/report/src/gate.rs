@@ -25,9 +25,23 @@ pub struct GateResult<'a> {
     pub secret_failing: &'a [usize],
     /// Secrets an exception covered.
     pub secret_suppressed: &'a [customs_policy::Suppression],
+    /// The linted Dockerfile, when `--dockerfile` was given.
+    pub lint: Option<&'a crate::LintedFile>,
+    /// Lint findings at or above this level fail the gate; `None` never fails.
+    pub lint_threshold: Option<customs_dockerfile::Level>,
 }
 
 impl GateResult<'_> {
+    /// Lint findings that fail the gate.
+    pub fn lint_failing(&self) -> usize {
+        self.lint
+            .map_or(0, |l| l.report.findings.iter().filter(|f| self.lint_fails(f)).count())
+    }
+
+    fn lint_fails(&self, f: &customs_dockerfile::LintFinding) -> bool {
+        self.lint_threshold.is_some_and(|t| f.level <= t)
+    }
+
     fn status(&self, i: usize) -> &'static str {
         if self.verdict.failing.contains(&i) {
             "failing"
@@ -99,6 +113,16 @@ pub fn gate_json(r: &GateResult<'_>) -> String {
             }
             v
         }).collect::<Vec<_>>(),
+        "lint": r.lint.map(|l| json!({
+            "path": l.path,
+            "threshold": r.lint_threshold.map(|t| t.as_str()),
+            "findings": l.report.findings.iter().map(|f| {
+                let mut v = serde_json::to_value(f).expect("lint findings serialize");
+                v["status"] = json!(if r.lint_fails(f) { "failing" } else { "shown" });
+                v
+            }).collect::<Vec<_>>(),
+            "suppressed": l.report.suppressed,
+        })),
         "expired_exceptions": pick(&r.verdict.expired),
         "unused_exceptions": pick(&r.verdict.unused),
         "warnings": r.warnings,
@@ -108,7 +132,7 @@ pub fn gate_json(r: &GateResult<'_>) -> String {
     s
 }
 
-fn xml(s: &str) -> String {
+pub(crate) fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -209,6 +233,28 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
         }
         cases.push_str("    </testcase>\n");
     }
+    if let Some(l) = r.lint {
+        for f in &l.report.findings {
+            cases.push_str(&format!(
+                "    <testcase classname=\"dockerfile.{}\" name=\"{} line {}\">\n",
+                xml(&l.path),
+                xml(&f.rule),
+                f.line
+            ));
+            if r.lint_fails(f) {
+                failures += 1;
+                cases.push_str(&format!(
+                    "      <failure message=\"{}: {}\" type=\"lint\">{}:{}\nFix: {}</failure>\n",
+                    f.level.as_str(),
+                    xml(&f.message),
+                    xml(&l.path),
+                    f.line,
+                    xml(&f.fix)
+                ));
+            }
+            cases.push_str("    </testcase>\n");
+        }
+    }
     cases.push_str("    <testcase classname=\"policy\" name=\"gate verdict\">\n");
     if !r.verdict.pass {
         failures += 1;
@@ -219,7 +265,7 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
         ));
     }
     cases.push_str("    </testcase>\n");
-    let tests = r.findings.len() + r.secrets.len() + 1;
+    let tests = r.findings.len() + r.secrets.len() + r.lint.map_or(0, |l| l.report.findings.len()) + 1;
     let suite = xml(&format!("customs gate {}", r.subject.name));
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"customs {TOOL_VERSION}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\">\n  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n{cases}  </testsuite>\n</testsuites>\n"
@@ -255,6 +301,24 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
                 md(&f.package.version),
                 md(f.fixed_version.as_deref().unwrap_or("-")),
                 f.package.layer.map_or_else(|| "-".into(), |l| l.to_string())
+            ));
+        }
+    }
+    if let Some(l) = r.lint
+        && !l.report.findings.is_empty()
+    {
+        out.push_str(&format!(
+            "\n| | Level | Rule | `{}` line | Finding |\n|---|---|---|---|---|\n",
+            md(&l.path)
+        ));
+        for f in &l.report.findings {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                if r.lint_fails(f) { "❌" } else { "" },
+                f.level.as_str(),
+                md(&f.rule),
+                f.line,
+                md(&f.message)
             ));
         }
     }
@@ -362,6 +426,21 @@ pub fn gate_sarif(r: &GateResult<'_>) -> String {
             "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path}, "region": {"startLine": f.line.max(1)}}}],
             "partialFingerprints": {"customs/v1": f.fingerprint},
         }));
+    }
+    if let Some(l) = r.lint {
+        for f in &l.report.findings {
+            let rules = run["tool"]["driver"]["rules"].as_array_mut().expect("rules is a list");
+            if !rules.iter().any(|x| x["id"] == f.rule) {
+                rules.push(crate::lint::rule_descriptor(f));
+            }
+            run["results"].as_array_mut().expect("results is a list").push(json!({
+                "ruleId": f.rule,
+                "level": if r.lint_fails(f) { "error" } else { "note" },
+                "message": {"text": format!("{} Fix: {}", f.message, f.fix)},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": l.path}, "region": {"startLine": f.line.max(1)}}}],
+                "partialFingerprints": {"customs/v1": format!("{}/{}/{}", f.rule, l.path, f.line)},
+            }));
+        }
     }
     let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
     s.push('\n');
