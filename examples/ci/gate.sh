@@ -5,6 +5,7 @@
 #   CUSTOMS            the customs binary (default: customs on PATH)
 #   CUSTOMS_DB_IMPORT  paths to import instead of `customs db update` (air-gapped runners)
 #   CUSTOMS_DB_MIRRORS mirror base URLs for `customs db update`
+#   CUSTOMS_DOCKERFILE the Dockerfile the image was built from, linted too (default: ./Dockerfile if present)
 set -euo pipefail
 image=${1:?usage: gate.sh IMAGE [REPORT_DIR]}
 out=${2:-customs-reports}
@@ -17,7 +18,11 @@ else
   "$customs" db update
 fi
 "$customs" db status
-exec "$customs" gate "$image" \
+dockerfile=${CUSTOMS_DOCKERFILE:-}
+if [ -z "$dockerfile" ] && [ -f Dockerfile ]; then dockerfile=Dockerfile; fi
+lint=()
+if [ -n "$dockerfile" ]; then lint=(--dockerfile "$dockerfile"); fi
+exec "$customs" gate "$image" "${lint[@]}" \
   --report sarif="$out/customs.sarif" \
   --report junit="$out/customs.xml" \
   --report markdown="$out/summary.md" \
