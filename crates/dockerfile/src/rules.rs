@@ -568,7 +568,9 @@ impl Cx<'_> {
                 last_run = None;
             }
             match &inst.kind {
-                Kind::From { image, alias, .. } => {
+                Kind::From {
+                    image, resolved, alias, ..
+                } => {
                     let bare = image.as_str();
                     let is_alias = aliases.iter().any(|a| a.eq_ignore_ascii_case(bare));
                     let (name, tag, digest) = split_image(bare);
@@ -578,8 +580,10 @@ impl Cx<'_> {
                     if tag == Some("latest") && digest.is_none() && !is_alias {
                         self.hit("DL3007", line);
                     }
-                    if !self.input.trusted_registries.is_empty() && name != "scratch" && !is_alias && !bare.starts_with('$') {
-                        let registry = registry_of(name);
+                    // Our own checks read the image with ARG defaults expanded; hadolint's read it as written.
+                    let (resolved_name, _, _) = split_image(resolved);
+                    if !self.input.trusted_registries.is_empty() && resolved_name != "scratch" && !is_alias && !resolved.is_empty() {
+                        let registry = registry_of(resolved_name);
                         if !self.input.trusted_registries.iter().any(|t| registry_matches(t, &registry)) {
                             self.hit_with("DL3026", line, format!("registry `{registry}` is not trusted"));
                         }
@@ -833,10 +837,11 @@ impl Cx<'_> {
         for (idx, inst) in file.instructions.iter().enumerate() {
             let line = inst.line;
             match &inst.kind {
-                Kind::From { image, .. } => {
+                Kind::From { resolved, .. } => {
+                    let image = resolved;
                     let (name, _, digest) = split_image(image);
                     let is_alias = aliases.iter().any(|a| a.eq_ignore_ascii_case(image));
-                    if digest.is_none() && name != "scratch" && !is_alias && !image.starts_with('$') {
+                    if digest.is_none() && name != "scratch" && !is_alias && !image.is_empty() {
                         self.hit("CP002", line);
                     }
                 }

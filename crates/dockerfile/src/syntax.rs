@@ -64,8 +64,10 @@ pub enum CommandForm {
 #[derive(Clone, Debug)]
 #[allow(missing_docs)]
 pub enum Kind {
+    /// `resolved` is `image` with the global ARG defaults expanded (`FROM ${BASE}:${TAG}`).
     From {
         image: String,
+        resolved: String,
         alias: Option<String>,
         flags: Vec<Flag>,
     },
@@ -219,7 +221,30 @@ impl Dockerfile {
         }
         file.instructions.sort_by_key(|i| i.span.start);
         file.empty_continuations = file.find_empty_continuations(text);
+        file.resolve_from_args();
         file
+    }
+
+    /// Expands `$NAME`, `${NAME}` and `${NAME:-default}` in FROM images with the defaults of the ARGs
+    /// declared before the first FROM (the only ones FROM can see).
+    fn resolve_from_args(&mut self) {
+        let mut args: Vec<(String, String)> = Vec::new();
+        let mut seen_from = false;
+        for inst in &mut self.instructions {
+            match &mut inst.kind {
+                Kind::Arg(pairs) if !seen_from => {
+                    for (k, v) in pairs.iter() {
+                        args.retain(|(a, _)| a != k);
+                        args.push((k.clone(), v.clone().unwrap_or_default()));
+                    }
+                }
+                Kind::From { image, resolved, .. } => {
+                    seen_from = true;
+                    *resolved = expand(image, &args);
+                }
+                _ => {}
+            }
+        }
     }
 
     fn find_empty_continuations(&self, text: &str) -> Vec<usize> {
@@ -297,6 +322,46 @@ impl Dockerfile {
     }
 }
 
+/// Shell-style variable expansion with the given values (unknown names expand to nothing, as BuildKit does).
+fn expand(text: &str, vars: &[(String, String)]) -> String {
+    let lookup = |name: &str| vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(inner) = after.strip_prefix('{') {
+            let Some(end) = inner.find('}') else {
+                out.push_str(&rest[at..]);
+                return out;
+            };
+            let body = &inner[..end];
+            let (name, default) = match body.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (body, None),
+            };
+            match (lookup(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => out.push_str(v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {}
+            }
+            rest = &inner[end + 1..];
+        } else {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if len == 0 {
+                out.push('$');
+            } else {
+                out.push_str(lookup(&after[..len]).unwrap_or_default());
+            }
+            rest = &after[len..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn directive_escape(text: &str) -> Option<char> {
     for line in text.lines() {
         let Some(rest) = line.trim_start().strip_prefix('#') else { break };
@@ -359,6 +424,7 @@ fn convert(inst: &pd::Instruction<'_>) -> Kind {
     match inst {
         I::From(f) => Kind::From {
             image: s(&f.image),
+            resolved: s(&f.image),
             alias: f.as_.as_ref().map(|(_, a)| s(a)),
             flags: flags(&f.options),
         },
@@ -579,6 +645,23 @@ mod tests {
             vec![("PATH".into(), Some("/usr/bin:/bin".into()))]
         );
         assert_eq!(key_values("VERSION"), vec![("VERSION".into(), None)]);
+    }
+
+    #[test]
+    fn from_sees_global_arg_defaults() {
+        let file = Dockerfile::parse("ARG BASE=alpine\nARG TAG\nFROM ${BASE}:${TAG:-3.20} AS a\nARG BASE=ignored\nFROM $BASE\n");
+        let resolved: Vec<_> = file
+            .instructions
+            .iter()
+            .filter_map(|i| {
+                if let Kind::From { resolved, .. } = &i.kind {
+                    Some(resolved.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(resolved, vec!["alpine:3.20", "alpine"]);
     }
 
     #[test]
