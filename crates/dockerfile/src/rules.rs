@@ -242,13 +242,7 @@ impl Cx<'_> {
         for (idx, inst) in self.file.instructions.iter().enumerate() {
             let line = inst.line;
             match &inst.kind {
-                Kind::Workdir(dir) => {
-                    let dir = dir.trim_matches(|c| c == '"' || c == '\'');
-                    let windows = dir.len() > 2 && (dir[1..].starts_with(":\\") || dir[1..].starts_with(":/"));
-                    if !(dir.starts_with('/') || dir.starts_with('$') || windows) {
-                        self.hit("DL3000", line);
-                    }
-                }
+                Kind::Workdir(dir) if !is_absolute_or_variable(dir) => self.hit("DL3000", line),
                 Kind::Maintainer(_) => self.hit("DL4000", line),
                 Kind::Cmd(CommandForm::Shell(_)) | Kind::Entrypoint(CommandForm::Shell(_)) => self.hit("DL3025", line),
                 Kind::Expose(ports) if ports.iter().any(|p| !valid_port(p)) => {
@@ -282,16 +276,12 @@ impl Cx<'_> {
                     self.label_schema(pairs, line);
                 }
                 Kind::Add {
-                    sources,
-                    dest,
-                    flags,
-                    heredoc,
+                    sources, dest, heredoc, ..
                 } => {
                     if !heredoc && sources.iter().any(|s| !is_url(s) && !is_archive(s)) {
                         self.hit("DL3020", line);
                     }
                     self.copy_dest(sources.len(), dest, line);
-                    let _ = flags;
                 }
                 Kind::Copy { sources, dest, .. } => self.copy_dest(sources.len(), dest, line),
                 Kind::From { flags, .. } => {
@@ -627,10 +617,8 @@ impl Cx<'_> {
                             self.hit("DL3022", line);
                         }
                     }
-                    let d = dest.trim_matches(|c| c == '"' || c == '\'');
-                    let windows = d.len() > 2 && (d[1..].starts_with(":\\") || d[1..].starts_with(":/"));
                     let workdir = workdir_set.get(&current).copied().unwrap_or(false);
-                    if !(workdir || d.starts_with('/') || d.starts_with('$') || windows) {
+                    if !(workdir || is_absolute_or_variable(dest)) {
                         self.hit("DL3045", line);
                     }
                 }
@@ -1001,6 +989,15 @@ fn registry_matches(trusted: &str, registry: &str) -> bool {
         return registry.ends_with(&format!(".{suffix}"));
     }
     t == registry || (t == "docker.io" && registry == "index.docker.io") || (t == "hub.docker.com" && registry == "docker.io")
+}
+
+/// A WORKDIR or COPY destination that does not depend on the current directory: `/x`, `C:\x`, `C:/x`
+/// or a variable (quotes around it ignored).
+fn is_absolute_or_variable(path: &str) -> bool {
+    let p = path.trim_matches(|c| c == '"' || c == '\'');
+    let b = p.as_bytes();
+    let windows = b.len() > 2 && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/');
+    p.starts_with('/') || p.starts_with('$') || windows
 }
 
 fn valid_port(port: &str) -> bool {

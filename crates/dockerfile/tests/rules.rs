@@ -560,3 +560,15 @@ fn a_broken_instruction_is_reported_and_the_rest_is_linted() {
     assert!(rules.contains(&("DL1000", 2)), "{rules:?}");
     assert!(rules.contains(&("DL3004", 3)), "{rules:?}");
 }
+
+#[test]
+fn non_ascii_paths_do_not_panic() {
+    // The Windows drive check looks at the second byte; a multi-byte first character must not split it.
+    let report = lint(
+        "FROM alpine:3.20\nCOPY a éb\nWORKDIR éa:/x\nUSER 1000\n",
+        &LintConfig::new(),
+        &LintContext::default(),
+    );
+    let rules: Vec<_> = report.findings.iter().map(|f| (f.rule.as_str(), f.line)).collect();
+    assert!(rules.contains(&("DL3045", 2)) && rules.contains(&("DL3000", 3)), "{rules:?}");
+}
