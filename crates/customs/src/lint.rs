@@ -1,6 +1,6 @@
 //! `customs lint`: Dockerfiles against the policy's rules and hadolint's.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -210,7 +210,7 @@ pub fn run(a: LintArgs, emit: impl Fn(&str, Option<&Path>) -> Result<()>) -> Res
         };
         files.push(lint_file(&path.display().to_string(), source, &config, dir.as_deref(), &secrets));
     }
-    let color = !a.no_color && a.output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = !a.no_color && a.output.is_none() && crate::color();
     let text = match a.format {
         LintFormat::Tty => customs_report::lint_tty(&files, color),
         LintFormat::Json => customs_report::lint_json(&files),

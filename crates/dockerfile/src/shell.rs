@@ -98,40 +98,12 @@ impl Script {
     /// Parses a shell-form RUN script (Dockerfile continuations and comment lines allowed).
     pub fn parse(text: &str) -> Script {
         let text = strip_comment_lines(text);
-        let mut script = Script {
-            text: text.clone(),
-            ..Script::default()
-        };
-        let options = brush_parser::ParserOptions {
-            sh_mode: false,
-            ..Default::default()
-        };
-        let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text.as_bytes()), &options);
-        match parser.parse_program() {
-            Ok(program) => {
-                script.parsed = true;
-                let mut walk = Walk {
-                    script: &mut script,
-                    options: &options,
-                    depth: 0,
-                };
-                for list in &program.complete_commands {
-                    walk.list(list);
-                }
-            }
-            Err(_) => fallback(&text, &mut script),
+        let mut script = Script::parse_depth(&text, 0);
+        if !script.parsed {
+            fallback(&text, &mut script);
         }
+        script.text = text;
         script
-    }
-
-    /// Commands named `name` (compared as written).
-    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ShellCommand> + 'a {
-        self.commands.iter().filter(move |c| c.name == name)
-    }
-
-    /// True if any command satisfies `pred`.
-    pub fn any(&self, pred: impl Fn(&ShellCommand) -> bool) -> bool {
-        self.commands.iter().any(pred)
     }
 }
 
@@ -279,6 +251,7 @@ impl Walk<'_> {
 }
 
 impl Script {
+    /// The bash grammar only (no fallback); `depth` counts nested `$(...)`.
     fn parse_depth(text: &str, depth: usize) -> Script {
         let mut script = Script::default();
         let options = brush_parser::ParserOptions::default();

@@ -305,15 +305,22 @@ impl Dockerfile {
 
     /// Instructions of build stage `stage`.
     pub fn stage(&self, stage: usize) -> impl Iterator<Item = &Instruction> {
+        let first_from = self.first_from();
         self.instructions
             .iter()
-            .filter(move |i| i.stage == stage && !(stage == 0 && self.is_global(i)))
+            .filter(move |i| i.stage == stage && first_from.is_some_and(|f| i.span.start >= f))
+    }
+
+    fn first_from(&self) -> Option<usize> {
+        self.instructions
+            .iter()
+            .find(|i| matches!(i.kind, Kind::From { .. }))
+            .map(|i| i.span.start)
     }
 
     /// True for ARGs before the first FROM.
     pub fn is_global(&self, inst: &Instruction) -> bool {
-        let first_from = self.instructions.iter().find(|i| matches!(i.kind, Kind::From { .. }));
-        first_from.is_none_or(|f| inst.span.start < f.span.start)
+        self.first_from().is_none_or(|f| inst.span.start < f)
     }
 
     /// Number of build stages (FROM instructions).
