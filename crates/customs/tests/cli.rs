@@ -1,11 +1,14 @@
 //! The `customs` binary end to end, on the bundled demo image and on real images
 //! built by `../shared/tools/build-test-images.sh` when they are present.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
+
+mod support;
+use support::validate;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -63,29 +66,6 @@ fn output_file_is_written_whole_and_errors_name_the_input() {
     assert!(stderr.contains("/nonexistent/img.tar"), "{stderr}");
     assert_eq!(std::fs::read(&out).unwrap(), before);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
-}
-
-fn python() -> Option<String> {
-    ["python3", "python"]
-        .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .map(String::from)
-}
-
-/// Validates with the reference library; `None` (and a printed reason) when it isn't installed.
-fn validate(kind: &str, path: &Path) -> Option<(bool, String)> {
-    let Some(py) = python() else {
-        eprintln!("skipped: no python3 to run the {kind} validator");
-        return None;
-    };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/validate_report.py");
-    let out = Command::new(py).arg(script).arg(kind).arg(path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(3) {
-        eprintln!("skipped: {kind} validator not installed ({}); .ci/run installs it", text.trim());
-        return None;
-    }
-    Some((out.status.success(), text))
 }
 
 fn check_formats(image: &str) {

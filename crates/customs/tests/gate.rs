@@ -2,10 +2,12 @@
 //! Runs on the bundled demo image always, and on the real bookworm test image when it was built.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
+
+mod support;
+use support::validate;
 
 /// A database with one synthetic HIGH advisory for `package` below `fixed` in `ecosystem`.
 fn db_with(dir: &Path, ecosystem: &str, package: &str, fixed: &str) -> PathBuf {
@@ -46,24 +48,6 @@ fn gate(dir: &Path, db: &Path, image: &str, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into(),
         stderr: String::from_utf8_lossy(&out.stderr).into(),
     }
-}
-
-/// Validates with tests/validate_report.py; `None` (and a printed reason) when the validator is missing.
-fn validate(kind: &str, path: &Path) -> Option<(bool, String)> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/validate_report.py");
-    let out = match Command::new("python3").arg(script).arg(kind).arg(path).output() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("skipped: no python3 to validate {kind} ({e})");
-            return None;
-        }
-    };
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(3) {
-        eprintln!("skipped: {kind} validator not installed ({}); .ci/run installs it", text.trim());
-        return None;
-    }
-    Some((out.status.success(), text))
 }
 
 fn exercise(image: &str, package: &str, db: &Path, dir: &Path) {
