@@ -12,6 +12,7 @@ use customs_oci::{Image, OpenOptions, Platform, RegistryOptions, Source, docker_
 use customs_report::{DocumentStamp, Subject};
 mod lint;
 mod notify;
+mod registry;
 
 use customs_vulndb::{DEFAULT_OSV_ECOSYSTEMS, Database, DownloadOptions, Feed, Fetched, FixState, Severity};
 
@@ -120,6 +121,8 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// The private registry: serve it, manage identities, check access, verify the audit log.
+    Registry(registry::RegistryArgs),
 }
 
 #[derive(Subcommand)]
@@ -872,6 +875,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Gate(args) => return run_gate(*args),
         Command::Lint(args) => return lint::run(args, emit),
+        Command::Registry(args) => return registry::run(args),
         Command::Secrets {
             target,
             format,

@@ -1,0 +1,536 @@
+//! `customs registry`: run the registry and manage its identities, access matrix and audit log.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use customs_registry::access::{Action, Caller};
+use customs_registry::audit::{AuditEvent, AuditLog, AuditQuery};
+use customs_registry::identity::{self, generate_secret, hash_secret};
+use customs_registry::meta::MetaStore;
+use customs_registry::{Registry, RegistryConfig};
+
+/// Arguments of `customs registry`.
+#[derive(Args)]
+pub struct RegistryArgs {
+    /// The registry config file.
+    #[arg(long, global = true, default_value = "registry.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: RegistryCommand,
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Run the registry (TLS required unless --insecure-dev).
+    Serve {
+        /// Listen here instead of the config's `[server] listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Plain HTTP, for a development machine only. Warns at every start.
+        #[arg(long)]
+        insecure_dev: bool,
+    },
+    /// Write a development CA (`ca.crt`) and a server certificate and key for HOSTs into DIR.
+    DevCert {
+        /// Output directory.
+        #[arg(long, default_value = "tls")]
+        out: PathBuf,
+        /// DNS names or IP addresses the certificate is valid for.
+        #[arg(long = "host", default_values = ["localhost", "127.0.0.1"])]
+        hosts: Vec<String>,
+    },
+    /// Create, rotate, disable and list identities (service principals and users).
+    Principal {
+        #[command(subcommand)]
+        command: PrincipalCommand,
+    },
+    /// Manage group memberships stored in the database (config groups live in the config file).
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// Check and print the authorization matrix.
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+    },
+    /// Verify, query and export the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PrincipalCommand {
+    /// Create a principal and print its secret once.
+    Create {
+        /// Client id (lowercase letters, digits, `-`, `_`, `.`, `@`).
+        name: String,
+        /// `service-principal` (a pipeline) or `user` (a person).
+        #[arg(long, default_value = "service-principal")]
+        kind: String,
+        /// What it is for (shown by `principal list`).
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Replace a principal's secret and print the new one once; the old one stops working within a minute.
+    Rotate {
+        /// The principal.
+        name: String,
+    },
+    /// Disable a principal: no new logins or tokens (issued tokens expire within their lifetime).
+    Disable {
+        /// The principal.
+        name: String,
+    },
+    /// Enable a disabled principal.
+    Enable {
+        /// The principal.
+        name: String,
+    },
+    /// List principals.
+    List,
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Add principals to a group.
+    Add {
+        /// The group.
+        group: String,
+        /// Principals to add.
+        #[arg(required = true)]
+        principals: Vec<String>,
+    },
+    /// Remove a principal from a group.
+    Remove {
+        /// The group.
+        group: String,
+        /// The principal.
+        principal: String,
+    },
+    /// List groups with their members (config and database).
+    List,
+}
+
+#[derive(Subcommand)]
+enum AccessCommand {
+    /// Whether PRINCIPAL may do ACTION on REPOSITORY, and which grant decides it. Exits 1 when denied.
+    Check {
+        /// A principal name, or `anonymous`.
+        principal: String,
+        /// Repository name.
+        repository: String,
+        /// pull, push, delete, sign or admin.
+        action: Action,
+    },
+    /// Print the effective matrix: every principal × repository with the allowed actions.
+    Matrix {
+        /// Repositories to show besides the existing ones and the exact names in grants.
+        #[arg(long = "repo")]
+        repositories: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of every record; exits 1 at the first broken record.
+    Verify,
+    /// Print matching records as JSON lines.
+    Query {
+        /// Only this principal.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Only records at or after this RFC 3339 time or date (2026-11-01).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this action (pull, push, login, token, ...).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only this result: allowed, denied or error.
+        #[arg(long)]
+        result: Option<String>,
+        /// Only this repository.
+        #[arg(long)]
+        repository: Option<String>,
+    },
+    /// Print every record as JSON lines (for a SIEM).
+    Export,
+}
+
+fn load(path: &Path) -> Result<RegistryConfig> {
+    Ok(RegistryConfig::load(path)?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Who runs an identity command, for the audit log.
+fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map(|u| format!("cli:{u}"))
+        .unwrap_or_else(|_| "cli".into())
+}
+
+fn audit_cli(config: &RegistryConfig, action: &str, detail: String) -> Result<()> {
+    let log = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes)?;
+    log.append(AuditEvent {
+        principal: operator(),
+        action: action.into(),
+        result: "allowed".into(),
+        detail,
+        ..AuditEvent::default()
+    })?;
+    Ok(())
+}
+
+/// Runs `customs registry ...`.
+pub fn run(args: RegistryArgs) -> Result<ExitCode> {
+    match args.command {
+        RegistryCommand::DevCert { out, hosts } => {
+            let files = customs_registry::tls::write_dev_certificates(&out, &hosts)?;
+            println!(
+                "CA certificate:     {}  (trust it: skopeo/podman --cert-dir {}, or /etc/containers/certs.d/HOST:PORT/)",
+                files.ca_cert.display(),
+                out.display()
+            );
+            println!("server certificate: {}", files.server_cert.display());
+            println!("server key:         {}", files.server_key.display());
+            println!("For development only: the CA key was not kept.");
+            Ok(ExitCode::SUCCESS)
+        }
+        RegistryCommand::Serve { listen, insecure_dev } => serve(&args.config, listen, insecure_dev),
+        RegistryCommand::Principal { command } => principal(&args.config, command),
+        RegistryCommand::Group { command } => group(&args.config, command),
+        RegistryCommand::Access { command } => access(&args.config, command),
+        RegistryCommand::Audit { command } => audit(&args.config, command),
+    }
+}
+
+fn serve(path: &Path, listen: Option<SocketAddr>, insecure_dev: bool) -> Result<ExitCode> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CUSTOMS_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let mut config = load(path)?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    if insecure_dev {
+        tracing::warn!(
+            "--insecure-dev: serving plain HTTP. Credentials and tokens cross the network in clear; never use this outside a development machine"
+        );
+    }
+    let address = config.server.listen;
+    runtime()?.block_on(async move {
+        let registry = Registry::open(config, insecure_dev).await?;
+        let listener = std::net::TcpListener::bind(address).with_context(|| format!("listening on {address}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!(
+            "customs registry listening on {}://{bound}",
+            if insecure_dev { "http" } else { "https" }
+        );
+        customs_registry::serve(registry, listener, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn check_name(name: &str, what: &str) -> Result<()> {
+    if !identity::valid_name(name) {
+        bail!("{what} name `{name}` is invalid: use lowercase letters, digits, `-`, `_`, `.` or `@` (at most 128)");
+    }
+    Ok(())
+}
+
+fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
+    let config = load(path)?;
+    runtime()?.block_on(async {
+        let meta = MetaStore::open(&config.database.path).await?;
+        match command {
+            PrincipalCommand::Create { name, kind, description } => {
+                check_name(&name, "principal")?;
+                if !identity::KINDS.contains(&kind.as_str()) {
+                    bail!("--kind {kind}: expected service-principal or user");
+                }
+                let secret = generate_secret();
+                if !meta.create_principal(&name, &kind, &hash_secret(&secret), &description).await? {
+                    bail!("principal {name} already exists; use `customs registry principal rotate {name}` for a new secret");
+                }
+                audit_cli(&config, "principal.create", format!("{name} ({kind})"))?;
+                eprintln!("Created {kind} {name}. Its secret is shown once; store it in the pipeline's secret store:");
+                println!("{secret}");
+            }
+            PrincipalCommand::Rotate { name } => {
+                let secret = generate_secret();
+                if !meta.rotate_secret(&name, &hash_secret(&secret)).await? {
+                    bail!("no principal named {name}");
+                }
+                audit_cli(&config, "principal.rotate", name.clone())?;
+                eprintln!("New secret for {name}, shown once; the old one stops working within a minute:");
+                println!("{secret}");
+            }
+            PrincipalCommand::Disable { name } | PrincipalCommand::Enable { name } if meta.principal(&name).await?.is_none() => {
+                bail!("no principal named {name}");
+            }
+            PrincipalCommand::Disable { name } => {
+                meta.set_disabled(&name, true).await?;
+                audit_cli(&config, "principal.disable", name.clone())?;
+                eprintln!(
+                    "Disabled {name}. Tokens already issued expire within {} s.",
+                    config.auth.token_ttl_seconds
+                );
+            }
+            PrincipalCommand::Enable { name } => {
+                meta.set_disabled(&name, false).await?;
+                audit_cli(&config, "principal.enable", name.clone())?;
+                eprintln!("Enabled {name}.");
+            }
+            PrincipalCommand::List => {
+                let mut table = comfy_table::Table::new();
+                table.load_style(comfy_table::presets::NOTHING).force_no_tty();
+                table.set_header(["NAME", "KIND", "STATE", "CREATED", "ROTATED", "DESCRIPTION"]);
+                for p in meta.principals().await? {
+                    table.add_row([
+                        p.name,
+                        p.kind,
+                        if p.disabled { "disabled".into() } else { "enabled".into() },
+                        p.created_at,
+                        p.rotated_at.unwrap_or_default(),
+                        p.description,
+                    ]);
+                }
+                println!("{table}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn group(path: &Path, command: GroupCommand) -> Result<ExitCode> {
+    let config = load(path)?;
+    runtime()?.block_on(async {
+        let meta = MetaStore::open(&config.database.path).await?;
+        match command {
+            GroupCommand::Add { group, principals } => {
+                check_name(&group, "group")?;
+                for p in &principals {
+                    if meta.principal(p).await?.is_none() {
+                        bail!("no principal named {p}; create it first with `customs registry principal create {p}`");
+                    }
+                }
+                for p in &principals {
+                    meta.add_member(&group, p).await?;
+                }
+                audit_cli(&config, "group.add", format!("{group}: {}", principals.join(", ")))?;
+                eprintln!("{group}: added {}", principals.join(", "));
+            }
+            GroupCommand::Remove { group, principal } => {
+                if !meta.remove_member(&group, &principal).await? {
+                    bail!("{principal} is not a database member of {group} (config groups are edited in the config file)");
+                }
+                audit_cli(&config, "group.remove", format!("{group}: {principal}"))?;
+            }
+            GroupCommand::List => {
+                let mut groups = config.groups.clone();
+                for (g, p) in meta.memberships().await? {
+                    groups.entry(g).or_default().insert(p);
+                }
+                for (g, members) in groups {
+                    println!("{g}: {}", members.into_iter().collect::<Vec<_>>().join(", "));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn access(path: &Path, command: AccessCommand) -> Result<ExitCode> {
+    let config = load(path)?;
+    let policy = config.access_policy().map_err(anyhow::Error::msg)?;
+    runtime()?.block_on(async {
+        let meta = MetaStore::open(&config.database.path).await?;
+        let caller_of = |name: &str, db_groups: Vec<String>| {
+            if name == "anonymous" {
+                return Caller::anonymous();
+            }
+            let mut groups = policy.config_groups_of(name);
+            groups.extend(db_groups);
+            Caller {
+                principal: Some(name.to_string()),
+                groups,
+            }
+        };
+        match command {
+            AccessCommand::Check {
+                principal,
+                repository,
+                action,
+            } => {
+                if !customs_registry::route::valid_repository(&repository) {
+                    bail!("`{repository}` is not a valid repository name");
+                }
+                let caller = caller_of(&principal, meta.groups_of(&principal).await?);
+                let decision = policy.decide(&caller, &repository, action);
+                match decision.grant {
+                    Some(i) => {
+                        let g = &policy.grants()[i];
+                        println!(
+                            "allowed: {principal} may {action} on {repository} (grant #{}: {} on {} may {})",
+                            i + 1,
+                            g.subject,
+                            g.repositories.join(", "),
+                            g.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+                        );
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    None => {
+                        let groups = caller.groups.iter().cloned().collect::<Vec<_>>().join(", ");
+                        println!(
+                            "denied: no grant lets {principal} (groups: {}) {action} on {repository}",
+                            if groups.is_empty() { "none".to_string() } else { groups }
+                        );
+                        Ok(ExitCode::from(1))
+                    }
+                }
+            }
+            AccessCommand::Matrix { repositories } => {
+                let mut repos: BTreeSet<String> = meta.repositories().await?.into_iter().collect();
+                repos.extend(repositories);
+                for g in policy.grants() {
+                    repos.extend(
+                        g.repositories
+                            .iter()
+                            .filter(|r| customs_registry::route::valid_repository(r))
+                            .cloned(),
+                    );
+                }
+                let mut names: BTreeSet<String> = meta.principals().await?.into_iter().map(|p| p.name).collect();
+                names.extend(config.groups.values().flatten().cloned());
+                for g in policy.grants() {
+                    if let customs_registry::access::Subject::Principal(n) = &g.subject {
+                        names.insert(n.clone());
+                    }
+                }
+                names.insert("anonymous".into());
+                let mut table = comfy_table::Table::new();
+                table.load_style(comfy_table::presets::NOTHING).force_no_tty();
+                let mut header = vec!["PRINCIPAL".to_string()];
+                header.extend(repos.iter().cloned());
+                table.set_header(header);
+                for name in &names {
+                    let caller = caller_of(name, meta.groups_of(name).await?);
+                    let mut row = vec![name.clone()];
+                    for repo in &repos {
+                        let allowed = policy.allowed_actions(&caller, repo);
+                        let shown: Vec<&str> = allowed
+                            .iter()
+                            .filter(|a| **a != Action::Admin || allowed.len() == 1)
+                            .map(|a| a.as_str())
+                            .collect();
+                        row.push(if shown.is_empty() { "-".into() } else { shown.join(",") });
+                    }
+                    table.add_row(row);
+                }
+                println!("{table}");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+fn audit(path: &Path, command: AuditCommand) -> Result<ExitCode> {
+    let config = load(path)?;
+    let dir = &config.audit.dir;
+    match command {
+        AuditCommand::Verify => match customs_registry::audit::verify(dir) {
+            Ok(summary) => {
+                println!(
+                    "audit log intact: {} records in {} segments; head {} (record it elsewhere to detect truncation later)",
+                    summary.records, summary.segments, summary.head
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                println!("audit log BROKEN: {e}");
+                Ok(ExitCode::from(1))
+            }
+        },
+        AuditCommand::Query {
+            principal,
+            since,
+            action,
+            result,
+            repository,
+        } => {
+            let since = since.map(|s| parse_since(&s)).transpose()?;
+            let query = AuditQuery {
+                principal,
+                since,
+                action,
+                result,
+                repository,
+            };
+            print_records(dir, &query)
+        }
+        AuditCommand::Export => print_records(dir, &AuditQuery::default()),
+    }
+}
+
+fn print_records(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = None;
+    customs_registry::audit::query(dir, query, |record| {
+        if failed.is_none()
+            && let Err(e) = serde_json::to_writer(&mut out, record)
+                .map_err(std::io::Error::from)
+                .and_then(|_| out.write_all(b"\n"))
+        {
+            failed = Some(e);
+        }
+    })?;
+    out.flush()?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_since(s: &str) -> Result<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let date = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .with_context(|| format!("--since {s}: expected an RFC 3339 time or a date like 2026-11-01"))?;
+    Ok(date.midnight().assume_utc())
+}

@@ -1,0 +1,302 @@
+//! `customs registry` as an operator runs it: dev certificates, principals, `serve`, and a `kill -9` in the middle
+//! of a chunked upload. After the restart the upload resumes from the last committed chunk, the blob is never
+//! served before its digest is verified, and the audit chain is intact.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use sha2::{Digest as _, Sha256};
+
+fn customs() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin!("customs"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent(ca: &Path) -> ureq::Agent {
+    let pem = std::fs::read(ca).unwrap();
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .build();
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build()
+        .into()
+}
+
+fn serve(dir: &Path, base: &str, agent: &ureq::Agent) -> Server {
+    let child = customs()
+        .current_dir(dir)
+        .args(["registry", "serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if agent.get(format!("{base}/readyz")).call().is_ok_and(|r| r.status() == 200) {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the registry did not become ready");
+}
+
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// A request body that sends `head`, then stalls long enough for the server to be killed mid-request.
+struct Stalling {
+    head: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Stalling {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.at);
+            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
+            self.at += n;
+            return Ok(n);
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        Err(std::io::Error::other("client gave up"))
+    }
+}
+
+#[test]
+fn kill_9_during_a_chunked_upload_then_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let ok = customs()
+        .current_dir(dir.path())
+        .args(["registry", "dev-cert", "--out", "tls"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    std::fs::write(
+        dir.path().join("registry.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n\
+             [[grant]]\nto = \"ci\"\nrepositories = [\"project1\"]\nactions = [\"pull\", \"push\"]\n"
+        ),
+    )
+    .unwrap();
+    let created = customs()
+        .current_dir(dir.path())
+        .args(["registry", "principal", "create", "ci"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let secret = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    assert!(secret.starts_with("cst_"));
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("ci:{secret}")));
+
+    let base = format!("https://localhost:{port}");
+    let agent = agent(&dir.path().join("tls/ca.crt"));
+    let blob: Vec<u8> = (0..6_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let d = digest(&blob);
+    let blob_url = format!("{base}/v2/project1/blobs/{d}");
+
+    let server = serve(dir.path(), &base, &agent);
+    let start = agent
+        .post(format!("{base}/v2/project1/blobs/uploads/"))
+        .header("Authorization", &auth)
+        .send_empty()
+        .unwrap();
+    assert_eq!(start.status(), 202);
+    let location = format!("{base}{}", start.headers()["location"].to_str().unwrap());
+    let first = agent
+        .patch(&location)
+        .header("Authorization", &auth)
+        .header("Content-Range", "0-1999999")
+        .send(&blob[..2_000_000])
+        .unwrap();
+    assert_eq!(first.status(), 202);
+
+    // The second chunk is half sent when the server dies.
+    let (agent2, auth2, location2, second) = (agent.clone(), auth.clone(), location.clone(), blob[2_000_000..].to_vec());
+    let sender = std::thread::spawn(move || {
+        let body = Stalling {
+            head: second[..1_500_000].to_vec(),
+            at: 0,
+        };
+        agent2
+            .patch(&location2)
+            .header("Authorization", &auth2)
+            .header("Content-Range", "2000000-5999999")
+            .send(ureq::SendBody::from_owned_reader(body))
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    assert!(sender.join().unwrap().is_err(), "the interrupted PATCH cannot have succeeded");
+
+    // After the restart: the upload stands at the last committed chunk and the blob does not exist.
+    let _server = serve(dir.path(), &base, &agent);
+    let status = agent.get(&location).header("Authorization", &auth).call().unwrap();
+    assert_eq!(status.status(), 204);
+    assert_eq!(status.headers()["range"], "0-1999999");
+    assert_eq!(agent.head(&blob_url).header("Authorization", &auth).call().unwrap().status(), 404);
+    let blobs_dir = dir.path().join("data/blobs/blobs");
+    assert!(
+        !blobs_dir.exists() || walk(&blobs_dir).is_empty(),
+        "no blob may be stored before the upload completes"
+    );
+
+    // Resume from there and finish.
+    let rest = agent
+        .patch(&location)
+        .header("Authorization", &auth)
+        .header("Content-Range", "2000000-5999999")
+        .send(&blob[2_000_000..])
+        .unwrap();
+    assert_eq!(rest.status(), 202);
+    let done = agent
+        .put(format!("{location}?digest={d}"))
+        .header("Authorization", &auth)
+        .send_empty()
+        .unwrap();
+    assert_eq!(done.status(), 201);
+    let mut got = agent.get(&blob_url).header("Authorization", &auth).call().unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.body_mut().with_config().limit(10_000_000).read_to_vec().unwrap(), blob);
+    drop(_server);
+
+    let verify = customs()
+        .current_dir(dir.path())
+        .args(["registry", "audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    let query = customs()
+        .current_dir(dir.path())
+        .args(["registry", "audit", "query", "--action", "principal.create"])
+        .output()
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_slice(query.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["detail"], "ci (service-principal)");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn serve_refuses_plain_http_without_the_dev_flag_and_bad_configs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.toml"), "[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let out = customs().current_dir(dir.path()).args(["registry", "serve"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TLS is required") && stderr.contains("--insecure-dev"), "{stderr}");
+
+    std::fs::write(
+        dir.path().join("registry.toml"),
+        "[[grant]]\nto = \"x\"\nrepositories = [\"a\"]\nactions = [\"pull\", \"write\"]\n",
+    )
+    .unwrap();
+    let out = customs()
+        .current_dir(dir.path())
+        .args(["registry", "access", "matrix"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("registry.toml") && stderr.contains("grant #1") && stderr.contains("write"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn principals_groups_and_access_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("registry.toml"),
+        "[[grant]]\nto = \"group:release\"\nrepositories = [\"apps/*\"]\nactions = [\"pull\", \"sign\"]\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| customs().current_dir(dir.path()).arg("registry").args(args).output().unwrap();
+    assert!(
+        run(&["principal", "create", "signer", "--description", "release pipeline"])
+            .status
+            .success()
+    );
+    let dup = run(&["principal", "create", "signer"]);
+    assert_eq!(dup.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    assert_eq!(run(&["principal", "create", "Bad Name"]).status.code(), Some(2));
+
+    let denied = run(&["access", "check", "signer", "apps/web", "sign"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stdout).starts_with("denied"));
+    assert!(run(&["group", "add", "release", "signer"]).status.success());
+    let allowed = run(&["access", "check", "signer", "apps/web", "sign"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", String::from_utf8_lossy(&allowed.stdout));
+    assert!(String::from_utf8_lossy(&allowed.stdout).contains("grant #1: group:release"));
+    assert_eq!(run(&["access", "check", "signer", "apps/web/deep", "sign"]).status.code(), Some(1));
+    assert_eq!(run(&["access", "check", "signer", "apps/web", "push"]).status.code(), Some(1));
+
+    let matrix = run(&["access", "matrix", "--repo", "apps/web"]);
+    let text = String::from_utf8_lossy(&matrix.stdout);
+    let row = text.lines().find(|l| l.trim_start().starts_with("signer")).unwrap();
+    assert!(row.contains("pull,sign"), "{text}");
+
+    let rotated = run(&["principal", "rotate", "signer"]);
+    assert!(rotated.status.success());
+    assert!(String::from_utf8_lossy(&rotated.stdout).trim().starts_with("cst_"));
+    assert!(run(&["principal", "disable", "signer"]).status.success());
+    let list = String::from_utf8_lossy(&run(&["principal", "list"]).stdout).to_string();
+    assert!(
+        list.contains("signer") && list.contains("disabled") && list.contains("release pipeline"),
+        "{list}"
+    );
+    assert_eq!(run(&["principal", "disable", "nobody"]).status.code(), Some(2));
+
+    let actions: Vec<String> = String::from_utf8_lossy(&run(&["audit", "export"]).stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(actions, ["principal.create", "group.add", "principal.rotate", "principal.disable"]);
+}

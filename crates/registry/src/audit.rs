@@ -1,0 +1,528 @@
+//! Append-only, hash-chained audit log in JSON lines.
+//!
+//! Each record carries `prev` (the previous record's hash) and `hash` = SHA-256 over `prev` and the record's own
+//! fields, so editing, removing or reordering a record breaks the chain at that point. Segments rotate by size;
+//! the first record of a new segment chains to the last record of the previous one, so rotation keeps the chain.
+//! Truncating the newest records cannot be detected from the log alone: `verify` prints the head hash so it can be
+//! anchored elsewhere (a ticket, a SIEM).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened, as a caller gives it to [`AuditLog::append`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Client IP address.
+    pub client_ip: String,
+    /// Authenticated principal, or `anonymous`, or the name a failed login claimed.
+    pub principal: String,
+    /// What was attempted: `pull`, `push`, `delete`, `sign`, `login`, `token`, `principal.create`, ...
+    pub action: String,
+    /// Repository, when the action touches one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub repository: String,
+    /// Tag or digest, when there is one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reference: String,
+    /// `allowed`, `denied` or `error`.
+    pub result: String,
+    /// HTTP status, 0 for non-HTTP actions (CLI identity changes).
+    pub status: u16,
+    /// Free text: why it was denied, which grant allowed it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// A record as stored: the event plus sequence number, time and chain hashes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// RFC 3339 UTC time.
+    pub time: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// Hash of the previous record (64 zeros for the first).
+    pub prev: String,
+    /// SHA-256 over `prev` and this record's other fields.
+    pub hash: String,
+}
+
+impl AuditRecord {
+    fn compute_hash(&self) -> String {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            seq: u64,
+            time: &'a str,
+            #[serde(flatten)]
+            event: &'a AuditEvent,
+        }
+        let body = serde_json::to_vec(&Body {
+            seq: self.seq,
+            time: &self.time,
+            event: &self.event,
+        })
+        .expect("serialize");
+        let mut hasher = Sha256::new();
+        hasher.update(self.prev.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(&body);
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// Errors of the audit log, each naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Reading or writing a segment failed.
+    #[error("audit log {path}: {source}")]
+    Io {
+        /// The segment or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A record is not valid JSON or breaks the chain.
+    #[error("audit log {path} line {line}: {message}")]
+    Broken {
+        /// The segment.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+struct Writer {
+    lock: File,
+    dir: PathBuf,
+    segment: u64,
+    file: File,
+    size: u64,
+    seq: u64,
+    head: String,
+}
+
+/// The audit log of one registry: a directory of `audit-NNNNNN.jsonl` segments.
+pub struct AuditLog {
+    writer: Mutex<Writer>,
+    rotate_bytes: u64,
+}
+
+fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("audit-{segment:06}.jsonl"))
+}
+
+fn segment_number(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix("audit-")?.strip_suffix(".jsonl")?.parse().ok()
+}
+
+/// The segments in `dir`, oldest first.
+pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
+    let io = |source| AuditError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if let Some(n) = segment_number(&path) {
+            found.push((n, path));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).expect("format time")
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log in `dir`, continuing the chain of the newest segment. A torn final line (a crash
+    /// mid-write) is cut off and the cut is itself recorded as an `audit.recovered` event.
+    ///
+    /// Several processes may hold the same log open (the server and `customs registry principal ...`): appends
+    /// take an exclusive lock on `dir/.lock` and pick up records other processes wrote, so the chain never forks.
+    pub fn open(dir: &Path, rotate_bytes: u64) -> Result<AuditLog, AuditError> {
+        fs::create_dir_all(dir).map_err(|source| AuditError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let lock_path = dir.join(".lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| AuditError::Io {
+                path: lock_path.clone(),
+                source,
+            })?;
+        lock.lock().map_err(|source| AuditError::Io { path: lock_path, source })?;
+        let writer = Self::load(dir, lock)?;
+        let (writer, torn) = writer;
+        let _ = writer.lock.unlock();
+        let log = AuditLog {
+            writer: Mutex::new(writer),
+            rotate_bytes,
+        };
+        if let Some(digest) = torn {
+            log.append(AuditEvent {
+                principal: "customs".into(),
+                action: "audit.recovered".into(),
+                result: "error".into(),
+                detail: format!("cut a torn final line (sha256 {digest}) left by a crash"),
+                ..AuditEvent::default()
+            })?;
+        }
+        Ok(log)
+    }
+
+    /// Reads the chain head from disk (under the lock), cutting a torn tail.
+    fn load(dir: &Path, lock: File) -> Result<(Writer, Option<String>), AuditError> {
+        let existing = segments(dir)?;
+        let segment = existing.last().and_then(|p| segment_number(p)).unwrap_or(1);
+        let (mut seq, mut head, mut torn) = (0, GENESIS.to_string(), None);
+        if let Some(last) = existing.last() {
+            let io = |source| AuditError::Io {
+                path: last.clone(),
+                source,
+            };
+            let bytes = fs::read(last).map_err(io)?;
+            let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            if keep < bytes.len() {
+                torn = Some(hex::encode(Sha256::digest(&bytes[keep..])));
+                let file = OpenOptions::new().write(true).open(last).map_err(io)?;
+                file.set_len(keep as u64).map_err(io)?;
+            }
+            if let Some(line) = bytes[..keep].split(|&b| b == b'\n').rev().find(|l| !l.is_empty()) {
+                let record: AuditRecord = serde_json::from_slice(line).map_err(|e| AuditError::Broken {
+                    path: last.clone(),
+                    line: bytes[..keep].iter().filter(|&&b| b == b'\n').count(),
+                    message: format!("last record is not valid JSON ({e}); run `customs registry audit verify`"),
+                })?;
+                seq = record.seq;
+                head = record.hash;
+            } else if existing.len() > 1 {
+                // An empty newest segment: continue from the one before.
+                let (s, h) = last_record(&existing[existing.len() - 2])?;
+                (seq, head) = (s, h);
+            }
+        }
+        let path = segment_path(dir, segment);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| AuditError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok((
+            Writer {
+                lock,
+                dir: dir.to_path_buf(),
+                segment,
+                file,
+                size,
+                seq,
+                head,
+            },
+            torn,
+        ))
+    }
+
+    /// Whether another process appended or rotated since this writer last wrote.
+    fn stale(w: &Writer) -> bool {
+        let current = fs::metadata(segment_path(&w.dir, w.segment)).map(|m| m.len()).ok();
+        current != Some(w.size) || segment_path(&w.dir, w.segment + 1).exists()
+    }
+
+    /// Appends one event; returns the stored record.
+    pub fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let lock_path = guard.dir.join(".lock");
+        guard.lock.lock().map_err(|source| AuditError::Io { path: lock_path, source })?;
+        if Self::stale(&guard) {
+            let lock = guard.lock.try_clone().map_err(|source| AuditError::Io {
+                path: guard.dir.clone(),
+                source,
+            })?;
+            let (fresh, _) = Self::load(&guard.dir.clone(), lock)?;
+            *guard = fresh;
+        }
+        let result = self.append_locked(&mut guard, event);
+        let _ = guard.lock.unlock();
+        result
+    }
+
+    fn append_locked(&self, w: &mut Writer, event: AuditEvent) -> Result<AuditRecord, AuditError> {
+        if w.size >= self.rotate_bytes {
+            let next = w.segment + 1;
+            let path = segment_path(&w.dir, next);
+            w.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|source| AuditError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            w.segment = next;
+            w.size = 0;
+        }
+        let mut record = AuditRecord {
+            seq: w.seq + 1,
+            time: now_rfc3339(),
+            event,
+            prev: w.head.clone(),
+            hash: String::new(),
+        };
+        record.hash = record.compute_hash();
+        let mut line = serde_json::to_vec(&record).expect("serialize");
+        line.push(b'\n');
+        // One write per record on an O_APPEND file: a crash leaves at most one torn line, which `open` cuts.
+        let path = segment_path(&w.dir, w.segment);
+        w.file.write_all(&line).map_err(|source| AuditError::Io { path, source })?;
+        w.size += line.len() as u64;
+        w.seq = record.seq;
+        w.head = record.hash.clone();
+        Ok(record)
+    }
+
+    /// Sequence number and hash of the newest record.
+    pub fn head(&self) -> (u64, String) {
+        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        (w.seq, w.head.clone())
+    }
+}
+
+fn last_record(path: &Path) -> Result<(u64, String), AuditError> {
+    let mut last = (0, GENESIS.to_string());
+    for_each_record(path, |_, record| {
+        last = (record.seq, record.hash.clone());
+        Ok(())
+    })?;
+    Ok(last)
+}
+
+fn for_each_record(path: &Path, mut f: impl FnMut(usize, &AuditRecord) -> Result<(), String>) -> Result<(), AuditError> {
+    let io = |source| AuditError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.is_empty() {
+            continue;
+        }
+        let broken = |message: String| AuditError::Broken {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message,
+        };
+        let record: AuditRecord = serde_json::from_str(&line).map_err(|e| broken(format!("not a valid record: {e}")))?;
+        f(i + 1, &record).map_err(broken)?;
+    }
+    Ok(())
+}
+
+/// What `verify` found on an intact chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifySummary {
+    /// Segments read.
+    pub segments: usize,
+    /// Records checked.
+    pub records: u64,
+    /// Hash of the newest record: anchor it outside the log to detect truncation later.
+    pub head: String,
+}
+
+/// Checks every record's hash and link, across segments. The first broken record is the error.
+pub fn verify(dir: &Path) -> Result<VerifySummary, AuditError> {
+    let files = segments(dir)?;
+    let (mut seq, mut head, mut records) = (0u64, GENESIS.to_string(), 0u64);
+    for path in &files {
+        for_each_record(path, |_, record| {
+            if record.seq != seq + 1 {
+                return Err(format!(
+                    "sequence jumps from {seq} to {}: records were removed or reordered",
+                    record.seq
+                ));
+            }
+            if record.prev != head {
+                return Err(format!(
+                    "record {} does not chain to record {seq}: a record before it was changed",
+                    record.seq
+                ));
+            }
+            if record.compute_hash() != record.hash {
+                return Err(format!("record {} was modified after it was written (hash mismatch)", record.seq));
+            }
+            seq = record.seq;
+            head = record.hash.clone();
+            records += 1;
+            Ok(())
+        })?;
+    }
+    Ok(VerifySummary {
+        segments: files.len(),
+        records,
+        head,
+    })
+}
+
+/// Filters for [`query`].
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Only this principal.
+    pub principal: Option<String>,
+    /// Only records at or after this RFC 3339 time.
+    pub since: Option<OffsetDateTime>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this result (`allowed`, `denied`, `error`).
+    pub result: Option<String>,
+    /// Only this repository.
+    pub repository: Option<String>,
+}
+
+impl AuditQuery {
+    fn matches(&self, r: &AuditRecord) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        eq(&self.principal, &r.event.principal)
+            && eq(&self.action, &r.event.action)
+            && eq(&self.result, &r.event.result)
+            && eq(&self.repository, &r.event.repository)
+            && self
+                .since
+                .is_none_or(|since| OffsetDateTime::parse(&r.time, &Rfc3339).is_ok_and(|t| t >= since))
+    }
+}
+
+/// Calls `f` with every record matching `q`, oldest first.
+pub fn query(dir: &Path, q: &AuditQuery, mut f: impl FnMut(&AuditRecord)) -> Result<(), AuditError> {
+    for path in segments(dir)? {
+        for_each_record(&path, |_, record| {
+            if q.matches(record) {
+                f(record);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(principal: &str, result: &str) -> AuditEvent {
+        AuditEvent {
+            client_ip: "127.0.0.1".into(),
+            principal: principal.into(),
+            action: "pull".into(),
+            repository: "project1".into(),
+            result: result.into(),
+            status: 200,
+            ..AuditEvent::default()
+        }
+    }
+
+    #[test]
+    fn chain_survives_rotation_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), 400).unwrap();
+        for i in 0..10 {
+            log.append(event(&format!("sp{i}"), "allowed")).unwrap();
+        }
+        drop(log);
+        let log = AuditLog::open(dir.path(), 400).unwrap();
+        log.append(event("sp-after-restart", "denied")).unwrap();
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!(summary.records, 11);
+        assert!(summary.segments > 2, "400-byte segments must rotate: {summary:?}");
+        assert_eq!(summary.head, log.head().1);
+        let mut denied = Vec::new();
+        query(
+            dir.path(),
+            &AuditQuery {
+                result: Some("denied".into()),
+                ..AuditQuery::default()
+            },
+            |r| denied.push(r.event.principal.clone()),
+        )
+        .unwrap();
+        assert_eq!(denied, ["sp-after-restart"]);
+    }
+
+    #[test]
+    fn edits_and_removals_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        for _ in 0..3 {
+            log.append(event("sp1", "denied")).unwrap();
+        }
+        let path = segment_path(dir.path(), 1);
+        let original = fs::read_to_string(&path).unwrap();
+
+        fs::write(&path, original.replacen("\"denied\"", "\"allowed\"", 1)).unwrap();
+        let err = verify(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("modified"), "{err}");
+
+        let lines: Vec<&str> = original.lines().collect();
+        fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+        let err = verify(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("jumps"), "{err}");
+    }
+
+    #[test]
+    fn two_writers_share_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = AuditLog::open(dir.path(), 300).unwrap();
+        let cli = AuditLog::open(dir.path(), 300).unwrap();
+        for i in 0..6 {
+            server.append(event("server", "allowed")).unwrap();
+            if i % 2 == 0 {
+                cli.append(event("cli", "allowed")).unwrap();
+            }
+        }
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!(summary.records, 9);
+        assert_eq!(summary.head, server.head().1);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        log.append(event("sp1", "allowed")).unwrap();
+        drop(log);
+        let path = segment_path(dir.path(), 1);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"seq\":2,\"time\":\"2026").unwrap();
+        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        assert_eq!(log.head().0, 2);
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!(summary.records, 2);
+        let mut actions = Vec::new();
+        query(dir.path(), &AuditQuery::default(), |r| actions.push(r.event.action.clone())).unwrap();
+        assert_eq!(actions, ["pull", "audit.recovered"]);
+    }
+}

@@ -1,0 +1,298 @@
+//! `registry.toml`: listen address, TLS, storage, database, token settings, audit log, groups and grants.
+//! Relative paths are resolved against the config file's directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::access::{AccessPolicy, Action, Grant};
+
+/// The whole config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Listener settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Certificate and key; required unless the server runs with `--insecure-dev`.
+    pub tls: Option<TlsConfig>,
+    /// Where blobs and upload staging live.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Metadata database.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Token settings.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Static groups: name to member principals (more can be added with `customs registry group add`).
+    #[serde(default)]
+    pub groups: BTreeMap<String, BTreeSet<String>>,
+    /// The authorization matrix rows.
+    #[serde(default, rename = "grant")]
+    pub grants: Vec<GrantConfig>,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Token realm URL; by default `https://<Host header>/token`.
+    pub realm: Option<String>,
+    /// Service name in tokens and challenges.
+    #[serde(default = "default_service")]
+    pub service: String,
+    /// Largest manifest accepted, in bytes (Distribution uses 4 MiB).
+    #[serde(default = "default_manifest_limit")]
+    pub max_manifest_bytes: usize,
+    /// Largest blob accepted, in bytes.
+    #[serde(default = "default_blob_limit")]
+    pub max_blob_bytes: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            realm: None,
+            service: default_service(),
+            max_manifest_bytes: default_manifest_limit(),
+            max_blob_bytes: default_blob_limit(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:5443".parse().expect("valid address")
+}
+fn default_service() -> String {
+    "customs-registry".into()
+}
+fn default_manifest_limit() -> usize {
+    4 << 20
+}
+fn default_blob_limit() -> u64 {
+    64 << 30
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Local directory for blobs and upload staging.
+    #[serde(default = "default_storage_root")]
+    pub root: PathBuf,
+    /// Flush every completed blob to stable storage before answering (the durability S3 and GCS give).
+    #[serde(default = "default_true")]
+    pub fsync: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            root: default_storage_root(),
+            fsync: true,
+        }
+    }
+}
+fn default_true() -> bool {
+    true
+}
+fn default_storage_root() -> PathBuf {
+    "data/blobs".into()
+}
+
+/// `[database]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// SQLite file.
+    #[serde(default = "default_db_path")]
+    pub path: PathBuf,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { path: default_db_path() }
+    }
+}
+fn default_db_path() -> PathBuf {
+    "data/registry.db".into()
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lifetime of access tokens.
+    #[serde(default = "default_ttl")]
+    pub token_ttl_seconds: u64,
+    /// File holding the token signing key; created (mode 0600) with a random key when missing.
+    #[serde(default = "default_token_key")]
+    pub token_key_file: PathBuf,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_ttl_seconds: default_ttl(),
+            token_key_file: default_token_key(),
+        }
+    }
+}
+fn default_ttl() -> u64 {
+    300
+}
+fn default_token_key() -> PathBuf {
+    "data/token.key".into()
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Directory of `audit-NNNNNN.jsonl` segments.
+    #[serde(default = "default_audit_dir")]
+    pub dir: PathBuf,
+    /// Segment size that triggers rotation.
+    #[serde(default = "default_rotate")]
+    pub rotate_bytes: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            dir: default_audit_dir(),
+            rotate_bytes: default_rotate(),
+        }
+    }
+}
+fn default_audit_dir() -> PathBuf {
+    "data/audit".into()
+}
+fn default_rotate() -> u64 {
+    64 << 20
+}
+
+/// `[[grant]]`: `to` may do `actions` on `repositories`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// `NAME`, `principal:NAME`, `group:NAME` or `anonymous`.
+    pub to: String,
+    /// Exact names or globs (`*` within a segment, `**` across).
+    pub repositories: Vec<String>,
+    /// `pull`, `push`, `delete`, `sign`, `admin`.
+    pub actions: Vec<String>,
+}
+
+/// A config file that cannot be used, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("registry config {path}: {message}")]
+pub struct ConfigError {
+    /// The config file.
+    pub path: PathBuf,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl RegistryConfig {
+    /// Reads and checks a config file; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<RegistryConfig, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let mut config: RegistryConfig = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.access_policy().map_err(err)?;
+        Ok(config)
+    }
+
+    /// Makes every relative path relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(tls) = &mut self.tls {
+            fix(&mut tls.cert);
+            fix(&mut tls.key);
+        }
+        fix(&mut self.storage.root);
+        fix(&mut self.database.path);
+        fix(&mut self.auth.token_key_file);
+        fix(&mut self.audit.dir);
+    }
+
+    /// The groups and grants as an [`AccessPolicy`]; an error names the bad grant.
+    pub fn access_policy(&self) -> Result<AccessPolicy, String> {
+        let grants = self
+            .grants
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let at = |e: String| format!("grant #{} (to = \"{}\"): {e}", i + 1, g.to);
+                let subject = g.to.parse().map_err(at)?;
+                let actions = g
+                    .actions
+                    .iter()
+                    .map(|a| a.parse::<Action>())
+                    .collect::<Result<_, _>>()
+                    .map_err(at)?;
+                Grant::new(subject, g.repositories.clone(), actions).map_err(at)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AccessPolicy::new(self.groups.clone(), grants))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_grants_and_unknown_keys_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.toml");
+        std::fs::write(&path, "[[grant]]\nto = \"sp1\"\nrepositories = [\"p1\"]\nactions = [\"write\"]\n").unwrap();
+        let err = RegistryConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("grant #1") && err.contains("unknown action `write`"), "{err}");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\nport = 3\n").unwrap();
+        let err = RegistryConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("registry.toml") && err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.toml");
+        std::fs::write(&path, "[tls]\ncert = \"tls/c.pem\"\nkey = \"/abs/k.pem\"\n").unwrap();
+        let config = RegistryConfig::load(&path).unwrap();
+        let tls = config.tls.unwrap();
+        assert_eq!(tls.cert, dir.path().join("tls/c.pem"));
+        assert_eq!(tls.key, PathBuf::from("/abs/k.pem"));
+        assert_eq!(config.database.path, dir.path().join("data/registry.db"));
+    }
+}

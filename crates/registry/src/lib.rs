@@ -1,0 +1,24 @@
+//! The customs registry: an OCI distribution 1.1 server where each project pipeline has its own identity,
+//! groups reach several repositories, an authorization matrix grants least privilege, transport is TLS and
+//! every action — denied ones included — lands in a hash-chained audit log.
+//!
+//! Library-first: [`server::Registry::open`] plus [`server::serve`] run it; the `customs registry` commands manage
+//! identities, check access and verify the audit log through the same types.
+
+pub mod access;
+pub mod audit;
+pub mod config;
+pub mod digest;
+pub mod error;
+pub mod identity;
+pub mod manifest;
+pub mod meta;
+pub mod metrics;
+pub mod route;
+pub mod server;
+pub mod storage;
+pub mod tls;
+pub mod token;
+
+pub use config::RegistryConfig;
+pub use server::{Registry, StartError, router, serve};

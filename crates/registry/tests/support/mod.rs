@@ -1,0 +1,237 @@
+//! An in-process registry with TLS on a loopback port, and a small blocking HTTP client for the tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use base64::Engine;
+use customs_registry::identity::{generate_secret, hash_secret};
+use customs_registry::{Registry, RegistryConfig};
+use sha2::{Digest as _, Sha256};
+
+pub struct TestRegistry {
+    pub host: String,
+    pub dir: tempfile::TempDir,
+    pub secrets: BTreeMap<String, String>,
+    pub agent: ureq::Agent,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Starts a registry whose config is `grants` (TOML) plus TLS, with the named principals created.
+pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    customs_registry::tls::write_dev_certificates(&dir.path().join("tls"), &["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let path = dir.path().join("registry.toml");
+    std::fs::write(
+        &path,
+        format!("[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n[storage]\nfsync = false\n{grants}"),
+    )
+    .unwrap();
+    let config = RegistryConfig::load(&path).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let secrets: BTreeMap<String, String> = principals.iter().map(|p| (p.to_string(), generate_secret())).collect();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let to_create = secrets.clone();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let registry = Registry::open(config, false).await.unwrap();
+            for (name, secret) in &to_create {
+                assert!(
+                    registry
+                        .meta
+                        .create_principal(name, "service-principal", &hash_secret(secret), "")
+                        .await
+                        .unwrap()
+                );
+            }
+            ready_tx.send(()).unwrap();
+            customs_registry::serve(registry, listener, async {
+                let _ = shutdown_rx.await;
+            })
+            .await
+            .unwrap();
+        });
+    });
+    ready_rx.recv().unwrap();
+    let pem = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build()
+        .into();
+    TestRegistry {
+        host: format!("localhost:{port}"),
+        dir,
+        secrets,
+        agent,
+        shutdown: Some(shutdown_tx),
+        thread: Some(thread),
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn error_code(&self) -> String {
+        self.json()["errors"][0]["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// How a request authenticates.
+#[derive(Clone, Debug)]
+pub enum Cred {
+    None,
+    Basic(String, String),
+    Bearer(String),
+}
+
+impl TestRegistry {
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.host)
+    }
+
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("tls")
+    }
+
+    pub fn audit_dir(&self) -> PathBuf {
+        self.dir.path().join("data/audit")
+    }
+
+    pub fn basic(&self, name: &str) -> Cred {
+        Cred::Basic(name.into(), self.secrets[name].clone())
+    }
+
+    pub fn request(&self, method: &str, path: &str, cred: &Cred, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        let url = self.url(path);
+        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+        match cred {
+            Cred::None => {}
+            Cred::Basic(u, p) => {
+                let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));
+                builder = builder.header("Authorization", value);
+            }
+            Cred::Bearer(t) => builder = builder.header("Authorization", format!("Bearer {t}")),
+        }
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(body.map(|b| b.to_vec()).unwrap_or_default()).unwrap();
+        let mut response = self.agent.run(request).unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let body = response.body_mut().read_to_vec().unwrap_or_default();
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body,
+        }
+    }
+
+    /// A bearer token for `scope` (GET /token with basic credentials of `name`, or anonymous).
+    pub fn token(&self, name: Option<&str>, scope: &str) -> String {
+        let cred = name.map_or(Cred::None, |n| self.basic(n));
+        let reply = self.request("GET", &format!("/token?service=customs-registry&scope={scope}"), &cred, &[], None);
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        reply.json()["token"].as_str().unwrap().to_string()
+    }
+
+    /// Uploads `bytes` as one blob (POST + PUT) and returns its digest.
+    pub fn push_blob(&self, repo: &str, cred: &Cred, bytes: &[u8]) -> Reply {
+        let start = self.request("POST", &format!("/v2/{repo}/blobs/uploads/"), cred, &[], None);
+        if start.status != 202 {
+            return start;
+        }
+        let location = start.header("location").unwrap().to_string();
+        self.request(
+            "PUT",
+            &format!("{location}?digest={}", digest(bytes)),
+            cred,
+            &[("Content-Type", "application/octet-stream")],
+            Some(bytes),
+        )
+    }
+
+    /// Pushes a tiny image (config + one layer + manifest) under `tag`; returns the manifest reply.
+    pub fn push_image(&self, repo: &str, tag: &str, cred: &Cred, seed: &str) -> Reply {
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#);
+        let layer = format!("layer of {seed}").into_bytes();
+        for blob in [config.as_bytes(), &layer] {
+            let reply = self.push_blob(repo, cred, blob);
+            if reply.status != 201 {
+                return reply;
+            }
+        }
+        let manifest = image_manifest(config.as_bytes(), &layer, None);
+        self.request(
+            "PUT",
+            &format!("/v2/{repo}/manifests/{tag}"),
+            cred,
+            &[("Content-Type", OCI_MANIFEST)],
+            Some(manifest.as_bytes()),
+        )
+    }
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+pub fn image_manifest(config: &[u8], layer: &[u8], subject: Option<(&str, usize)>) -> String {
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(layer), "size": layer.len()}],
+    });
+    if let Some((d, size)) = subject {
+        m["subject"] = serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size});
+    }
+    m.to_string()
+}
+
+/// Audit records as JSON values.
+pub fn audit_records(dir: &Path) -> Vec<customs_registry::audit::AuditRecord> {
+    let mut out = Vec::new();
+    customs_registry::audit::query(dir, &Default::default(), |r| out.push(r.clone())).unwrap();
+    out
+}
