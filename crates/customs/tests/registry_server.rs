@@ -300,3 +300,72 @@ fn principals_groups_and_access_commands() {
         .collect();
     assert_eq!(actions, ["principal.create", "group.add", "principal.rotate", "principal.disable"]);
 }
+
+#[test]
+fn customs_scans_an_image_pushed_to_the_customs_registry() {
+    if !Command::new("skopeo").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping: skopeo is not installed (apt-get install skopeo)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    assert!(
+        customs()
+            .current_dir(dir.path())
+            .args(["registry", "dev-cert", "--out", "tls"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    std::fs::write(
+        dir.path().join("registry.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n\
+             [[grant]]\nto = \"ci\"\nrepositories = [\"project1/*\"]\nactions = [\"pull\", \"push\"]\n"
+        ),
+    )
+    .unwrap();
+    let created = customs()
+        .current_dir(dir.path())
+        .args(["registry", "principal", "create", "ci"])
+        .output()
+        .unwrap();
+    let secret = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    let agent = agent(&dir.path().join("tls/ca.crt"));
+    let _server = serve(dir.path(), &format!("https://localhost:{port}"), &agent);
+
+    let demo = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-image")).unwrap();
+    let pushed = Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-cert-dir"])
+        .arg(dir.path().join("tls"))
+        .args(["--dest-creds", &format!("ci:{secret}")])
+        .arg(format!("oci:{}:demo", demo.display()))
+        .arg(format!("docker://localhost:{port}/project1/demo:1.0"))
+        .output()
+        .unwrap();
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+
+    let packages = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{} {}", p["name"], p["version"]))
+            .collect::<Vec<_>>()
+    };
+    let from_registry = packages(
+        customs()
+            .args(["sbom", "-f", "json", "--username", "ci", "--ca-file"])
+            .arg(dir.path().join("tls/ca.crt"))
+            .arg(format!("localhost:{port}/project1/demo:1.0"))
+            .env("CUSTOMS_REGISTRY_PASSWORD", &secret)
+            .output()
+            .unwrap(),
+    );
+    let from_layout = packages(customs().args(["sbom", "-f", "json"]).arg(&demo).output().unwrap());
+    assert!(!from_layout.is_empty());
+    assert_eq!(from_registry, from_layout);
+}

@@ -1155,6 +1155,20 @@ async fn append_part(ctx: &Ctx<'_>, id: &str, offset: u64, body: Body) -> Result
     Ok(offset + part.size)
 }
 
+/// Reads and discards a refused chunk (up to 64 MiB), so an HTTP/1.1 client that writes its whole body before
+/// reading gets the answer instead of a broken pipe; past the limit the connection is dropped.
+async fn drain(body: Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > 64 << 20 {
+            break;
+        }
+    }
+}
+
 /// The 416 answer when `Content-Range` does not start where the upload stands.
 fn content_range_mismatch(ctx: &Ctx<'_>, repo: &str, id: &str, size: u64) -> Option<Response> {
     let value = ctx.headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok())?;
@@ -1179,6 +1193,7 @@ fn content_range_mismatch(ctx: &Ctx<'_>, repo: &str, id: &str, size: u64) -> Opt
 async fn upload_patch(ctx: &Ctx<'_>, repo: &str, id: &str, body: Body) -> Result<Response, ApiError> {
     let size = open_upload(ctx, repo, id).await?;
     if let Some(response) = content_range_mismatch(ctx, repo, id, size) {
+        drain(body).await;
         return Ok(response);
     }
     let size = append_part(ctx, id, size, body).await?;
@@ -1199,6 +1214,7 @@ async fn upload_finish(
     note.reference = digest.to_string();
     if has_body(ctx.headers) {
         if let Some(response) = content_range_mismatch(ctx, repo, id, size) {
+            drain(body).await;
             return Ok(response);
         }
         append_part(ctx, id, size, body).await?;

@@ -13,7 +13,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
@@ -45,6 +45,39 @@ pub enum Commit {
     DigestMismatch(Digest),
     /// The parts do not cover `0..size` contiguously.
     Incomplete,
+}
+
+/// Bytes per read when streaming a local file.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Streams `range` of a local file in 1 MiB reads on one blocking task, a few reads ahead of the client.
+/// (object_store's own local stream reads 8 KiB per blocking task, which caps a pull at a few hundred MB/s.)
+fn read_file(mut file: std::fs::File, range: Range<u64>) -> BoxStream<'static, Result<Bytes, object_store::Error>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, object_store::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let fail = |e: std::io::Error| object_store::Error::Generic {
+            store: "local",
+            source: Box::new(e),
+        };
+        if let Err(e) = file.seek(SeekFrom::Start(range.start)) {
+            let _ = tx.blocking_send(Err(fail(e)));
+            return;
+        }
+        let mut remaining = range.end - range.start;
+        while remaining > 0 {
+            let mut buf = vec![0u8; READ_CHUNK.min(remaining as usize)];
+            if let Err(e) = file.read_exact(&mut buf) {
+                let _ = tx.blocking_send(Err(fail(e)));
+                return;
+            }
+            remaining -= buf.len() as u64;
+            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
 /// Blob storage.
@@ -93,6 +126,11 @@ impl BlobStore {
     ) -> Result<Option<BoxStream<'static, Result<Bytes, object_store::Error>>>, StorageError> {
         let options = GetOptions::default().with_range(range.map(GetRange::Bounded));
         match self.store.get_opts(&blob_key(digest), options).await {
+            Ok(GetResult {
+                payload: GetResultPayload::File(file, _),
+                range,
+                ..
+            }) => Ok(Some(read_file(file, range))),
             Ok(result) => Ok(Some(result.into_stream())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),

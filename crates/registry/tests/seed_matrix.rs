@@ -10,35 +10,11 @@ use std::collections::BTreeSet;
 use customs_registry::access::{Action, Caller};
 use support::{Cred, start};
 
-const SEED: &str = r#"
-[groups]
-service-principal-group-1 = ["sp-project1", "sp-project2"]
-
-[[grant]]
-to = "sp-project1"
-repositories = ["project1"]
-actions = ["pull", "push"]
-
-[[grant]]
-to = "sp-project2"
-repositories = ["project2"]
-actions = ["pull", "push"]
-
-[[grant]]
-to = "sp-project3"
-repositories = ["project3"]
-actions = ["pull", "push"]
-
-[[grant]]
-to = "sp-project4"
-repositories = ["project4"]
-actions = ["pull", "push"]
-
-[[grant]]
-to = "group:service-principal-group-1"
-repositories = ["project1", "project2"]
-actions = ["pull"]
-"#;
+/// The access-matrix part of `examples/registry/registry.toml` (from `[groups]` on), so the example cannot rot.
+fn seed() -> String {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/registry/registry.toml")).unwrap();
+    example[example.find("[groups]").expect("the example has a [groups] table")..].to_string()
+}
 
 const PRINCIPALS: [&str; 4] = ["sp-project1", "sp-project2", "sp-project3", "sp-project4"];
 const REPOS: [&str; 4] = ["project1", "project2", "project3", "project4"];
@@ -56,7 +32,9 @@ fn expected(principal: &str, repo: &str, action: Action) -> bool {
 
 #[test]
 fn seed_matrix_holds_over_http_and_denials_are_audited() {
-    let reg = start(SEED, &PRINCIPALS);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/registry/registry.toml");
+    customs_registry::RegistryConfig::load(std::path::Path::new(example)).expect("the whole example loads");
+    let reg = start(&seed(), &PRINCIPALS);
 
     // The decision function agrees with the expectation for every action, including sign and admin.
     let config = customs_registry::RegistryConfig::load(&reg.dir.path().join("registry.toml")).unwrap();
