@@ -71,7 +71,8 @@ impl Interest for CatalogInterest {
         }
     }
 
-    fn keep(&self, path: &str, bytes: Vec<u8>) -> Option<Vec<u8>> {
+    fn keep(&self, entry: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
+        let path = entry.path;
         if Self::is_metadata(path) {
             Some(bytes)
         } else if binary::is_elf(&bytes) {

@@ -419,13 +419,23 @@ fn parse_age(s: &str) -> Result<i64, String> {
     Ok(n * factor)
 }
 
-/// Opens the database (checking its age), inventories the image and matches it.
+/// What one pass over an image found: the subject, vulnerabilities, warnings and (when asked) secrets.
+type ImageScan = (
+    Subject,
+    Vec<customs_vulndb::Finding>,
+    Vec<String>,
+    Vec<customs_secrets::ImageFinding>,
+);
+
+/// Opens the database (checking its age), inventories the image and matches it; with a scanner, finds secrets
+/// in the same pass.
 fn vulnerabilities(
     target: &Target,
     db: &DbArgs,
     freshness: &Freshness,
     pkg_types: &[PkgType],
-) -> Result<(Subject, Vec<customs_vulndb::Finding>, Vec<String>)> {
+    secrets: Option<&customs_secrets::Scanner>,
+) -> Result<ImageScan> {
     let path = db.path()?;
     let database = Database::open_existing(&path)?;
     let mut warnings = Vec::new();
@@ -445,13 +455,13 @@ fn vulnerabilities(
         }
         Some(_) => {}
     }
-    let (subject, mut inventory) = inventory(target)?;
+    let (subject, mut inventory, secret_findings) = inventory(target, secrets)?;
     inventory
         .packages
         .retain(|p| pkg_types.contains(if p.kind.is_os() { &PkgType::Os } else { &PkgType::Library }));
     let findings = customs_vulndb::scan(&database, &inventory)?;
     warnings.extend(inventory.warnings.iter().cloned());
-    Ok((subject, findings, warnings))
+    Ok((subject, findings, warnings, secret_findings))
 }
 
 /// Reads the exclusions file (and `.trivyignore`), if any.
@@ -521,6 +531,12 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         ),
         None => Some(customs_dockerfile::Level::Error),
     };
+    // One scanner (built-in rules plus ./customs-secret.yaml) for the image and the Dockerfile alike.
+    let secret_rules = if a.no_secrets && a.dockerfile.is_none() {
+        None
+    } else {
+        Some(secret_scanner(None, customs_secrets::ScanOptions::default())?)
+    };
     let linted = match &a.dockerfile {
         Some(path) => {
             let config = lint::load_config(a.lint_config.as_deref(), &[], &[], None)?;
@@ -531,15 +547,21 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
                 source,
                 &config,
                 Some(dir),
-                &customs_secrets::Scanner::builtin(),
+                secret_rules.as_ref().expect("built when a Dockerfile is given"),
             ))
         }
         None => None,
     };
-    let (subject, findings, warnings) = vulnerabilities(&a.target, &a.db, &a.freshness, &[PkgType::Os, PkgType::Library])?;
+    // One pass over the image: packages and secrets together.
+    let (subject, findings, warnings, secrets) = vulnerabilities(
+        &a.target,
+        &a.db,
+        &a.freshness,
+        &[PkgType::Os, PkgType::Library],
+        secret_rules.as_ref().filter(|_| !a.no_secrets),
+    )?;
     let today = time::OffsetDateTime::now_utc().date();
     let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
-    let secrets = if a.no_secrets { Vec::new() } else { secrets_of(&a.target)? };
     let refs: Vec<customs_policy::SecretRef<'_>> = secrets
         .iter()
         .map(|s| customs_policy::SecretRef {
@@ -686,7 +708,7 @@ fn check_exclusions(
             db_max_age: i64::MAX,
             fail_on_stale_db: false,
         };
-        let (subject, findings, _) = vulnerabilities(&target, db, &freshness, &[PkgType::Os, PkgType::Library])?;
+        let (subject, findings, _, _) = vulnerabilities(&target, db, &freshness, &[PkgType::Os, PkgType::Library], None)?;
         let verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
         for &i in &verdict.unused {
             needs_action += 1;
@@ -734,21 +756,6 @@ fn secret_scanner(config: Option<&Path>, options: customs_secrets::ScanOptions) 
         None => customs_secrets::SecretConfig::default(),
     };
     customs_secrets::Scanner::from_config(customs_secrets::BUILTIN, &file, &options).map_err(anyhow::Error::msg)
-}
-
-/// The image's secrets (a second pass over its layers).
-fn secrets_of(target: &Target) -> Result<Vec<customs_secrets::ImageFinding>> {
-    let scanner = secret_scanner(None, customs_secrets::ScanOptions::default())?;
-    let options = OpenOptions {
-        platform: target.platform.clone(),
-        registry: target.registry.options(&target.image),
-    };
-    let img = Image::open_with(&target.image, &options)?;
-    let view = img.filesystem(&customs_secrets::SecretInterest {
-        scanner: &scanner,
-        first_layer: 0,
-    })?;
-    Ok(customs_secrets::image_findings(&view, &img.config, &scanner, 0))
 }
 
 /// Calls every webhook the policy (or `CUSTOMS_NOTIFY_URL`) names; delivery problems are only warnings.
@@ -811,14 +818,29 @@ fn redacted_layers(layers: &[customs_oci::LayerInfo]) -> Vec<customs_oci::LayerI
         .collect()
 }
 
-/// Opens the image and inventories it.
-fn inventory(target: &Target) -> Result<(Subject, Inventory)> {
+/// Opens the image and inventories it; with a secret scanner, finds its secrets in the same pass over the layers.
+fn inventory(
+    target: &Target,
+    secrets: Option<&customs_secrets::Scanner>,
+) -> Result<(Subject, Inventory, Vec<customs_secrets::ImageFinding>)> {
     let options = OpenOptions {
         platform: target.platform.clone(),
         registry: target.registry.options(&target.image),
     };
     let img = Image::open_with(&target.image, &options)?;
-    let view = img.filesystem(&CatalogInterest)?;
+    let (view, found) = match secrets {
+        None => (img.filesystem(&CatalogInterest)?, Vec::new()),
+        Some(scanner) => {
+            let interest = customs_oci::Both(CatalogInterest, customs_secrets::SecretInterest { scanner, first_layer: 0 });
+            let both = img.filesystem(&interest)?;
+            let secret_view = both.map_content(customs_oci::Both::<CatalogInterest, customs_secrets::SecretInterest>::second);
+            let found = customs_secrets::image_findings(&secret_view, &img.config, scanner, 0);
+            (
+                both.map_content(customs_oci::Both::<CatalogInterest, customs_secrets::SecretInterest>::first),
+                found,
+            )
+        }
+    };
     let mut inventory = catalog(&view);
     inventory.warnings.splice(0..0, view.warnings.iter().cloned());
     let subject = Subject {
@@ -832,13 +854,13 @@ fn inventory(target: &Target) -> Result<(Subject, Inventory)> {
         },
         layers: redacted_layers(&view.layers),
     };
-    Ok((subject, inventory))
+    Ok((subject, inventory, found))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Sbom { target, format, output } => {
-            let (subject, inventory) = inventory(&target)?;
+            let (subject, inventory, _) = inventory(&target, None)?;
             let stamp = DocumentStamp::now();
             let text = match format {
                 SbomFormat::Table => customs_report::table(&subject, &inventory),
@@ -858,7 +880,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             freshness,
             output,
         } => {
-            let (subject, mut findings, warnings) = vulnerabilities(&target, &db, &freshness, &pkg_types)?;
+            let (subject, mut findings, warnings, _) = vulnerabilities(&target, &db, &freshness, &pkg_types, None)?;
             findings
                 .retain(|f| (severity.is_empty() || severity.contains(&f.severity)) && !(ignore_unfixed && f.fix_state != FixState::Fixed));
             let text = match format {

@@ -368,4 +368,57 @@ fn customs_scans_an_image_pushed_to_the_customs_registry() {
     let from_layout = packages(customs().args(["sbom", "-f", "json"]).arg(&demo).output().unwrap());
     assert!(!from_layout.is_empty());
     assert_eq!(from_registry, from_layout);
+
+    // The gate reads the image once: packages and secrets come from the same pass, so each layer blob is
+    // fetched once (the registry's own metrics count the GETs).
+    let blob_gets = || {
+        let mut reply = agent.get(format!("https://localhost:{port}/metrics")).call().unwrap();
+        let text = reply.body_mut().read_to_string().unwrap();
+        text.lines()
+            .find(|l| l.starts_with("customs_registry_requests_total{route=\"blob\",method=\"GET\",status=\"200\"}"))
+            .map_or(0, |l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+    };
+    let osv = dir.path().join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(
+        osv.join("none.json"),
+        r#"{"id":"TEST-NONE","affected":[{"package":{"ecosystem":"PyPI","name":"not-installed"},"versions":["1"]}]}"#,
+    )
+    .unwrap();
+    let db = dir.path().join("v.db");
+    assert!(
+        customs()
+            .args(["db", "import", "--db"])
+            .arg(&db)
+            .arg(&osv)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let before = blob_gets();
+    let gate = customs()
+        .args(["gate", "--db"])
+        .arg(&db)
+        .args(["--username", "ci", "--ca-file"])
+        .arg(dir.path().join("tls/ca.crt"))
+        .arg(format!("localhost:{port}/project1/demo:1.0"))
+        .env("CUSTOMS_REGISTRY_PASSWORD", &secret)
+        .output()
+        .unwrap();
+    assert!(
+        gate.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        String::from_utf8_lossy(&gate.stderr)
+    );
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(demo.join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(demo.join("blobs/sha256").join(manifest_digest)).unwrap()).unwrap();
+    let layers = manifest["layers"].as_array().unwrap().len() as u64;
+    assert_eq!(blob_gets() - before, layers + 1, "config plus each layer, once");
 }

@@ -105,6 +105,28 @@ pub struct FsView {
 const MAX_SYMLINK_HOPS: usize = 40;
 
 impl FsView {
+    /// A copy whose kept contents are passed through `f` (entries where it returns `None` keep no content):
+    /// how one pass with [`crate::Both`] is split into a view per consumer.
+    pub fn map_content(&self, f: impl Fn(&[u8]) -> Option<Vec<u8>>) -> FsView {
+        let map = |e: &FileEntry| FileEntry {
+            content: e.content.as_deref().and_then(&f).map(Arc::from),
+            ..e.clone()
+        };
+        FsView {
+            layers: self.layers.clone(),
+            files: self.files.iter().map(|(k, e)| (k.clone(), map(e))).collect(),
+            hidden: self
+                .hidden
+                .iter()
+                .map(|h| HiddenEntry {
+                    entry: map(&h.entry),
+                    ..h.clone()
+                })
+                .collect(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
     /// Every visible entry, sorted by path.
     pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
         self.files.values()

@@ -18,9 +18,72 @@ pub trait Interest: Sync {
     ///
     /// Lets a consumer read a large file (say a binary) but keep only what it
     /// extracted (its build info), so memory stays small.
-    fn keep(&self, path: &str, bytes: Vec<u8>) -> Option<Vec<u8>> {
-        let _ = path;
+    fn keep(&self, entry: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
+        let _ = entry;
         Some(bytes)
+    }
+}
+
+/// Two interests served by one pass over the layers.
+///
+/// Each file is read once if either side wants it (up to the larger limit) and handed to each side that wants
+/// it within its own limit; the kept bytes of both travel together. Split the view afterwards with
+/// [`FsView::map_content`] and [`Both::first`] / [`Both::second`].
+pub struct Both<A, B>(pub A, pub B);
+
+impl<A, B> Both<A, B> {
+    /// What the first interest kept, from a combined content.
+    pub fn first(content: &[u8]) -> Option<Vec<u8>> {
+        Self::split(content).0.map(<[u8]>::to_vec)
+    }
+
+    /// What the second interest kept, from a combined content.
+    pub fn second(content: &[u8]) -> Option<Vec<u8>> {
+        Self::split(content).1.map(<[u8]>::to_vec)
+    }
+
+    // Layout: one flag byte (bit 0: first present, bit 1: second present), the first's length as u64 LE,
+    // the first's bytes, the second's bytes.
+    fn split(content: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
+        let Some((&flags, rest)) = content.split_first() else {
+            return (None, None);
+        };
+        let Some((len, rest)) = rest.split_first_chunk::<8>() else {
+            return (None, None);
+        };
+        let len = (u64::from_le_bytes(*len) as usize).min(rest.len());
+        let (a, b) = rest.split_at(len);
+        ((flags & 1 != 0).then_some(a), (flags & 2 != 0).then_some(b))
+    }
+}
+
+impl<A: Interest, B: Interest> Interest for Both<A, B> {
+    fn wants(&self, entry: &EntryMeta) -> Option<u64> {
+        match (self.0.wants(entry), self.1.wants(entry)) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+        }
+    }
+
+    fn keep(&self, entry: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
+        let within = |limit: Option<u64>| limit.is_some_and(|l| bytes.len() as u64 <= l);
+        let (for_a, for_b) = (within(self.0.wants(entry)), within(self.1.wants(entry)));
+        let (a, b) = match (for_a, for_b) {
+            (true, true) => (self.0.keep(entry, bytes.clone()), self.1.keep(entry, bytes)),
+            (true, false) => (self.0.keep(entry, bytes), None),
+            (false, true) => (None, self.1.keep(entry, bytes)),
+            (false, false) => (None, None),
+        };
+        if a.is_none() && b.is_none() {
+            return None;
+        }
+        let a_len = a.as_ref().map_or(0, Vec::len);
+        let mut out = Vec::with_capacity(9 + a_len + b.as_ref().map_or(0, Vec::len));
+        out.push(a.is_some() as u8 | (b.is_some() as u8) << 1);
+        out.extend_from_slice(&(a_len as u64).to_le_bytes());
+        out.extend(a.unwrap_or_default());
+        out.extend(b.unwrap_or_default());
+        Some(out)
     }
 }
 
@@ -110,7 +173,13 @@ impl LayerChanges {
                 ));
             } else {
                 let bytes = content(size).map_err(|e| tar_error(&format!("{input}: {path}"), e))?;
-                kept = interest.keep(&path, bytes).map(Arc::<[u8]>::from);
+                let meta = EntryMeta {
+                    path: &path,
+                    size,
+                    mode,
+                    layer,
+                };
+                kept = interest.keep(&meta, bytes).map(Arc::<[u8]>::from);
             }
         }
         self.changes.push(Change::Put(FileEntry {
@@ -193,4 +262,60 @@ pub fn read_layer_tar<R: Read>(reader: R, input: &str, layer: usize, interest: &
         })?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps files under `prefix` up to `limit` bytes, upper-cased.
+    struct Prefix(&'static str, u64);
+
+    impl Interest for Prefix {
+        fn wants(&self, entry: &EntryMeta) -> Option<u64> {
+            entry.path.starts_with(self.0).then_some(self.1)
+        }
+        fn keep(&self, _: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
+            (!bytes.is_empty()).then(|| bytes.to_ascii_uppercase())
+        }
+    }
+
+    #[test]
+    fn both_hands_each_side_what_it_wants_within_its_limit() {
+        let both = Both(Prefix("etc/", 4), Prefix("etc/pass", 100));
+        let meta = |path| EntryMeta {
+            path,
+            size: 6,
+            mode: 0o644,
+            layer: 0,
+        };
+        assert_eq!(both.wants(&meta("etc/passwd")), Some(100));
+        assert_eq!(both.wants(&meta("usr/bin")), None);
+
+        let kept = both.keep(&meta("etc/passwd"), b"root:x".to_vec()).unwrap();
+        assert_eq!(
+            Both::<Prefix, Prefix>::first(&kept),
+            None,
+            "6 bytes is over the first side's 4-byte limit"
+        );
+        assert_eq!(Both::<Prefix, Prefix>::second(&kept).as_deref(), Some(&b"ROOT:X"[..]));
+
+        let small = EntryMeta {
+            path: "etc/pass",
+            size: 2,
+            mode: 0o644,
+            layer: 0,
+        };
+        let kept = both.keep(&small, b"ab".to_vec()).unwrap();
+        assert_eq!(Both::<Prefix, Prefix>::first(&kept).as_deref(), Some(&b"AB"[..]));
+        assert_eq!(Both::<Prefix, Prefix>::second(&kept).as_deref(), Some(&b"AB"[..]));
+
+        assert_eq!(both.keep(&small, Vec::new()), None, "neither side kept anything");
+        assert_eq!(Both::<Prefix, Prefix>::first(b""), None);
+        assert_eq!(
+            Both::<Prefix, Prefix>::second(&[3, 9]),
+            None,
+            "truncated content decodes to nothing"
+        );
+    }
 }

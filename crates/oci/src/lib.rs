@@ -26,6 +26,6 @@ pub use config::{History, ImageConfig, RootFs, RuntimeConfig};
 pub use digest::{Algorithm, Digest, ParseDigestError, VerifyingReader};
 pub use error::{Error, Result};
 pub use fs::{EntryKind, EntryMeta, FileEntry, FsBuilder, FsView, HiddenBy, HiddenEntry, LayerInfo};
-pub use layer::{Compression, Interest, LayerChanges, NoContent, decompress, read_layer_tar};
+pub use layer::{Both, Compression, Interest, LayerChanges, NoContent, decompress, read_layer_tar};
 pub use registry::{Reference, RegistryOptions, docker_config_credentials};
 pub use source::{Image, LayerBlob, OpenOptions, Platform, Source};

@@ -41,6 +41,12 @@ fn verify_secret(secret: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|hash| Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok())
 }
 
+/// A hash no secret matches, verified against for unknown principals.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_secret(&generate_secret()))
+}
+
 /// Whether a name is usable as a principal or group name: lowercase letters, digits, `-`, `_`, `.`, `@`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -104,19 +110,22 @@ impl Authenticator {
                 groups: groups.clone(),
             }));
         }
-        let Some(row) = self.meta.principal(name).await? else {
-            return Ok(Err(LoginFailure::Unknown));
+        let row = self.meta.principal(name).await?;
+        // Unknown and disabled principals cost one Argon2 verification too, so response times do not tell
+        // an attacker which names exist.
+        let hash = match &row {
+            Some(row) if !row.disabled => row.secret_hash.clone(),
+            _ => dummy_hash().to_string(),
         };
-        if row.disabled {
-            return Ok(Err(LoginFailure::Disabled));
-        }
-        let hash = row.secret_hash.clone();
         let candidate = secret.to_string();
         let ok = tokio::task::spawn_blocking(move || verify_secret(&candidate, &hash))
             .await
             .unwrap_or(false);
-        if !ok {
-            return Ok(Err(LoginFailure::BadSecret));
+        match row {
+            None => return Ok(Err(LoginFailure::Unknown)),
+            Some(row) if row.disabled => return Ok(Err(LoginFailure::Disabled)),
+            Some(_) if !ok => return Ok(Err(LoginFailure::BadSecret)),
+            Some(_) => {}
         }
         let groups = self.groups_of(policy, name).await?;
         self.cache

@@ -22,7 +22,7 @@ actions = ["pull", "sign"]
 
 #[test]
 fn challenge_and_token_flow() {
-    let reg = start(GRANTS, &["writer", "reader"]);
+    let reg = start(GRANTS, &["writer", "reader", "disabled"]);
     let ping = reg.request("GET", "/v2/", &Cred::None, &[], None);
     assert_eq!(ping.status, 401);
     let challenge = ping.header("www-authenticate").unwrap();
@@ -77,12 +77,34 @@ fn challenge_and_token_flow() {
     let token = reply.json()["access_token"].as_str().unwrap().to_string();
     assert_eq!(reg.request("GET", "/v2/", &Cred::Bearer(token), &[], None).status, 200);
 
+    // A disabled principal cannot log in, and unknown names are refused the same way.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let meta = customs_registry::meta::MetaStore::open(&reg.dir.path().join("data/registry.db"))
+            .await
+            .unwrap();
+        assert!(meta.set_disabled("disabled", true).await.unwrap());
+    });
+    for cred in [reg.basic("disabled"), Cred::Basic("nobody".into(), "x".into())] {
+        assert_eq!(
+            reg.request("GET", "/token?scope=repository:team/app:pull", &cred, &[], None).status,
+            401
+        );
+    }
+
     let logins: Vec<_> = support::audit_records(&reg.audit_dir())
         .into_iter()
         .filter(|r| r.event.action == "login" && r.event.result == "denied")
         .map(|r| (r.event.principal, r.event.detail))
         .collect();
-    assert_eq!(logins, [("reader".to_string(), "wrong secret".to_string())]);
+    assert_eq!(
+        logins,
+        [
+            ("reader".to_string(), "wrong secret".to_string()),
+            ("disabled".to_string(), "principal disabled".to_string()),
+            ("nobody".to_string(), "unknown principal".to_string())
+        ]
+    );
 }
 
 #[test]

@@ -21,11 +21,11 @@ impl Interest for SecretInterest<'_> {
         (entry.layer >= self.first_layer && !self.scanner.path_allowed(entry.path)).then_some(MAX_FILE_BYTES)
     }
 
-    fn keep(&self, path: &str, bytes: Vec<u8>) -> Option<Vec<u8>> {
+    fn keep(&self, entry: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
         if is_binary(&bytes) {
             return None;
         }
-        let found = self.scanner.scan(path, &bytes);
+        let found = self.scanner.scan(entry.path, &bytes);
         (!found.is_empty()).then(|| serde_json::to_vec(&found).expect("findings serialize"))
     }
 }
