@@ -268,7 +268,7 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
     let tests = r.findings.len() + r.secrets.len() + r.lint.map_or(0, |l| l.report.findings.len()) + 1;
     let suite = xml(&format!("customs gate {}", r.subject.name));
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"customs {TOOL_VERSION}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\">\n  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n{cases}  </testsuite>\n</testsuites>\n"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"customs {TOOL_VERSION}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">\n  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n{cases}  </testsuite>\n</testsuites>\n"
     )
 }
 
