@@ -562,15 +562,15 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
     )?;
     let today = time::OffsetDateTime::now_utc().date();
     let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
-    let refs: Vec<customs_policy::SecretRef<'_>> = secrets
+    let refs: Vec<customs_policy::RuleHit<'_>> = secrets
         .iter()
-        .map(|s| customs_policy::SecretRef {
+        .map(|s| customs_policy::RuleHit {
             rule_id: &s.finding.rule_id,
             path: &s.finding.path,
             fingerprint: &s.finding.fingerprint,
         })
         .collect();
-    let (secret_failing, secret_suppressed) = customs_policy::decide_secrets(&refs, &exceptions, &thresholds, today);
+    let (secret_failing, secret_suppressed) = customs_policy::decide_rule_hits(&refs, &exceptions, &thresholds, today);
     if !secret_failing.is_empty() {
         let reason = format!(
             "fail: {} secret(s) in the image without a valid exception; revoke them and rebuild without them",
@@ -583,16 +583,34 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         }
         verdict.pass = false;
     }
+    // Lint findings are excepted like secrets: `id` is the rule (`DL3008`), `path` a glob on the Dockerfile path.
+    let lint_suppressed = match &linted {
+        Some(l) => {
+            let hits: Vec<customs_policy::RuleHit<'_>> = l
+                .report
+                .findings
+                .iter()
+                .map(|f| customs_policy::RuleHit {
+                    rule_id: &f.rule,
+                    path: &l.path,
+                    fingerprint: "",
+                })
+                .collect();
+            customs_policy::decide_rule_hits(&hits, &exceptions, &thresholds, today).1
+        }
+        None => Vec::new(),
+    };
     if let Some(l) = &linted {
         let failing = l
             .report
             .findings
             .iter()
-            .filter(|f| lint_threshold.is_some_and(|t| f.level <= t))
+            .enumerate()
+            .filter(|(i, f)| lint_threshold.is_some_and(|t| f.level <= t) && !lint_suppressed.iter().any(|s| s.finding == *i))
             .count();
         if failing > 0 {
             let reason = format!(
-                "fail: {failing} Dockerfile finding(s) in {} at or above `{}`; fix them or ignore the rule in the lint config",
+                "fail: {failing} Dockerfile finding(s) in {} at or above `{}`; fix them, or except the rule in exclusions.json (`id` and `path`) or the lint config",
                 l.path,
                 lint_threshold.map_or("none", |t| t.as_str())
             );
@@ -619,6 +637,7 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         secret_suppressed: &secret_suppressed,
         lint: linted.as_ref(),
         lint_threshold,
+        lint_suppressed: &lint_suppressed,
     };
     let render = |format: ReportFormat| match format {
         ReportFormat::Json => customs_report::gate_json(&result),

@@ -155,6 +155,37 @@ fn gate_lints_the_dockerfile() {
     );
     assert_valid("sarif", &tmp.path().join("gate.sarif"));
     assert_valid("junit", &tmp.path().join("gate.xml"));
+    // exclusions.json excepts lint rules like secrets: `id` is the rule, `path` a glob on the Dockerfile path.
+    let failing: std::collections::BTreeSet<String> = json["lint"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "failing")
+        .map(|f| f["rule"].as_str().unwrap().to_string())
+        .collect();
+    let exceptions = |expires: &str| {
+        let entries: Vec<_> = failing
+            .iter()
+            .map(|rule| serde_json::json!({"id": rule, "path": "Dockerfile", "expires": expires, "reason": "accepted for the test"}))
+            .collect();
+        std::fs::write(tmp.path().join("exclusions.json"), serde_json::to_string(&entries).unwrap()).unwrap();
+    };
+    exceptions("2999-01-01");
+    let (code, out) = gate(&["--dockerfile", "Dockerfile", "--report", "json=excepted.json"]);
+    assert_eq!(code, Some(0), "every failing rule is excepted\n{out}");
+    let excepted: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("excepted.json")).unwrap()).unwrap();
+    let statuses: Vec<&str> = excepted["lint"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"suppressed") && !statuses.contains(&"failing"), "{statuses:?}");
+    exceptions("2020-01-01");
+    let (code, out) = gate(&["--dockerfile", "Dockerfile"]);
+    assert_eq!(code, Some(1), "expired exceptions stop excepting\n{out}");
+    std::fs::remove_file(tmp.path().join("exclusions.json")).unwrap();
+
     let (code, out) = gate(&["--dockerfile", "Dockerfile", "--fail-on-lint", "none"]);
     assert_eq!(code, Some(0), "{out}");
     let (code, _) = gate(&["--dockerfile", "Dockerfile", "--fail-on-lint", "fatal"]);

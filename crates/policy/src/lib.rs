@@ -115,33 +115,37 @@ fn describe(e: &Exception) -> String {
     format!("{} (line {})", parts.join(" in "), e.line)
 }
 
-/// A secret as the policy sees it: which rule found it, where, and its fingerprint.
+/// A finding of a rule-based check as the policy sees it: a secret (rule id, path in the image, fingerprint)
+/// or a Dockerfile lint finding (rule id such as `DL3008`, the Dockerfile's path, no fingerprint).
 #[derive(Clone, Copy, Debug)]
-pub struct SecretRef<'a> {
-    /// Rule id (`aws-access-key-id`).
+pub struct RuleHit<'a> {
+    /// Rule id (`aws-access-key-id`, `CP002`).
     pub rule_id: &'a str,
-    /// Path inside the image (or `config:…`).
+    /// Path inside the image (or `config:…`), or the Dockerfile's path.
     pub path: &'a str,
-    /// The finding's stable fingerprint.
+    /// The finding's stable fingerprint (empty when it has none).
     pub fingerprint: &'a str,
 }
 
-/// Whether exception `e` covers a secret: its `id` names the rule or the fingerprint,
-/// and its `path` glob (when set) matches. `library_name` and `version` never match secrets.
-pub fn covers_secret(e: &Exception, s: &SecretRef<'_>) -> bool {
+/// Whether exception `e` covers a rule hit: its `id` names the rule or the fingerprint,
+/// and its `path` glob (when set) matches. `library_name` and `version` never match rule hits.
+pub fn covers_rule_hit(e: &Exception, s: &RuleHit<'_>) -> bool {
     let id_ok =
         e.id.as_ref()
-            .is_some_and(|id| id == s.rule_id || id.eq_ignore_ascii_case(s.fingerprint));
+            .is_some_and(|id| id == s.rule_id || (!s.fingerprint.is_empty() && id.eq_ignore_ascii_case(s.fingerprint)));
     let path_ok = e.path.as_ref().is_none_or(|p| exclusions::glob_match(p, s.path));
     id_ok && path_ok && e.library_name.is_none() && e.version.is_none()
 }
 
-/// Splits secrets into failing and suppressed ones (with the exception index); expired exceptions do not count.
-pub fn decide_secrets(secrets: &[SecretRef<'_>], exceptions: &[Exception], t: &Thresholds, today: Date) -> (Vec<usize>, Vec<Suppression>) {
+/// Splits rule hits into failing and suppressed ones (with the exception index); expired exceptions do not count.
+pub fn decide_rule_hits(secrets: &[RuleHit<'_>], exceptions: &[Exception], t: &Thresholds, today: Date) -> (Vec<usize>, Vec<Suppression>) {
     let mut failing = Vec::new();
     let mut suppressed = Vec::new();
     for (i, s) in secrets.iter().enumerate() {
-        match exceptions.iter().position(|e| covers_secret(e, s) && expiry(e, t, today).is_none()) {
+        match exceptions
+            .iter()
+            .position(|e| covers_rule_hit(e, s) && expiry(e, t, today).is_none())
+        {
             Some(ei) => suppressed.push(Suppression { finding: i, exception: ei }),
             None => failing.push(i),
         }
@@ -308,12 +312,12 @@ mod tests {
     #[test]
     fn secrets_are_excepted_by_rule_or_fingerprint_and_path() {
         let secrets = [
-            SecretRef {
+            RuleHit {
                 rule_id: "aws-access-key-id",
                 path: "app/settings.env",
                 fingerprint: "0011aabb",
             },
-            SecretRef {
+            RuleHit {
                 rule_id: "github-pat",
                 path: "src/ci.yml",
                 fingerprint: "ccdd",
@@ -325,7 +329,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let (failing, suppressed) = decide_secrets(&secrets, &ex, &Thresholds::default(), date!(2026 - 01 - 01));
+        let (failing, suppressed) = decide_rule_hits(&secrets, &ex, &Thresholds::default(), date!(2026 - 01 - 01));
         assert_eq!(failing, vec![1], "the second exception has expired");
         assert_eq!(suppressed, vec![Suppression { finding: 0, exception: 0 }]);
     }

@@ -29,17 +29,29 @@ pub struct GateResult<'a> {
     pub lint: Option<&'a crate::LintedFile>,
     /// Lint findings at or above this level fail the gate; `None` never fails.
     pub lint_threshold: Option<customs_dockerfile::Level>,
+    /// Lint findings (indices) an exclusions.json entry covered (rule id and Dockerfile path glob).
+    pub lint_suppressed: &'a [customs_policy::Suppression],
 }
 
 impl GateResult<'_> {
     /// Lint findings that fail the gate.
     pub fn lint_failing(&self) -> usize {
         self.lint
-            .map_or(0, |l| l.report.findings.iter().filter(|f| self.lint_fails(f)).count())
+            .map_or(0, |l| (0..l.report.findings.len()).filter(|&i| self.lint_fails(i)).count())
     }
 
-    fn lint_fails(&self, f: &customs_dockerfile::LintFinding) -> bool {
-        self.lint_threshold.is_some_and(|t| f.level <= t)
+    /// Whether lint finding `i` fails the gate: at or above the threshold and not excepted.
+    fn lint_fails(&self, i: usize) -> bool {
+        let Some(l) = self.lint else { return false };
+        self.lint_threshold.is_some_and(|t| l.report.findings[i].level <= t) && self.lint_exception(i).is_none()
+    }
+
+    /// The exception covering lint finding `i`.
+    fn lint_exception(&self, i: usize) -> Option<&customs_policy::Exception> {
+        self.lint_suppressed
+            .iter()
+            .find(|s| s.finding == i)
+            .map(|s| &self.exceptions[s.exception])
     }
 
     fn status(&self, i: usize) -> &'static str {
@@ -116,9 +128,12 @@ pub fn gate_json(r: &GateResult<'_>) -> String {
         "lint": r.lint.map(|l| json!({
             "path": l.path,
             "threshold": r.lint_threshold.map(|t| t.as_str()),
-            "findings": l.report.findings.iter().map(|f| {
+            "findings": l.report.findings.iter().enumerate().map(|(i, f)| {
                 let mut v = serde_json::to_value(f).expect("lint findings serialize");
-                v["status"] = json!(if r.lint_fails(f) { "failing" } else { "shown" });
+                v["status"] = json!(if r.lint_fails(i) { "failing" } else if r.lint_exception(i).is_some() { "suppressed" } else { "shown" });
+                if let Some(e) = r.lint_exception(i) {
+                    v["exception"] = serde_json::to_value(e).expect("exceptions serialize");
+                }
                 v
             }).collect::<Vec<_>>(),
             "suppressed": l.report.suppressed,
@@ -234,14 +249,14 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
         cases.push_str("    </testcase>\n");
     }
     if let Some(l) = r.lint {
-        for f in &l.report.findings {
+        for (i, f) in l.report.findings.iter().enumerate() {
             cases.push_str(&format!(
                 "    <testcase classname=\"dockerfile.{}\" name=\"{} line {}\">\n",
                 xml(&l.path),
                 xml(&f.rule),
                 f.line
             ));
-            if r.lint_fails(f) {
+            if r.lint_fails(i) {
                 failures += 1;
                 cases.push_str(&format!(
                     "      <failure message=\"{}: {}\" type=\"lint\">{}:{}\nFix: {}</failure>\n",
@@ -311,10 +326,16 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
             "\n| | Level | Rule | `{}` line | Finding |\n|---|---|---|---|---|\n",
             md(&l.path)
         ));
-        for f in &l.report.findings {
+        for (i, f) in l.report.findings.iter().enumerate() {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} |\n",
-                if r.lint_fails(f) { "❌" } else { "" },
+                if r.lint_fails(i) {
+                    "❌"
+                } else if r.lint_exception(i).is_some() {
+                    "excepted"
+                } else {
+                    ""
+                },
                 f.level.as_str(),
                 md(&f.rule),
                 f.line,
@@ -428,14 +449,14 @@ pub fn gate_sarif(r: &GateResult<'_>) -> String {
         }));
     }
     if let Some(l) = r.lint {
-        for f in &l.report.findings {
+        for (i, f) in l.report.findings.iter().enumerate() {
             let rules = run["tool"]["driver"]["rules"].as_array_mut().expect("rules is a list");
             if !rules.iter().any(|x| x["id"] == f.rule) {
                 rules.push(crate::lint::rule_descriptor(f));
             }
             run["results"].as_array_mut().expect("results is a list").push(json!({
                 "ruleId": f.rule,
-                "level": if r.lint_fails(f) { "error" } else { "note" },
+                "level": if r.lint_fails(i) { "error" } else { "note" },
                 "message": {"text": format!("{} Fix: {}", f.message, f.fix)},
                 "locations": [{"physicalLocation": {"artifactLocation": {"uri": l.path}, "region": {"startLine": f.line.max(1)}}}],
                 "partialFingerprints": {"customs/v1": format!("{}/{}/{}", f.rule, l.path, f.line)},
