@@ -249,6 +249,9 @@ struct GateArgs {
     /// Do not look for secrets (on by default: the policy says no secret may ship).
     #[arg(long)]
     no_secrets: bool,
+    /// Secret severities that fail the gate (comma-separated CRITICAL,HIGH,MEDIUM,LOW), or `none` to only report them [default: all].
+    #[arg(long, value_delimiter = ',', value_parser = parse_secret_severity)]
+    fail_on_secret: Vec<Option<customs_secrets::Severity>>,
     /// Also lint this Dockerfile (the one the image was built from).
     #[arg(long)]
     dockerfile: Option<PathBuf>,
@@ -398,6 +401,19 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` (any case), or `none` (`None`).
+fn parse_secret_severity(s: &str) -> Result<Option<customs_secrets::Severity>, String> {
+    use customs_secrets::Severity;
+    match s.trim().to_ascii_uppercase().as_str() {
+        "CRITICAL" => Ok(Some(Severity::Critical)),
+        "HIGH" => Ok(Some(Severity::High)),
+        "MEDIUM" => Ok(Some(Severity::Medium)),
+        "LOW" => Ok(Some(Severity::Low)),
+        "NONE" => Ok(None),
+        other => Err(format!("`{other}`: use CRITICAL, HIGH, MEDIUM, LOW or none")),
     }
 }
 
@@ -570,7 +586,11 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
             fingerprint: &s.finding.fingerprint,
         })
         .collect();
-    let (secret_failing, secret_suppressed) = customs_policy::decide_rule_hits(&refs, &exceptions, &thresholds, today);
+    let (mut secret_failing, secret_suppressed) = customs_policy::decide_rule_hits(&refs, &exceptions, &thresholds, today);
+    if !a.fail_on_secret.is_empty() {
+        // `none` parses to `None` and matches no severity.
+        secret_failing.retain(|&i| a.fail_on_secret.contains(&Some(secrets[i].finding.severity)));
+    }
     if !secret_failing.is_empty() {
         let reason = format!(
             "fail: {} secret(s) in the image without a valid exception; revoke them and rebuild without them",

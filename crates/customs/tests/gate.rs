@@ -452,4 +452,14 @@ fn gate_fails_on_a_secret_that_a_later_layer_deleted() {
     std::fs::write(tmp.path().join("exclusions.json"), r#"[{"library_name": "requests"}]"#).unwrap();
     assert_eq!(run(&[]).0, Some(1));
     assert_eq!(run(&["--no-secrets"]).0, Some(0));
+    // Per-scanner thresholds: the AWS key is CRITICAL, so a LOW,MEDIUM threshold or `none` only reports it.
+    let severity = json["secrets"][0]["severity"].as_str().unwrap().to_string();
+    assert_eq!(severity, "CRITICAL");
+    assert_eq!(run(&["--fail-on-secret", "CRITICAL"]).0, Some(1));
+    assert_eq!(run(&["--fail-on-secret", "low,medium"]).0, Some(0));
+    let (code, text) = run(&["--fail-on-secret", "none", "--report", "json=shown.json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let shown: Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("shown.json")).unwrap()).unwrap();
+    assert_eq!(shown["secrets"][0]["status"], "shown");
+    assert_eq!(run(&["--fail-on-secret", "urgent"]).0, Some(2));
 }

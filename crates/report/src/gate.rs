@@ -119,7 +119,13 @@ pub fn gate_json(r: &GateResult<'_>) -> String {
         "findings": items,
         "secrets": r.secrets.iter().enumerate().map(|(i, f)| {
             let mut v = serde_json::to_value(f).expect("secret findings serialize");
-            v["status"] = json!(if r.secret_failing.contains(&i) { "failing" } else { "suppressed" });
+            v["status"] = json!(if r.secret_failing.contains(&i) {
+                "failing"
+            } else if r.secret_exception(i).is_some() {
+                "suppressed"
+            } else {
+                "shown"
+            });
             if let Some(e) = r.secret_exception(i) {
                 v["exception"] = serde_json::to_value(e).expect("exceptions serialize");
             }
