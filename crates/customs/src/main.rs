@@ -536,6 +536,20 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         max_exception_age_days: a.max_exception_age_days.or(policy.exceptions.max_age_days),
     };
     let exit_code = a.exit_code.or(policy.gate.exit_code).unwrap_or(1);
+    // Scanner settings: flags over the policy file's [gate] over defaults.
+    let mut a = a;
+    a.no_secrets = a.no_secrets || policy.gate.secrets == Some(false);
+    if a.fail_on_secret.is_empty()
+        && let Some(list) = &policy.gate.fail_on_secret
+    {
+        a.fail_on_secret = list
+            .iter()
+            .map(|s| parse_secret_severity(s).map_err(|e| anyhow::anyhow!("policy file [gate] fail_on_secret: {e}")))
+            .collect::<Result<_>>()?;
+    }
+    a.dockerfile = a.dockerfile.or_else(|| policy.gate.dockerfile.as_ref().map(|d| base.join(d)));
+    a.fail_on_lint = a.fail_on_lint.or_else(|| policy.gate.fail_on_lint.clone());
+    a.lint_config = a.lint_config.or_else(|| policy.gate.lint_config.as_ref().map(|c| base.join(c)));
 
     // Bad exceptions or lint settings are usage errors: stop before any scanning.
     let exceptions = load_exceptions(exclusions.as_deref(), trivyignore.as_deref(), require_reason)?;

@@ -462,4 +462,15 @@ fn gate_fails_on_a_secret_that_a_later_layer_deleted() {
     let shown: Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("shown.json")).unwrap()).unwrap();
     assert_eq!(shown["secrets"][0]["status"], "shown");
     assert_eq!(run(&["--fail-on-secret", "urgent"]).0, Some(2));
+    // The same settings from the policy file's [gate]; flags still win.
+    let policy = tmp.path().join("customs.toml");
+    std::fs::write(&policy, "[gate]\nfail_on_secret = [\"none\"]\n").unwrap();
+    assert_eq!(run(&[]).0, Some(0));
+    assert_eq!(run(&["--fail-on-secret", "CRITICAL"]).0, Some(1));
+    std::fs::write(&policy, "[gate]\nsecrets = false\n").unwrap();
+    assert_eq!(run(&[]).0, Some(0));
+    std::fs::write(&policy, "[gate]\nfail_on_secret = [\"sometimes\"]\n").unwrap();
+    let (code, _) = run(&[]);
+    assert_eq!(code, Some(2), "a bad policy value is a usage error");
+    std::fs::remove_file(&policy).unwrap();
 }

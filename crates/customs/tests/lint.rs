@@ -190,4 +190,15 @@ fn gate_lints_the_dockerfile() {
     assert_eq!(code, Some(0), "{out}");
     let (code, _) = gate(&["--dockerfile", "Dockerfile", "--fail-on-lint", "fatal"]);
     assert_eq!(code, Some(2));
+    // The policy file can name the Dockerfile and the lint threshold.
+    std::fs::write(tmp.path().join("customs.toml"), "[gate]\ndockerfile = \"Dockerfile\"\n").unwrap();
+    let (code, out) = gate(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("Dockerfile finding(s)"), "{out}");
+    std::fs::write(
+        tmp.path().join("customs.toml"),
+        "[gate]\ndockerfile = \"Dockerfile\"\nfail_on_lint = \"none\"\n",
+    )
+    .unwrap();
+    assert_eq!(gate(&[]).0, Some(0));
 }

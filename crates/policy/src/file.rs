@@ -46,6 +46,16 @@ pub struct GateSection {
     pub ignore_unfixed: Option<bool>,
     /// Exit code on failure.
     pub exit_code: Option<u8>,
+    /// Look for secrets in the image (default true).
+    pub secrets: Option<bool>,
+    /// Secret severities that fail the gate, or `["none"]` (default: all).
+    pub fail_on_secret: Option<Vec<String>>,
+    /// The Dockerfile to lint, relative to the policy file.
+    pub dockerfile: Option<PathBuf>,
+    /// Lint level that fails the gate: error, warning, info, style or none.
+    pub fail_on_lint: Option<String>,
+    /// Lint config, relative to the policy file.
+    pub lint_config: Option<PathBuf>,
 }
 
 /// `[exceptions]`.
