@@ -103,6 +103,9 @@ enum Command {
         /// Rules file in Trivy's `trivy-secret.yaml` format [default: ./customs-secret.yaml when present].
         #[arg(long)]
         config: Option<PathBuf>,
+        /// TARGET is a git repository: also scan every blob any commit on any ref ever added (needs `git`).
+        #[arg(long)]
+        history: bool,
         /// Write to this file instead of standard output (replaced atomically).
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -801,6 +804,37 @@ fn secrets_table(subject: &Subject, findings: &[customs_secrets::ImageFinding], 
     out
 }
 
+fn history_table(scan: &customs_secrets::HistoryScan) -> String {
+    let mut out = format!(
+        "git history: {} secrets in {} commits ({} blobs)\n",
+        scan.findings.len(),
+        scan.commits,
+        scan.blobs
+    );
+    for f in &scan.findings {
+        out.push_str(&format!(
+            "{:<8} {:<28} {}:{} (commit {}, {}, {}{})\n         {}\n",
+            f.finding.severity.as_str(),
+            f.finding.rule_id,
+            f.finding.path,
+            f.finding.line,
+            &f.commit[..f.commit.len().min(12)],
+            f.author,
+            f.date,
+            if f.in_head {
+                "; still in HEAD"
+            } else {
+                "; removed since, still in every clone"
+            },
+            f.finding.context
+        ));
+    }
+    for w in &scan.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}
+
 /// The secrets scanner: built-in rules plus the rules file (`--config`, else `./customs-secret.yaml` when present).
 fn secret_scanner(config: Option<&Path>, options: customs_secrets::ScanOptions) -> Result<customs_secrets::Scanner> {
     let default = Path::new("customs-secret.yaml");
@@ -960,6 +994,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             base_layers,
             disable_rules,
             config,
+            history,
             output,
         } => {
             let skip: Vec<String> = skip_dirs
@@ -1004,12 +1039,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 platform: None,
                 layers: redacted_layers(&view.layers),
             };
+            let past = if history {
+                let repo = Path::new(target.image.trim_start_matches("dir:"));
+                if !repo.is_dir() {
+                    bail!("--history needs TARGET to be a git repository's folder, not {}", target.image);
+                }
+                Some(customs_secrets::scan_history(repo, &scanner)?)
+            } else {
+                None
+            };
             let text = match format {
                 ScanFormat::Json | ScanFormat::Sarif => {
-                    let doc = serde_json::json!({"schema": "customs.secrets/v1", "subject": subject, "skipped_layers": first_layer, "findings": findings, "warnings": warnings});
+                    let mut doc = serde_json::json!({"schema": "customs.secrets/v1", "subject": subject, "skipped_layers": first_layer, "findings": findings, "warnings": warnings});
+                    if let Some(past) = &past {
+                        doc["history"] = serde_json::to_value(past)?;
+                    }
                     serde_json::to_string_pretty(&doc)? + "\n"
                 }
-                ScanFormat::Table => secrets_table(&subject, &findings, &warnings),
+                ScanFormat::Table => {
+                    let mut text = secrets_table(&subject, &findings, &warnings);
+                    if let Some(past) = &past {
+                        text.push_str(&history_table(past));
+                    }
+                    text
+                }
             };
             emit(&text, output.as_deref())?;
         }

@@ -103,3 +103,66 @@ fn rules_file_adds_and_disables_rules() {
     assert_eq!(rules, vec!["custom-openssl"], "{doc:#}");
     assert_eq!(doc["findings"][0]["severity"], "LOW");
 }
+
+#[test]
+fn secrets_history_reports_a_key_removed_from_the_tree() {
+    if !std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipping: git is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .current_dir(dir.path())
+            .args([
+                "-c",
+                "user.name=ci",
+                "-c",
+                "user.email=ci@example.com",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(
+        dir.path().join("prod.env"),
+        format!("AWS_ACCESS_KEY_ID=AKIA{}\n", "Q7Z3X9W2V5T8R4M6"),
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "oops"]);
+    git(&["rm", "-q", "prod.env"]);
+    git(&["commit", "-q", "-m", "remove it"]);
+
+    let out = assert_cmd::cargo::cargo_bin_cmd!("customs")
+        .args(["secrets", "--format", "json", "--history"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 0, "the working tree is clean");
+    let past = &doc["history"];
+    assert_eq!(past["commits"], 2);
+    assert_eq!(past["findings"][0]["rule_id"], "aws-access-key-id");
+    assert_eq!(past["findings"][0]["in_head"], false);
+    assert_eq!(past["findings"][0]["commit"].as_str().unwrap().len(), 40);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Q7Z3X9W2V5T8R4M6"), "masked");
+
+    let plain = tempfile::tempdir().unwrap();
+    let out = assert_cmd::cargo::cargo_bin_cmd!("customs")
+        .args(["secrets", "--history"])
+        .arg(plain.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a git repository"));
+}

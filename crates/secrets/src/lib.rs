@@ -1,4 +1,4 @@
-//! Secret detection for images and file trees.
+//! Secret detection for images, file trees and git history.
 //!
 //! [`Scanner`] compiles the rules once; a case-insensitive Aho-Corasick pass
 //! over each window finds the rules' keywords, and only the rules whose
@@ -9,11 +9,13 @@
 #![warn(missing_docs)]
 
 mod config;
+mod git;
 mod image;
 mod rules;
 mod scanner;
 
 pub use config::{AllowRule, CustomRule, ExcludeBlock, SecretConfig};
+pub use git::{GitError, GitFinding, HistoryScan, scan_history};
 pub use image::{ImageFinding, MAX_FILE_BYTES, SecretInterest, base_layer_count, image_findings};
 pub use rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, RuleSpec, Severity};
 pub use scanner::{Finding, ScanOptions, Scanner, is_binary, mask};
