@@ -61,6 +61,10 @@ pub struct CustomRule {
     /// Blocks where this rule reports nothing.
     #[serde(default)]
     pub exclude_block: Option<ExcludeBlock>,
+    /// Least Shannon entropy (bits per byte) of the secret; lower-entropy matches are dropped.
+    /// An extension of Trivy's format (gitleaks has the same field).
+    #[serde(default)]
+    pub entropy: Option<f64>,
 }
 
 /// A match is ignored when its text matches `regex` or its file's path matches `path`.

@@ -46,6 +46,9 @@ pub struct RuleSpec {
     pub keywords: &'static [&'static str],
     /// The pattern; a group named `secret` marks the secret itself.
     pub regex: &'static str,
+    /// Least Shannon entropy (bits per byte) the secret must have, for rules whose pattern alone also matches
+    /// placeholders and ordinary words (`None`: any match counts).
+    pub entropy: Option<f64>,
 }
 
 // Shared fragments: a token must not be glued to more token characters.
@@ -64,6 +67,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "A3T"],
         regex: b!(r"(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16})"),
+        entropy: None,
     },
     RuleSpec {
         id: "aws-secret-access-key",
@@ -72,6 +76,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["aws"],
         regex: r#"(?i)["']?aws_?(?:sec(?:ret)?)?_?(?:access)?_?key["']?\s*(?::|=>|=)?\s*["']?(?P<secret>[A-Za-z0-9/+=]{40})(?:$|[^A-Za-z0-9/+=])"#,
+        entropy: None,
     },
     RuleSpec {
         id: "github-pat",
@@ -80,6 +85,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["ghp_"],
         regex: b!(r"(?P<secret>ghp_[0-9A-Za-z]{36,255})"),
+        entropy: None,
     },
     RuleSpec {
         id: "github-fine-grained-pat",
@@ -88,6 +94,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["github_pat_"],
         regex: b!(r"(?P<secret>github_pat_[0-9A-Za-z_]{82})"),
+        entropy: None,
     },
     RuleSpec {
         id: "github-oauth",
@@ -96,6 +103,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["gho_"],
         regex: b!(r"(?P<secret>gho_[0-9A-Za-z]{36})"),
+        entropy: None,
     },
     RuleSpec {
         id: "github-app-token",
@@ -104,6 +112,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["ghu_", "ghs_"],
         regex: b!(r"(?P<secret>(?:ghu|ghs)_(?:[0-9A-Za-z]{36}|[0-9]+_[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}))"),
+        entropy: None,
     },
     RuleSpec {
         id: "github-refresh-token",
@@ -112,6 +121,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["ghr_"],
         regex: b!(r"(?P<secret>ghr_[0-9A-Za-z]{36,76})"),
+        entropy: None,
     },
     RuleSpec {
         id: "gitlab-pat",
@@ -120,6 +130,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["glpat-"],
         regex: b!(r"(?P<secret>glpat-[0-9A-Za-z_\-]{20,})"),
+        entropy: None,
     },
     RuleSpec {
         id: "gitlab-runner-token",
@@ -128,6 +139,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["GR1348941", "glrt-"],
         regex: b!(r"(?P<secret>(?:GR1348941|glrt-)[0-9A-Za-z_\-]{20})"),
+        entropy: None,
     },
     RuleSpec {
         id: "slack-token",
@@ -136,6 +148,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe"],
         regex: r"(?:^|[^0-9A-Za-z])(?P<secret>xox(?:[abeprs]|e\.xox[bp])-[0-9]{10,13}-[0-9A-Za-z\-]{10,250})",
+        entropy: None,
     },
     RuleSpec {
         id: "slack-webhook",
@@ -144,6 +157,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Medium,
         keywords: &["hooks.slack.com"],
         regex: r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/_\-]{20,})",
+        entropy: None,
     },
     RuleSpec {
         id: "stripe-secret-key",
@@ -152,6 +166,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["sk_live_", "rk_live_", "sk_test_"],
         regex: b!(r"(?P<secret>(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99})"),
+        entropy: None,
     },
     RuleSpec {
         id: "npm-access-token",
@@ -160,6 +175,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["npm_"],
         regex: b!(r"(?P<secret>npm_[0-9A-Za-z]{36})"),
+        entropy: None,
     },
     RuleSpec {
         id: "pypi-upload-token",
@@ -168,6 +184,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["pypi-ageichlwas5vcmc"],
         regex: r"(?P<secret>pypi-AgEIcHlwaS5vcmc[0-9A-Za-z_\-]{50,})",
+        entropy: None,
     },
     RuleSpec {
         id: "private-key",
@@ -176,6 +193,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["private key-----"],
         regex: r"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?P<secret>[\sA-Za-z0-9+/=:.,\\\-]{64,}?)-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
+        entropy: None,
     },
     RuleSpec {
         id: "jwt-token",
@@ -184,6 +202,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Medium,
         keywords: &["eyj"],
         regex: b!(r"(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,})"),
+        entropy: None,
     },
     RuleSpec {
         id: "gcp-service-account",
@@ -192,6 +211,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["service_account"],
         regex: r#""type"\s*:\s*"(?P<secret>service_account)""#,
+        entropy: None,
     },
     RuleSpec {
         id: "gcp-api-key",
@@ -200,6 +220,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["aiza"],
         regex: b!(r"(?P<secret>AIza[0-9A-Za-z_\-]{35})"),
+        entropy: None,
     },
     RuleSpec {
         id: "azure-storage-account-key",
@@ -208,6 +229,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["accountkey"],
         regex: r"(?i)AccountKey\s*=\s*(?P<secret>[A-Za-z0-9+/]{86}==)",
+        entropy: None,
     },
     RuleSpec {
         id: "azure-sas-token",
@@ -216,6 +238,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["sig="],
         regex: r"(?:sv|se|sp)=[^&\s]+&[^\s]*sig=(?P<secret>[A-Za-z0-9%+/]{43,}(?:%3D|=){0,2})",
+        entropy: None,
     },
     RuleSpec {
         id: "azure-devops-pat",
@@ -224,6 +247,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["azure", "devops", "ado_", "vsts"],
         regex: r#"(?i)(?:azure|devops|ado|vsts)[a-z_\-]{0,20}\s*[:=]\s*["']?(?P<secret>[a-z2-7]{52})(?:$|[^a-z0-9])"#,
+        entropy: None,
     },
     RuleSpec {
         id: "azure-entra-client-secret",
@@ -232,6 +256,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["q~"],
         regex: r"(?:^|[^0-9A-Za-z_~.\-])(?P<secret>[0-9A-Za-z_\-.]{3}[0-9]Q~[0-9A-Za-z_~.\-]{31,34})(?:$|[^0-9A-Za-z_~.\-])",
+        entropy: None,
     },
     RuleSpec {
         id: "azure-acr-login-password",
@@ -240,6 +265,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["azurecr.io"],
         regex: r"(?i)azurecr\.io[^\n]{0,60}?(?:password|passwd|pwd)\s*[:=]\s*[\x22']?(?P<secret>[A-Za-z0-9+/=]{32,})",
+        entropy: None,
     },
     RuleSpec {
         id: "azure-api-key",
@@ -248,6 +274,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["jqqj99"],
         regex: b!(r"(?P<secret>[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{26})"),
+        entropy: None,
     },
     RuleSpec {
         id: "azure-app-configuration-connection-string",
@@ -256,6 +283,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["azconfig.io"],
         regex: r"Endpoint=https://[^;\s]+\.azconfig\.io;Id=[^;\s]+;Secret=(?P<secret>[A-Za-z0-9+/=]{30,})",
+        entropy: None,
     },
     RuleSpec {
         id: "azure-container-registry-password",
@@ -264,6 +292,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["+acr"],
         regex: b!(r"(?P<secret>[0-9A-Za-z+/]{42}\+ACR[A-Za-z0-9]{6})"),
+        entropy: None,
     },
     RuleSpec {
         id: "huggingface-token",
@@ -272,6 +301,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["hf_"],
         regex: b!(r"(?P<secret>hf_[A-Za-z0-9]{34,40})"),
+        entropy: None,
     },
     RuleSpec {
         id: "openai-api-key",
@@ -280,6 +310,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["t3blbkfj"],
         regex: b!(r"(?P<secret>sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,74}|[A-Za-z0-9]{20,74})T3BlbkFJ[A-Za-z0-9_\-]{20,74})"),
+        entropy: None,
     },
     RuleSpec {
         id: "openai-realtime-client-secret",
@@ -288,6 +319,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["ek_"],
         regex: b!(r"(?P<secret>ek_[a-f0-9]{32})"),
+        entropy: None,
     },
     RuleSpec {
         id: "anthropic-api-key",
@@ -296,6 +328,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Critical,
         keywords: &["sk-ant-"],
         regex: b!(r"(?P<secret>sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,100})"),
+        entropy: None,
     },
     RuleSpec {
         id: "alibaba-access-key-id",
@@ -304,6 +337,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["ltai"],
         regex: b!(r"(?P<secret>LTAI[A-Za-z0-9]{20})"),
+        entropy: None,
     },
     RuleSpec {
         id: "sendgrid-api-key",
@@ -312,6 +346,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["sg."],
         regex: b!(r"(?P<secret>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})"),
+        entropy: None,
     },
     RuleSpec {
         id: "shopify-token",
@@ -320,6 +355,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["shpat_", "shpca_", "shppa_", "shpss_"],
         regex: b!(r"(?P<secret>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})"),
+        entropy: None,
     },
     RuleSpec {
         id: "dockerhub-pat",
@@ -328,6 +364,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["dckr_pat_"],
         regex: b!(r"(?P<secret>dckr_pat_[A-Za-z0-9_\-]{27})"),
+        entropy: None,
     },
     RuleSpec {
         id: "kubernetes-docker-config",
@@ -336,6 +373,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &[".dockerconfigjson", ".dockercfg"],
         regex: r"\.docker(?:configjson|cfg)\x22?\s*:\s*\x22?(?P<secret>[A-Za-z0-9+/=]{8,})",
+        entropy: None,
     },
     RuleSpec {
         id: "docker-config-auth",
@@ -344,6 +382,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["\"auth\""],
         regex: r#""auths"\s*:\s*\{[^}]*"auth"\s*:\s*"(?P<secret>[A-Za-z0-9+/=]{8,})""#,
+        entropy: None,
     },
     RuleSpec {
         id: "digitalocean-token",
@@ -352,6 +391,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["dop_v1_", "doo_v1_", "dor_v1_"],
         regex: b!(r"(?P<secret>do[opr]_v1_[a-f0-9]{64})"),
+        entropy: None,
     },
     RuleSpec {
         id: "grafana-token",
@@ -360,6 +400,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["glc_", "glsa_"],
         regex: b!(r"(?P<secret>(?:glc_[A-Za-z0-9+/]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}))"),
+        entropy: None,
     },
     RuleSpec {
         id: "grafana-api-key",
@@ -368,6 +409,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["eyjrijoi"],
         regex: b!(r"(?P<secret>eyJrIjoi[A-Za-z0-9]{70,400}={0,2})"),
+        entropy: None,
     },
     RuleSpec {
         id: "hashicorp-vault-token",
@@ -376,6 +418,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["hvs."],
         regex: b!(r"(?P<secret>hvs\.[A-Za-z0-9_\-]{90,120})"),
+        entropy: None,
     },
     RuleSpec {
         id: "terraform-cloud-token",
@@ -384,6 +427,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["atlasv1"],
         regex: r"(?P<secret>[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70})",
+        entropy: None,
     },
     RuleSpec {
         id: "atlassian-api-token",
@@ -392,6 +436,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["atatt3"],
         regex: b!(r"(?P<secret>ATATT3[A-Za-z0-9_\-=]{186})"),
+        entropy: None,
     },
     RuleSpec {
         id: "twilio-api-key",
@@ -400,6 +445,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Medium,
         keywords: &["twilio"],
         regex: b!(r"(?P<secret>SK[0-9a-fA-F]{32})"),
+        entropy: None,
     },
     RuleSpec {
         id: "mailgun-api-key",
@@ -408,6 +454,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::Medium,
         keywords: &["key-"],
         regex: b!(r"(?P<secret>key-[0-9a-f]{32})"),
+        entropy: None,
     },
     RuleSpec {
         id: "private-packagist-token",
@@ -416,6 +463,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["packagist_"],
         regex: b!(r"(?P<secret>packagist_[ou][ru]t_[a-f0-9]{68})"),
+        entropy: None,
     },
     RuleSpec {
         id: "linear-api-key",
@@ -424,6 +472,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["lin_api_"],
         regex: b!(r"(?P<secret>lin_api_[A-Za-z0-9]{40})"),
+        entropy: None,
     },
     RuleSpec {
         id: "postman-api-key",
@@ -432,6 +481,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["pmak-"],
         regex: b!(r"(?P<secret>PMAK-[a-f0-9]{24}-[a-f0-9]{34})"),
+        entropy: None,
     },
     RuleSpec {
         id: "databricks-token",
@@ -440,6 +490,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["dapi"],
         regex: b!(r"(?P<secret>dapi[a-f0-9]{32}(?:-\d)?)"),
+        entropy: None,
     },
     RuleSpec {
         id: "url-credentials",
@@ -448,6 +499,27 @@ pub const BUILTIN: &[RuleSpec] = &[
         severity: Severity::High,
         keywords: &["://"],
         regex: r"[a-z][a-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:(?P<secret>[^\s:/@]{6,128})@[A-Za-z0-9.\-]+",
+        entropy: None,
+    },
+    RuleSpec {
+        id: "generic-credential",
+        category: "Generic",
+        title: "High-entropy value assigned to a credential-like name",
+        severity: Severity::High,
+        keywords: &[
+            "password",
+            "passwd",
+            "secret",
+            "token",
+            "apikey",
+            "api_key",
+            "api-key",
+            "access_key",
+            "auth_key",
+        ],
+        regex: r#"(?i)(?:^|[^0-9a-z])(?:[a-z0-9_.-]{0,20}(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key))["']?[ \t]{0,5}(?:=|:|=>|:=)[ \t]{0,5}["']?(?P<secret>[0-9a-z+/_=.~-]{20,100})(?:$|[^0-9a-z+/_=.~-])"#,
+        // Random keys reach 4+ bits per byte; words, paths and placeholders stay well under 3.5.
+        entropy: Some(3.5),
     },
 ];
 
@@ -461,4 +533,13 @@ pub const BUILTIN_ALLOWED_PATHS: &[(&str, &[&str])] = &[
 ];
 
 /// Values that are placeholders, never secrets.
-pub const BUILTIN_ALLOWED_VALUES: &[&str] = &["xxxxxxxx", "XXXXXXXX", "<your", "${", "{{"];
+pub const BUILTIN_ALLOWED_VALUES: &[&str] = &[
+    "xxxxxxxx",
+    "XXXXXXXX",
+    "<your",
+    "${",
+    "{{",
+    // The access and refresh token examples of RFC 6749 (OAuth 2.0), copied into many libraries' docs.
+    "2YotnFZFEjr1zCsicMWpAA",
+    "tGzv3JOkF0XG5Qx2TlKWIA",
+];

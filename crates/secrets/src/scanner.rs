@@ -50,6 +50,7 @@ struct Rule {
     path: Option<Regex>,
     allow: Vec<Allow>,
     exclude: Vec<Regex>,
+    entropy: Option<f64>,
 }
 
 /// A compiled allow rule: a match is dropped when its text or its file's path matches.
@@ -135,6 +136,7 @@ impl Scanner {
                 path: None,
                 allow: Vec::new(),
                 exclude: Vec::new(),
+                entropy: spec.entropy,
             });
         }
         for c in config.rules.iter().filter(|r| !disabled(&r.id)) {
@@ -157,6 +159,7 @@ impl Scanner {
                     .map_err(|e| format!("rule {}: path: {e}", c.id))?,
                 allow: c.allow_rules.iter().map(Allow::compile).collect::<Result<_, _>>()?,
                 exclude: compile_blocks(&c.exclude_block)?,
+                entropy: c.entropy,
             });
         }
         let mut words: Vec<String> = Vec::new();
@@ -257,6 +260,15 @@ impl Scanner {
                     if BUILTIN_ALLOWED_VALUES.iter().any(|a| value.contains(a)) {
                         continue;
                     }
+                    if rule.entropy.is_some_and(|least| shannon_entropy(&bytes[s..e]) < least) {
+                        continue;
+                    }
+                    if rule.id.starts_with(GENERIC_PREFIX) && !generic_value_plausible(whole.as_bytes(), &bytes[s..e]) {
+                        continue;
+                    }
+                    if line_allows(bytes, s) {
+                        continue;
+                    }
                     if self.allow.iter().chain(&rule.allow).any(|a| a.allows(path, whole.as_bytes())) {
                         continue;
                     }
@@ -278,6 +290,10 @@ impl Scanner {
             line_at_start += memchr_count(&bytes[start..start + CHUNK]);
             start += CHUNK;
         }
+        // Generic rules only report what no specific rule found: `token: ghp_…` is a GitHub token, once.
+        let generic = |i: usize| self.rules[i].id.starts_with(GENERIC_PREFIX);
+        let specific: Vec<(usize, usize)> = hits.iter().filter(|h| !generic(h.0)).map(|h| (h.1, h.2)).collect();
+        hits.retain(|h| !generic(h.0) || !specific.iter().any(|&(s, e)| h.1 < e && s < h.2));
         let ranges: Vec<(usize, usize)> = hits.iter().map(|h| (h.1, h.2)).collect();
         let mut out: Vec<Finding> = hits
             .iter()
@@ -377,6 +393,54 @@ fn finding(spec: &Rule, path: &str, bytes: &[u8], s: usize, e: usize, line: usiz
     }
 }
 
+/// Rules whose id starts with this report only matches that no other rule reports.
+pub const GENERIC_PREFIX: &str = "generic-";
+
+/// Comments that allow a secret on their line: customs', detect-secrets' and gitleaks' spellings, so files
+/// already annotated for those tools keep working.
+pub const INLINE_ALLOW: [&str; 3] = ["customs:allow", "pragma: allowlist secret", "gitleaks:allow"];
+
+/// Names that hold digests rather than credentials (`hashed_secret`, `password_sha256`, `integrity`).
+const NOT_A_CREDENTIAL: [&str; 5] = ["hash", "checksum", "digest", "integrity", "sha"];
+
+/// For generic rules: a credential mixes letters and digits (placeholders like `ThisTokenIsNotSoSecret` do not),
+/// and its name is not a digest's.
+fn generic_value_plausible(whole: &[u8], value: &[u8]) -> bool {
+    let name = whole.to_ascii_lowercase();
+    let name = &name[..name.len().saturating_sub(value.len())];
+    value.iter().any(u8::is_ascii_digit)
+        && value.iter().any(u8::is_ascii_alphabetic)
+        && !NOT_A_CREDENTIAL.iter().any(|w| name.windows(w.len()).any(|x| x == w.as_bytes()))
+}
+
+/// Whether the line holding byte `at` carries an inline allow comment.
+fn line_allows(bytes: &[u8], at: usize) -> bool {
+    let start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let end = bytes[at..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| at + i);
+    let line = &bytes[start..end];
+    INLINE_ALLOW
+        .iter()
+        .any(|marker| line.windows(marker.len()).any(|w| w == marker.as_bytes()))
+}
+
+/// Shannon entropy of `bytes` in bits per byte: 0 for `aaaa`, 4 for 16 distinct equally frequent bytes.
+pub fn shannon_entropy(bytes: &[u8]) -> f64 {
+    if bytes.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0usize; 256];
+    for &b in bytes {
+        counts[b as usize] += 1;
+    }
+    let n = bytes.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| c as f64 / n)
+        .map(|p| -p * p.log2())
+        .sum()
+}
+
 /// True for content that looks binary (a NUL byte near the start).
 pub fn is_binary(bytes: &[u8]) -> bool {
     bytes.iter().take(8000).any(|&b| b == 0)
@@ -385,6 +449,47 @@ pub fn is_binary(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entropy_generic_rule_and_inline_allows() {
+        assert_eq!(shannon_entropy(b""), 0.0);
+        assert_eq!(shannon_entropy(b"aaaa"), 0.0);
+        assert!((shannon_entropy(b"0123456789abcdef") - 4.0).abs() < 1e-9);
+        let s = Scanner::builtin();
+        let ids = |text: &str| {
+            s.scan("app/settings.py", text.as_bytes())
+                .into_iter()
+                .map(|f| f.rule_id)
+                .collect::<Vec<_>>()
+        };
+        // Assembled so this file holds no credential-shaped literal.
+        let random = format!("{}{}", "q8Zt3LmP0vXw7Rb", "N2cYk5Hs9JdE4uFa");
+        assert_eq!(ids(&format!("API_KEY = \"{random}\"\n")), ["generic-credential"]);
+        assert!(ids(&format!("API_KEY = \"{random}\"  # customs:allow\n")).is_empty());
+        assert!(ids(&format!("api_key: {random} # pragma: allowlist secret\n")).is_empty());
+        assert!(ids("password = \"aaaabbbbaaaabbbb11112222\"\n").is_empty(), "low entropy");
+        assert!(
+            ids("secret: ThisTokenIsNotSoSecretChangeIt\n").is_empty(),
+            "no digit: a placeholder"
+        );
+        assert!(
+            ids(&format!("password_hash = \"{random}\"\n")).is_empty(),
+            "a digest, not a credential"
+        );
+        assert!(ids(&format!("name = \"{random}\"\n")).is_empty(), "not a credential-like name");
+        // A specific rule wins over the generic one for the same value.
+        let github = format!("token = \"ghp_{}\"\n", "0123456789abcdefghijklmnopqrstuvwxyz");
+        assert_eq!(ids(&github), ["github-pat"]);
+
+        // Custom rules take an entropy floor too.
+        let config: crate::SecretConfig = serde_saphyr::from_str(
+            "rules:\n  - id: build-id\n    regex: 'BUILD-(?P<secret>[A-Za-z0-9]{12})'\n    secret-group-name: secret\n    entropy: 3.0\n",
+        )
+        .unwrap();
+        let custom = Scanner::from_config(&[], &config, &ScanOptions::default()).unwrap();
+        assert_eq!(custom.scan("x", b"BUILD-a8K2mQ9zX4pL\n").len(), 1);
+        assert!(custom.scan("x", b"BUILD-aaaaaaaaaaaa\n").is_empty());
+    }
 
     #[test]
     fn finds_masks_and_fingerprints() {
