@@ -70,6 +70,10 @@ enum Command {
         pkg_types: Vec<PkgType>,
         #[command(flatten)]
         freshness: Freshness,
+        /// What to look for: `vuln` (known vulnerabilities) and `secret` (keys, tokens, passwords; the same
+        /// pass over the image, rules from ./customs-secret.yaml when present).
+        #[arg(long, value_delimiter = ',', default_values = ["vuln", "secret"])]
+        scanners: Vec<ScanKind>,
         /// Write to this file instead of standard output (replaced atomically).
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -386,6 +390,15 @@ enum ScanFormat {
     Json,
     /// SARIF 2.1.0, for GitHub code scanning.
     Sarif,
+}
+
+/// What `customs scan` looks for.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScanKind {
+    /// Known vulnerabilities in OS and language packages.
+    Vuln,
+    /// Secrets in every layer and the image config.
+    Secret,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -965,19 +978,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ignore_unfixed,
             pkg_types,
             freshness,
+            scanners,
             output,
         } => {
-            let (subject, mut findings, warnings, _) = vulnerabilities(&target, &db, &freshness, &pkg_types, None)?;
+            if !scanners.contains(&ScanKind::Vuln) {
+                bail!("--scanners without vuln: use `customs secrets` to look for secrets alone");
+            }
+            let secret_rules = if scanners.contains(&ScanKind::Secret) {
+                Some(secret_scanner(None, customs_secrets::ScanOptions::default())?)
+            } else {
+                None
+            };
+            let (subject, mut findings, warnings, secrets) = vulnerabilities(&target, &db, &freshness, &pkg_types, secret_rules.as_ref())?;
             findings
                 .retain(|f| (severity.is_empty() || severity.contains(&f.severity)) && !(ignore_unfixed && f.fix_state != FixState::Fixed));
             let text = match format {
-                ScanFormat::Table => customs_report::findings_table_styled(&subject, &findings, &warnings, output.is_none() && color()),
-                ScanFormat::Json => customs_report::findings_json(&subject, &findings, &warnings),
+                ScanFormat::Table => {
+                    let mut text = customs_report::findings_table_styled(&subject, &findings, &warnings, output.is_none() && color());
+                    if secret_rules.is_some() {
+                        text.push('\n');
+                        text.push_str(&secrets_table(&subject, &secrets, &[]));
+                    }
+                    text
+                }
+                ScanFormat::Json => {
+                    let text = customs_report::findings_json(&subject, &findings, &warnings);
+                    match &secret_rules {
+                        None => text,
+                        Some(_) => {
+                            let mut doc: serde_json::Value = serde_json::from_str(&text)?;
+                            doc["secrets"] = serde_json::to_value(&secrets)?;
+                            serde_json::to_string_pretty(&doc)? + "\n"
+                        }
+                    }
+                }
                 ScanFormat::Sarif => {
                     for w in &warnings {
                         eprintln!("warning: {w}");
                     }
-                    customs_report::findings_sarif(&subject, &findings)
+                    customs_report::findings_sarif_with_secrets(&subject, &findings, &secrets)
                 }
             };
             emit(&text, output.as_deref())?;

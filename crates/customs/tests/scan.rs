@@ -321,3 +321,63 @@ fn rust_binary_with_a_vulnerable_pin_yields_rustsec_ids_and_the_patched_one_none
     let new = scan_json(&db, &format!("dir:{}", roots[1].display()), &[]);
     assert_eq!(new["findings"].as_array().unwrap().len(), 0, "{:#}", new["findings"]);
 }
+
+mod support;
+
+#[test]
+fn scan_reports_secrets_from_the_same_pass_unless_told_not_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let osv = tmp.path().join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(
+        osv.join("a.json"),
+        r#"{"id":"TEST-NONE","affected":[{"package":{"ecosystem":"PyPI","name":"absent"},"versions":["1"]}]}"#,
+    )
+    .unwrap();
+    let db = imported_db(tmp.path(), &osv);
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+
+    let doc = scan_json(&db, &demo, &[]);
+    let rules: Vec<&str> = doc["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"aws-access-key-id"), "{rules:?}");
+    assert!(!doc.to_string().contains("IOSFODNN7"), "secrets are masked");
+    let vuln_only = scan_json(&db, &demo, &["--scanners", "vuln"]);
+    assert!(vuln_only.get("secrets").is_none());
+
+    let sarif = tmp.path().join("scan.sarif");
+    let out = cargo_bin_cmd!("customs")
+        .args(["scan", &demo, "-f", "sarif", "-o"])
+        .arg(&sarif)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    assert!(
+        log["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ruleId"] == "aws-access-key-id")
+    );
+    if let Some((ok, text)) = support::validate("sarif", &sarif) {
+        assert!(ok, "{text}");
+    }
+
+    let out = cargo_bin_cmd!("customs")
+        .args(["scan", &demo, "--scanners", "secret", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("customs secrets"));
+}

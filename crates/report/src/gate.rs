@@ -434,8 +434,30 @@ pub fn gate_sarif(r: &GateResult<'_>) -> String {
     let unsuppressed = r.unsuppressed();
     let mut doc: serde_json::Value = serde_json::from_str(&crate::findings_sarif(r.subject, &unsuppressed)).expect("our own SARIF parses");
     let run = &mut doc["runs"][0];
-    for &i in r.secret_failing {
-        let f = &r.secrets[i].finding;
+    push_secret_results(run, r.secret_failing.iter().map(|&i| &r.secrets[i].finding));
+    if let Some(l) = r.lint {
+        for (i, f) in l.report.findings.iter().enumerate() {
+            let rules = run["tool"]["driver"]["rules"].as_array_mut().expect("rules is a list");
+            if !rules.iter().any(|x| x["id"] == f.rule) {
+                rules.push(crate::lint::rule_descriptor(f));
+            }
+            run["results"].as_array_mut().expect("results is a list").push(json!({
+                "ruleId": f.rule,
+                "level": if r.lint_fails(i) { "error" } else { "note" },
+                "message": {"text": format!("{} Fix: {}", f.message, f.fix)},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": l.path}, "region": {"startLine": f.line.max(1)}}}],
+                "partialFingerprints": {"customs/v1": format!("{}/{}/{}", f.rule, l.path, f.line)},
+            }));
+        }
+    }
+    let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
+    s.push('\n');
+    s
+}
+
+/// Appends one SARIF rule per secret rule and one `error` result per secret to a run.
+pub(crate) fn push_secret_results<'a>(run: &mut serde_json::Value, secrets: impl Iterator<Item = &'a customs_secrets::Finding>) {
+    for f in secrets {
         let rules = run["tool"]["driver"]["rules"].as_array_mut().expect("rules is a list");
         if !rules.iter().any(|x| x["id"] == f.rule_id) {
             rules.push(json!({
@@ -454,21 +476,16 @@ pub fn gate_sarif(r: &GateResult<'_>) -> String {
             "partialFingerprints": {"customs/v1": f.fingerprint},
         }));
     }
-    if let Some(l) = r.lint {
-        for (i, f) in l.report.findings.iter().enumerate() {
-            let rules = run["tool"]["driver"]["rules"].as_array_mut().expect("rules is a list");
-            if !rules.iter().any(|x| x["id"] == f.rule) {
-                rules.push(crate::lint::rule_descriptor(f));
-            }
-            run["results"].as_array_mut().expect("results is a list").push(json!({
-                "ruleId": f.rule,
-                "level": if r.lint_fails(i) { "error" } else { "note" },
-                "message": {"text": format!("{} Fix: {}", f.message, f.fix)},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": l.path}, "region": {"startLine": f.line.max(1)}}}],
-                "partialFingerprints": {"customs/v1": format!("{}/{}/{}", f.rule, l.path, f.line)},
-            }));
-        }
-    }
+}
+
+/// SARIF for `customs scan`: the vulnerabilities' log plus every secret found.
+pub fn findings_sarif_with_secrets(
+    subject: &crate::Subject,
+    findings: &[customs_vulndb::Finding],
+    secrets: &[customs_secrets::ImageFinding],
+) -> String {
+    let mut doc: serde_json::Value = serde_json::from_str(&crate::findings_sarif(subject, findings)).expect("our own SARIF parses");
+    push_secret_results(&mut doc["runs"][0], secrets.iter().map(|s| &s.finding));
     let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
     s.push('\n');
     s

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 pub use cyclonedx::cyclonedx;
 pub use findings::{findings_json, findings_table, findings_table_styled};
-pub use gate::{GateResult, gate_json, gate_junit, gate_markdown, gate_sarif, gate_vex};
+pub use gate::{GateResult, findings_sarif_with_secrets, gate_json, gate_junit, gate_markdown, gate_sarif, gate_vex};
 pub use lint::{LintedFile, lint_checkstyle, lint_json, lint_junit, lint_sarif, lint_tty};
 pub use sarif::findings_sarif;
 pub use spdx::spdx;

@@ -263,7 +263,7 @@ impl Scanner {
                     if rule.entropy.is_some_and(|least| shannon_entropy(&bytes[s..e]) < least) {
                         continue;
                     }
-                    if rule.id.starts_with(GENERIC_PREFIX) && !generic_value_plausible(whole.as_bytes(), &bytes[s..e]) {
+                    if rule.id.starts_with(GENERIC_PREFIX) && !generic_value_plausible(bytes, start + whole.start(), s, e) {
                         continue;
                     }
                     if line_allows(bytes, s) {
@@ -405,9 +405,17 @@ const NOT_A_CREDENTIAL: [&str; 5] = ["hash", "checksum", "digest", "integrity", 
 
 /// For generic rules: a credential mixes letters and digits (placeholders like `ThisTokenIsNotSoSecret` do not),
 /// and its name is not a digest's.
-fn generic_value_plausible(whole: &[u8], value: &[u8]) -> bool {
-    let name = whole.to_ascii_lowercase();
-    let name = &name[..name.len().saturating_sub(value.len())];
+fn generic_value_plausible(bytes: &[u8], match_start: usize, s: usize, e: usize) -> bool {
+    let value = &bytes[s..e];
+    // The whole identifier: what the regex matched before the value, plus the name characters before it.
+    let ident = |b: &u8| b.is_ascii_alphanumeric() || b"_.-".contains(b);
+    let from = match_start
+        - bytes[match_start.saturating_sub(40)..match_start]
+            .iter()
+            .rev()
+            .take_while(|b| ident(b))
+            .count();
+    let name = bytes[from..s].to_ascii_lowercase();
     value.iter().any(u8::is_ascii_digit)
         && value.iter().any(u8::is_ascii_alphabetic)
         && !NOT_A_CREDENTIAL.iter().any(|w| name.windows(w.len()).any(|x| x == w.as_bytes()))
