@@ -905,6 +905,10 @@ async fn manifest_put(ctx: &Ctx<'_>, note: &mut Note, repo: &str, reference: &st
     if !(ctx.allows(repo, Action::Push) || signature && ctx.allows(repo, Action::Sign)) {
         return Err(ctx.refuse(repo, Action::Push));
     }
+    // `sign` alone may add signatures, never move an ordinary tag (that would repoint `latest` at a signature).
+    if !ctx.allows(repo, Action::Push) && tag.is_some_and(|t| !manifest::is_cosign_tag(t)) {
+        return Err(ctx.refuse(repo, Action::Push));
+    }
     for blob in &info.blobs {
         if ctx
             .reg

@@ -366,6 +366,15 @@ fn manifests_tags_catalog_mounts_referrers_and_deletes() {
     );
     assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
     assert_eq!(reply.header("oci-subject"), Some(v1_digest.as_str()));
+    // Nor may the signer move an ordinary tag, even to a signature.
+    let retag = reg.request(
+        "PUT",
+        "/v2/team/app/manifests/v1",
+        &s,
+        &[("Content-Type", OCI_MANIFEST)],
+        Some(signature.as_bytes()),
+    );
+    assert_eq!(retag.status, 403, "{}", String::from_utf8_lossy(&retag.body));
     // The signer may not push an ordinary image.
     let denied = reg.push_image("team/app", "sneaky", &s, "sneaky");
     assert_eq!(denied.status, 403, "{}", String::from_utf8_lossy(&denied.body));
