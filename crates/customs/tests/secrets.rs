@@ -82,9 +82,10 @@ fn rules_file_adds_and_disables_rules() {
         .display()
         .to_string();
     // The demo's dpkg status says "Package: openssl"; a custom rule may find anything, here that line.
+    // With the AWS rule off, the generic rule would report the key's `aws_access_key_id = …` line: off too.
     std::fs::write(
         tmp.path().join("customs-secret.yaml"),
-        "rules:\n  - id: custom-openssl\n    category: test\n    title: custom rule\n    severity: low\n    keywords: [openssl]\n    regex: 'Package: (?P<secret>openssl)'\ndisable-rules:\n  - aws-access-key-id\n",
+        "rules:\n  - id: custom-openssl\n    category: test\n    title: custom rule\n    severity: low\n    keywords: [openssl]\n    regex: 'Package: (?P<secret>openssl)'\ndisable-rules:\n  - aws-access-key-id\n  - generic-credential\n",
     )
     .unwrap();
     let out = cargo_bin_cmd!("customs")

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 
 use crate::image::MAX_FILE_BYTES;
-use crate::scanner::{Finding, Scanner, is_binary};
+use crate::scanner::{Finding, Scanner};
 
 /// A secret found in history.
 #[derive(Clone, Debug, Serialize)]
@@ -200,11 +200,8 @@ pub fn scan_history(repo: &Path, scanner: &Scanner) -> Result<HistoryScan, GitEr
             continue;
         }
         scan.blobs += 1;
-        if is_binary(&bytes) {
-            continue;
-        }
         let in_head = head.contains(*blob);
-        for finding in scanner.scan(&intro.path, &bytes) {
+        for finding in scanner.scan_content(&intro.path, &bytes) {
             if let Some(&i) = seen.get(&finding.fingerprint) {
                 // A later blob still holding the same secret: the secret is in HEAD if any such blob is.
                 let earlier: &mut GitFinding = &mut scan.findings[i];

@@ -3,7 +3,7 @@
 use customs_oci::{EntryMeta, FsView, HiddenBy, ImageConfig, Interest};
 use serde::Serialize;
 
-use crate::scanner::{Finding, Scanner, is_binary};
+use crate::scanner::{Finding, Scanner};
 
 /// Files larger than this are not read (a note says so).
 pub const MAX_FILE_BYTES: u64 = 32 << 20;
@@ -22,10 +22,7 @@ impl Interest for SecretInterest<'_> {
     }
 
     fn keep(&self, entry: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
-        if is_binary(&bytes) {
-            return None;
-        }
-        let found = self.scanner.scan(entry.path, &bytes);
+        let found = self.scanner.scan_content(entry.path, &bytes);
         (!found.is_empty()).then(|| serde_json::to_vec(&found).expect("findings serialize"))
     }
 }

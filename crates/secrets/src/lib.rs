@@ -18,4 +18,4 @@ pub use config::{AllowRule, CustomRule, ExcludeBlock, SecretConfig};
 pub use git::{GitError, GitFinding, HistoryScan, scan_history};
 pub use image::{ImageFinding, MAX_FILE_BYTES, SecretInterest, base_layer_count, image_findings};
 pub use rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, RuleSpec, Severity};
-pub use scanner::{Finding, ScanOptions, Scanner, is_binary, mask, shannon_entropy};
+pub use scanner::{Finding, ScanOptions, Scanner, is_binary, mask, printable_strings, shannon_entropy};

@@ -303,6 +303,28 @@ impl Scanner {
         out
     }
 
+    /// Scans a file's content: text as is; a binary (a NUL byte near the start) through its printable strings,
+    /// so a key compiled into an executable is still found. Findings in a binary have line 0. Shared libraries
+    /// (`*.so`, `*.so.N`) are skipped: crypto libraries carry their self-test keys (libgnutls holds ten), and a
+    /// project's own secret lives in its executable or its files.
+    pub fn scan_content(&self, path: &str, bytes: &[u8]) -> Vec<Finding> {
+        if !is_binary(bytes) {
+            return self.scan(path, bytes);
+        }
+        if is_shared_library(path) {
+            return Vec::new();
+        }
+        let strings = printable_strings(bytes);
+        let mut found = self.scan(path, &strings);
+        // Generic `name = value` rules misread the packed string tables of compiled programs (Go's especially);
+        // in binaries only specific token formats count.
+        found.retain(|f| !f.rule_id.starts_with(GENERIC_PREFIX));
+        for f in &mut found {
+            f.line = 0;
+        }
+        found
+    }
+
     /// `text` with every secret the rules find in it masked, for printing build commands and the like.
     pub fn redact(&self, text: &str) -> String {
         let bytes = text.as_bytes();
@@ -449,6 +471,38 @@ pub fn shannon_entropy(bytes: &[u8]) -> f64 {
         .sum()
 }
 
+/// `libx.so`, `libx.so.1.2.3`.
+fn is_shared_library(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.ends_with(".so")
+        || name
+            .split_once(".so.")
+            .is_some_and(|(_, v)| v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
+
+/// Runs of at least 16 printable ASCII bytes in `bytes`, one per line (what `strings -n 16` prints). Shorter
+/// runs cannot hold a credential worth reporting and would only feed the keyword pass noise.
+pub fn printable_strings(bytes: &[u8]) -> Vec<u8> {
+    const MIN_RUN: usize = 16;
+    let mut out = Vec::new();
+    let mut run_start = None;
+    for (i, &b) in bytes.iter().chain(std::iter::once(&0)).enumerate() {
+        let printable = (0x20..0x7f).contains(&b) || b == b'\t';
+        match (printable, run_start) {
+            (true, None) => run_start = Some(i),
+            (false, Some(start)) => {
+                if i - start >= MIN_RUN {
+                    out.extend_from_slice(&bytes[start..i]);
+                    out.push(b'\n');
+                }
+                run_start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// True for content that looks binary (a NUL byte near the start).
 pub fn is_binary(bytes: &[u8]) -> bool {
     bytes.iter().take(8000).any(|&b| b == 0)
@@ -497,6 +551,29 @@ mod tests {
         let custom = Scanner::from_config(&[], &config, &ScanOptions::default()).unwrap();
         assert_eq!(custom.scan("x", b"BUILD-a8K2mQ9zX4pL\n").len(), 1);
         assert!(custom.scan("x", b"BUILD-aaaaaaaaaaaa\n").is_empty());
+    }
+
+    #[test]
+    fn binaries_are_scanned_through_their_printable_strings() {
+        let mut binary = vec![0x7f, b'E', b'L', b'F', 0, 0, 1, 2];
+        binary.extend_from_slice(b"short\0");
+        binary.extend_from_slice(format!("aws_key={}{}", "AKIAQ7Z3X9W2", "V5T8R4M6").as_bytes());
+        binary.extend_from_slice(&[0, 0xff, 0xfe]);
+        assert_eq!(
+            printable_strings(&binary),
+            format!("aws_key={}{}\n", "AKIAQ7Z3X9W2", "V5T8R4M6").into_bytes()
+        );
+        let found = Scanner::builtin().scan_content("usr/bin/app", &binary);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].rule_id.as_str(), found[0].line), ("aws-access-key-id", 0));
+        assert!(printable_strings(b"\0abc\0").is_empty());
+        assert!(
+            Scanner::builtin()
+                .scan_content("usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3", &binary)
+                .is_empty()
+        );
+        assert!(Scanner::builtin().scan_content("usr/lib/libx.so", &binary).is_empty());
+        assert_eq!(Scanner::builtin().scan_content("opt/app.so.backup", &binary).len(), 1);
     }
 
     #[test]
