@@ -66,6 +66,36 @@ fn serve(dir: &Path, base: &str, agent: &ureq::Agent) -> Server {
     panic!("the registry did not become ready");
 }
 
+/// What an operator does first: a dev certificate, a config granting principal `ci` pull and push on
+/// `repositories`, and the principal itself. Returns the folder, the port and `ci`'s secret.
+fn operator_setup(repositories: &str) -> (tempfile::TempDir, u16, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let certs = customs()
+        .current_dir(dir.path())
+        .args(["registry", "dev-cert", "--out", "tls"])
+        .output()
+        .unwrap();
+    assert!(certs.status.success(), "{}", String::from_utf8_lossy(&certs.stderr));
+    std::fs::write(
+        dir.path().join("registry.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n\
+             [[grant]]\nto = \"ci\"\nrepositories = [\"{repositories}\"]\nactions = [\"pull\", \"push\"]\n"
+        ),
+    )
+    .unwrap();
+    let created = customs()
+        .current_dir(dir.path())
+        .args(["registry", "principal", "create", "ci"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let secret = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    assert!(secret.starts_with("cst_"));
+    (dir, port, secret)
+}
+
 fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
@@ -91,30 +121,7 @@ impl Read for Stalling {
 
 #[test]
 fn kill_9_during_a_chunked_upload_then_resume() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let ok = customs()
-        .current_dir(dir.path())
-        .args(["registry", "dev-cert", "--out", "tls"])
-        .output()
-        .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    std::fs::write(
-        dir.path().join("registry.toml"),
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n\
-             [[grant]]\nto = \"ci\"\nrepositories = [\"project1\"]\nactions = [\"pull\", \"push\"]\n"
-        ),
-    )
-    .unwrap();
-    let created = customs()
-        .current_dir(dir.path())
-        .args(["registry", "principal", "create", "ci"])
-        .output()
-        .unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
-    let secret = String::from_utf8(created.stdout).unwrap().trim().to_string();
-    assert!(secret.starts_with("cst_"));
+    let (dir, port, secret) = operator_setup("project1");
     let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("ci:{secret}")));
 
     let base = format!("https://localhost:{port}");
@@ -307,31 +314,7 @@ fn customs_scans_an_image_pushed_to_the_customs_registry() {
         eprintln!("skipping: skopeo is not installed (apt-get install skopeo)");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    assert!(
-        customs()
-            .current_dir(dir.path())
-            .args(["registry", "dev-cert", "--out", "tls"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
-    std::fs::write(
-        dir.path().join("registry.toml"),
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n\
-             [[grant]]\nto = \"ci\"\nrepositories = [\"project1/*\"]\nactions = [\"pull\", \"push\"]\n"
-        ),
-    )
-    .unwrap();
-    let created = customs()
-        .current_dir(dir.path())
-        .args(["registry", "principal", "create", "ci"])
-        .output()
-        .unwrap();
-    let secret = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    let (dir, port, secret) = operator_setup("project1/*");
     let agent = agent(&dir.path().join("tls/ca.crt"));
     let _server = serve(dir.path(), &format!("https://localhost:{port}"), &agent);
 
