@@ -129,6 +129,16 @@ fn segment_number(path: &Path) -> Option<u64> {
     name.strip_prefix("audit-")?.strip_suffix(".jsonl")?.parse().ok()
 }
 
+/// Opens segment `n` for appending, creating it if needed.
+fn open_segment(dir: &Path, n: u64) -> Result<File, AuditError> {
+    let path = segment_path(dir, n);
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|source| AuditError::Io { path, source })
+}
+
 /// The segments in `dir`, oldest first.
 pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
     let io = |source| AuditError::Io {
@@ -222,15 +232,7 @@ impl AuditLog {
                 (seq, head) = (s, h);
             }
         }
-        let path = segment_path(dir, segment);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| AuditError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        let file = open_segment(dir, segment)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok((
             Writer {
@@ -273,15 +275,7 @@ impl AuditLog {
     fn append_locked(&self, w: &mut Writer, event: AuditEvent) -> Result<AuditRecord, AuditError> {
         if w.size >= self.rotate_bytes {
             let next = w.segment + 1;
-            let path = segment_path(&w.dir, next);
-            w.file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|source| AuditError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+            w.file = open_segment(&w.dir, next)?;
             w.segment = next;
             w.size = 0;
         }

@@ -374,6 +374,17 @@ impl MetaStore {
         }))
     }
 
+    /// Whether a manifest is stored, without reading its content (index pushes check every child).
+    pub async fn has_manifest(&self, repository: &str, digest: &str) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2")
+            .bind(repository)
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(ctx("reading a manifest"))?;
+        Ok(found.is_some())
+    }
+
     /// Deletes a manifest and every tag pointing at it; `false` when there was none.
     pub async fn delete_manifest(&self, repository: &str, digest: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(ctx("deleting a manifest"))?;

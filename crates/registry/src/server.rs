@@ -261,6 +261,14 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
     )
 }
 
+/// The name a basic-auth header claims, for the audit record of a refused login (empty when none is readable).
+fn claimed_name(headers: &HeaderMap) -> String {
+    basic_credentials(headers)
+        .and_then(Result::ok)
+        .map(|(name, _)| name)
+        .unwrap_or_default()
+}
+
 impl Registry {
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Auth, ApiError> {
         let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
@@ -268,7 +276,6 @@ impl Registry {
         };
         if let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
             return match self.tokens.verify(token.trim()) {
-                Some(claims) if claims.sub == "anonymous" => Ok(Auth::Bearer(claims)),
                 Some(claims) => Ok(Auth::Bearer(claims)),
                 None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid or expired token")),
             };
@@ -333,7 +340,7 @@ async fn base(State(reg): State<Arc<Registry>>, ConnectInfo(addr): ConnectInfo<S
         Ok(Auth::Anonymous) => ApiError::unauthorized(reg.challenge(&headers, None, false), "authentication required").into_response(),
         Ok(_) => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
         Err(e) => {
-            let claimed = basic_credentials(&headers).and_then(Result::ok).map(|(u, _)| u).unwrap_or_default();
+            let claimed = claimed_name(&headers);
             reg.record(AuditEvent {
                 client_ip: addr.ip().to_string(),
                 principal: claimed,
@@ -673,7 +680,7 @@ async fn api(
     };
     let (response, principal) = match reg.authenticate(&headers).await {
         Err(e) => {
-            let claimed = basic_credentials(&headers).and_then(Result::ok).map(|(u, _)| u).unwrap_or_default();
+            let claimed = claimed_name(&headers);
             note.detail = e.message.clone();
             (
                 ApiError {
@@ -902,11 +909,10 @@ async fn manifest_put(ctx: &Ctx<'_>, note: &mut Note, repo: &str, reference: &st
     if signature {
         note.action = "sign".into();
     }
-    if !(ctx.allows(repo, Action::Push) || signature && ctx.allows(repo, Action::Sign)) {
-        return Err(ctx.refuse(repo, Action::Push));
-    }
     // `sign` alone may add signatures, never move an ordinary tag (that would repoint `latest` at a signature).
-    if !ctx.allows(repo, Action::Push) && tag.is_some_and(|t| !manifest::is_cosign_tag(t)) {
+    let may_push = ctx.allows(repo, Action::Push);
+    let may_sign_this = signature && ctx.allows(repo, Action::Sign) && tag.is_none_or(manifest::is_cosign_tag);
+    if !(may_push || may_sign_this) {
         return Err(ctx.refuse(repo, Action::Push));
     }
     for blob in &info.blobs {
@@ -925,14 +931,7 @@ async fn manifest_put(ctx: &Ctx<'_>, note: &mut Note, repo: &str, reference: &st
         }
     }
     for child in &info.manifests {
-        if ctx
-            .reg
-            .meta
-            .manifest(repo, child.as_str())
-            .await
-            .map_err(ApiError::internal)?
-            .is_none()
-        {
+        if !ctx.reg.meta.has_manifest(repo, child.as_str()).await.map_err(ApiError::internal)? {
             return Err(ApiError::bad_request(
                 "MANIFEST_BLOB_UNKNOWN",
                 format!("manifest {child} is not in {repo}; push it first"),

@@ -299,6 +299,22 @@ fn manifests_tags_catalog_mounts_referrers_and_deletes() {
         "NAME_INVALID"
     );
 
+    // An index may only list manifests already in the repository.
+    let v2 = reg.request("GET", "/v2/team/app/manifests/v2", &w, &[], None);
+    let index = |child: &str| {
+        serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": 1}]})
+        .to_string()
+    };
+    let idx_type = [("Content-Type", "application/vnd.oci.image.index.v1+json")];
+    let missing = index(&digest(b"no such manifest"));
+    let reply = reg.request("PUT", "/v2/team/app/manifests/multi", &w, &idx_type, Some(missing.as_bytes()));
+    assert_eq!(reply.error_code(), "MANIFEST_BLOB_UNKNOWN");
+    let present = index(v2.header("docker-content-digest").unwrap());
+    let reply = reg.request("PUT", "/v2/team/app/manifests/multi", &w, &idx_type, Some(present.as_bytes()));
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reg.request("DELETE", "/v2/team/app/manifests/multi", &w, &[], None).status, 202);
+
     // Tags, paginated with a Link header.
     let page = reg.request("GET", "/v2/team/app/tags/list?n=2", &w, &[], None);
     assert_eq!(page.json()["tags"], serde_json::json!(["latest", "v1"]));
