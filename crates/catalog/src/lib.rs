@@ -71,14 +71,14 @@ impl Interest for CatalogInterest {
         }
     }
 
-    fn keep(&self, entry: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
+    fn keep(&self, entry: &EntryMeta, bytes: &[u8]) -> Option<Vec<u8>> {
         let path = entry.path;
         if Self::is_metadata(path) {
-            Some(bytes)
-        } else if binary::is_elf(&bytes) {
-            binary::extract(&bytes).and_then(|info| serde_json::to_vec(&info).ok())
+            Some(bytes.to_vec())
+        } else if binary::is_elf(bytes) {
+            binary::extract(bytes).and_then(|info| serde_json::to_vec(&info).ok())
         } else if java::wants(path) {
-            let coords = java::extract(&bytes);
+            let coords = java::extract(bytes);
             (!coords.is_empty()).then(|| serde_json::to_vec(&coords).ok()).flatten()
         } else {
             None

@@ -18,9 +18,10 @@ pub trait Interest: Sync {
     ///
     /// Lets a consumer read a large file (say a binary) but keep only what it
     /// extracted (its build info), so memory stays small.
-    fn keep(&self, entry: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
+    /// The bytes are borrowed from a buffer the reader reuses for the next file, so nothing is copied unless kept.
+    fn keep(&self, entry: &EntryMeta, bytes: &[u8]) -> Option<Vec<u8>> {
         let _ = entry;
-        Some(bytes)
+        Some(bytes.to_vec())
     }
 }
 
@@ -65,15 +66,10 @@ impl<A: Interest, B: Interest> Interest for Both<A, B> {
         }
     }
 
-    fn keep(&self, entry: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
+    fn keep(&self, entry: &EntryMeta, bytes: &[u8]) -> Option<Vec<u8>> {
         let within = |limit: Option<u64>| limit.is_some_and(|l| bytes.len() as u64 <= l);
-        let (for_a, for_b) = (within(self.0.wants(entry)), within(self.1.wants(entry)));
-        let (a, b) = match (for_a, for_b) {
-            (true, true) => (self.0.keep(entry, bytes.clone()), self.1.keep(entry, bytes)),
-            (true, false) => (self.0.keep(entry, bytes), None),
-            (false, true) => (None, self.1.keep(entry, bytes)),
-            (false, false) => (None, None),
-        };
+        let a = within(self.0.wants(entry)).then(|| self.0.keep(entry, bytes)).flatten();
+        let b = within(self.1.wants(entry)).then(|| self.1.keep(entry, bytes)).flatten();
         if a.is_none() && b.is_none() {
             return None;
         }
@@ -148,15 +144,18 @@ pub struct LayerChanges {
 
 impl LayerChanges {
     /// Adds one entry, reading its content when the interest wants it.
-    pub(crate) fn put(
+    pub(crate) fn put<B>(
         &mut self,
         origin: &Origin<'_>,
         path: String,
         kind: EntryKind,
         size: u64,
         mode: u32,
-        content: impl FnOnce(u64) -> std::io::Result<Vec<u8>>,
-    ) -> Result<()> {
+        content: impl FnOnce(u64) -> std::io::Result<B>,
+    ) -> Result<()>
+    where
+        B: AsRef<[u8]>,
+    {
         let Origin { input, layer, interest } = *origin;
         let mut kept = None;
         if kind == EntryKind::File
@@ -179,7 +178,7 @@ impl LayerChanges {
                     mode,
                     layer,
                 };
-                kept = interest.keep(&meta, bytes).map(Arc::<[u8]>::from);
+                kept = interest.keep(&meta, bytes.as_ref()).map(Arc::<[u8]>::from);
             }
         }
         self.changes.push(Change::Put(FileEntry {
@@ -206,6 +205,8 @@ pub(crate) fn tar_error(input: &str, e: std::io::Error) -> Error {
 /// Reads a (decompressed) layer tar into changes for layer number `layer`.
 pub fn read_layer_tar<R: Read>(reader: R, input: &str, layer: usize, interest: &dyn Interest) -> Result<LayerChanges> {
     let mut out = LayerChanges::default();
+    // One buffer for every file of the layer: no allocation (and page faults) per file.
+    let mut buf = Vec::new();
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries().map_err(|e| tar_error(input, e))?;
     for entry in entries {
@@ -248,17 +249,18 @@ pub fn read_layer_tar<R: Read>(reader: R, input: &str, layer: usize, interest: &
             _ => continue,
         };
         let size = entry.size();
-        out.put(&Origin { input, layer, interest }, path, kind, size, mode, |size| {
+        let buf = &mut buf;
+        out.put(&Origin { input, layer, interest }, path, kind, size, mode, move |size| {
             // The header's size is only a claim: grow as bytes arrive instead of trusting it.
-            let mut buf = Vec::with_capacity(size.min(1 << 20) as usize);
-            (&mut entry).take(size).read_to_end(&mut buf)?;
+            buf.clear();
+            (&mut entry).take(size).read_to_end(buf)?;
             if (buf.len() as u64) < size {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "layer ends inside this file",
                 ));
             }
-            Ok(buf)
+            Ok(&buf[..])
         })?;
     }
     Ok(out)
@@ -275,7 +277,7 @@ mod tests {
         fn wants(&self, entry: &EntryMeta) -> Option<u64> {
             entry.path.starts_with(self.0).then_some(self.1)
         }
-        fn keep(&self, _: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
+        fn keep(&self, _: &EntryMeta, bytes: &[u8]) -> Option<Vec<u8>> {
             (!bytes.is_empty()).then(|| bytes.to_ascii_uppercase())
         }
     }
@@ -292,7 +294,7 @@ mod tests {
         assert_eq!(both.wants(&meta("etc/passwd")), Some(100));
         assert_eq!(both.wants(&meta("usr/bin")), None);
 
-        let kept = both.keep(&meta("etc/passwd"), b"root:x".to_vec()).unwrap();
+        let kept = both.keep(&meta("etc/passwd"), b"root:x").unwrap();
         assert_eq!(
             Both::<Prefix, Prefix>::first(&kept),
             None,
@@ -306,11 +308,11 @@ mod tests {
             mode: 0o644,
             layer: 0,
         };
-        let kept = both.keep(&small, b"ab".to_vec()).unwrap();
+        let kept = both.keep(&small, b"ab").unwrap();
         assert_eq!(Both::<Prefix, Prefix>::first(&kept).as_deref(), Some(&b"AB"[..]));
         assert_eq!(Both::<Prefix, Prefix>::second(&kept).as_deref(), Some(&b"AB"[..]));
 
-        assert_eq!(both.keep(&small, Vec::new()), None, "neither side kept anything");
+        assert_eq!(both.keep(&small, b""), None, "neither side kept anything");
         assert_eq!(Both::<Prefix, Prefix>::first(b""), None);
         assert_eq!(
             Both::<Prefix, Prefix>::second(&[3, 9]),

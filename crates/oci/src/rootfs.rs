@@ -4,102 +4,150 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Mutex;
+
+use ignore::{WalkBuilder, WalkState};
 
 use crate::error::{Error, Result};
 use crate::fs::EntryKind;
 use crate::layer::{Interest, LayerChanges, Origin};
 
-/// One entry found by the walk, before its content is read.
-struct Found {
-    path: String,
-    kind: EntryKind,
-    size: u64,
-    mode: u32,
-    full: std::path::PathBuf,
+/// What one walker thread read: `(path, its changes)` in any order, plus the first fatal error.
+#[derive(Default)]
+struct Harvest {
+    parts: Vec<(String, LayerChanges)>,
+    warnings: Vec<String>,
+    error: Option<Error>,
 }
 
-/// Walks `root` without following symlinks, so a link to `/` can't lead the scan onto the host,
-/// then reads the wanted files on all cores (results stay in walk order).
+/// Walks `root` without following symlinks, so a link to `/` can't lead the scan onto the host. Threads walk
+/// and read at once (directory listing, `stat` and reads overlap); entries come out sorted by path.
 pub(crate) fn read_rootfs(root: &Path, interest: &dyn Interest) -> Result<LayerChanges> {
     let shown = root.display().to_string();
-    let mut out = LayerChanges::default();
-    let mut found = Vec::new();
-    let mut stack = vec![String::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
-        let read = match fs::read_dir(&dir) {
-            Ok(r) => r,
-            Err(e) if rel.is_empty() => return Err(Error::io(&shown, e)),
-            Err(e) => {
-                out.warnings.push(format!("{shown}: skipped {rel}: {e}"));
-                continue;
-            }
-        };
-        let mut names: Vec<_> = read.filter_map(|e| e.ok()).collect();
-        names.sort_by_key(|e| e.file_name());
-        for dirent in names {
-            let name = dirent.file_name().to_string_lossy().into_owned();
-            let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-            let meta = match fs::symlink_metadata(dirent.path()) {
-                Ok(m) => m,
-                Err(e) => {
-                    out.warnings.push(format!("{shown}: skipped {path}: {e}"));
-                    continue;
-                }
-            };
-            let ft = meta.file_type();
-            let kind = if ft.is_dir() {
-                stack.push(path.clone());
-                EntryKind::Dir
-            } else if ft.is_symlink() {
-                let target = fs::read_link(dirent.path()).map_err(|e| Error::io(format!("{shown}: {path}"), e))?;
-                EntryKind::Symlink(target.to_string_lossy().into_owned())
-            } else if ft.is_file() {
-                EntryKind::File
-            } else {
-                EntryKind::Other
-            };
-            found.push(Found {
-                path,
-                kind,
-                size: meta.size(),
-                mode: meta.permissions().mode() & 0o7777,
-                full: dirent.path(),
-            });
-        }
-    }
-    // Files differ wildly in size: hand them out one at a time, keep the results in walk order.
+    // The parallel walker reports an unreadable root as an entry error; name it plainly instead.
+    fs::read_dir(root).map_err(|e| Error::io(&shown, e))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<Result<LayerChanges>>>> = found.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let origin = Origin {
-                    input: &shown,
-                    layer: 0,
-                    interest,
+    let harvest = Mutex::new(Harvest::default());
+    WalkBuilder::new(root)
+        .standard_filters(false)
+        .follow_links(false)
+        .threads(threads)
+        .build_parallel()
+        .run(|| {
+            let mut mine = ThreadHarvest {
+                local: Harvest::default(),
+                shared: &harvest,
+                buf: Vec::new(),
+            };
+            let shown = &shown;
+            Box::new(move |entry| {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        mine.local.warnings.push(format!("{shown}: skipped {e}"));
+                        return WalkState::Continue;
+                    }
                 };
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(f) = found.get(i) else { break };
-                    let mut part = LayerChanges::default();
-                    let r = part
-                        .put(&origin, f.path.clone(), f.kind.clone(), f.size, f.mode, |size| {
-                            let mut buf = Vec::with_capacity(size.min(1 << 20) as usize);
-                            fs::File::open(&f.full)?.take(size).read_to_end(&mut buf)?;
-                            Ok(buf)
-                        })
-                        .map(|()| part);
-                    *slots[i].lock().expect("no thread panics while holding a slot") = Some(r);
+                if entry.depth() == 0 {
+                    return WalkState::Continue;
                 }
-            });
-        }
-    });
-    for slot in slots {
-        let part = slot.into_inner().expect("no thread panicked").expect("every entry was read")?;
+                match read_entry(root, shown, interest, &entry, &mut mine.buf) {
+                    Ok(Some(part)) => mine.local.parts.push(part),
+                    Ok(None) => {}
+                    Err(e) => {
+                        mine.local.error = Some(e);
+                        return WalkState::Quit;
+                    }
+                }
+                WalkState::Continue
+            })
+        });
+    let mut harvest = harvest.into_inner().expect("no walker thread panicked");
+    if let Some(e) = harvest.error {
+        return Err(e);
+    }
+    harvest.parts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out = LayerChanges {
+        warnings: harvest.warnings,
+        ..LayerChanges::default()
+    };
+    out.warnings.sort();
+    for (_, part) in harvest.parts {
         out.changes.extend(part.changes);
         out.warnings.extend(part.warnings);
     }
     Ok(out)
+}
+
+/// A walker thread's results; handed to the shared harvest when the thread's visitor is dropped.
+struct ThreadHarvest<'a> {
+    local: Harvest,
+    shared: &'a Mutex<Harvest>,
+    /// Reused for every file this thread reads.
+    buf: Vec<u8>,
+}
+
+impl Drop for ThreadHarvest<'_> {
+    fn drop(&mut self) {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let local = std::mem::take(&mut self.local);
+        shared.parts.extend(local.parts);
+        shared.warnings.extend(local.warnings);
+        if shared.error.is_none() {
+            shared.error = local.error;
+        }
+    }
+}
+
+/// One walked entry as changes (`None` when it cannot be named or stat'ed: a warning says so).
+fn read_entry(
+    root: &Path,
+    shown: &str,
+    interest: &dyn Interest,
+    entry: &ignore::DirEntry,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(String, LayerChanges)>> {
+    let mut part = LayerChanges::default();
+    let Ok(rel) = entry.path().strip_prefix(root) else {
+        return Ok(None);
+    };
+    let path = rel.to_string_lossy().into_owned();
+    // `ignore` stats without following links when `follow_links` is off.
+    let meta = match entry.metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            part.warnings.push(format!("{shown}: skipped {path}: {e}"));
+            return Ok(Some((path, part)));
+        }
+    };
+    let ft = meta.file_type();
+    let kind = if ft.is_dir() {
+        EntryKind::Dir
+    } else if ft.is_symlink() {
+        let target = fs::read_link(entry.path()).map_err(|e| Error::io(format!("{shown}: {path}"), e))?;
+        EntryKind::Symlink(target.to_string_lossy().into_owned())
+    } else if ft.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Other
+    };
+    let origin = Origin {
+        input: shown,
+        layer: 0,
+        interest,
+    };
+    let full = entry.path();
+    part.put(
+        &origin,
+        path.clone(),
+        kind,
+        meta.size(),
+        meta.permissions().mode() & 0o7777,
+        move |size| {
+            buf.clear();
+            fs::File::open(full)?.take(size).read_to_end(buf)?;
+            Ok(&buf[..])
+        },
+    )?;
+    Ok(Some((path, part)))
 }

@@ -157,7 +157,7 @@ pub fn scan_history(repo: &Path, scanner: &Scanner) -> Result<HistoryScan, GitEr
         commits: commits.len(),
         ..HistoryScan::default()
     };
-    let wanted: Vec<&String> = order.iter().filter(|b| !scanner.path_allowed(&introduced[*b].path)).collect();
+    let wanted: Vec<&String> = order.iter().filter(|b| scanner.reads(&introduced[*b].path)).collect();
     let mut child = git(repo)
         .args(["cat-file", "--batch"])
         .stdin(Stdio::piped())

@@ -18,11 +18,11 @@ pub struct SecretInterest<'a> {
 
 impl Interest for SecretInterest<'_> {
     fn wants(&self, entry: &EntryMeta) -> Option<u64> {
-        (entry.layer >= self.first_layer && !self.scanner.path_allowed(entry.path)).then_some(MAX_FILE_BYTES)
+        (entry.layer >= self.first_layer && self.scanner.reads(entry.path)).then_some(MAX_FILE_BYTES)
     }
 
-    fn keep(&self, entry: &EntryMeta, bytes: Vec<u8>) -> Option<Vec<u8>> {
-        let found = self.scanner.scan_content(entry.path, &bytes);
+    fn keep(&self, entry: &EntryMeta, bytes: &[u8]) -> Option<Vec<u8>> {
+        let found = self.scanner.scan_content(entry.path, bytes);
         (!found.is_empty()).then(|| serde_json::to_vec(&found).expect("findings serialize"))
     }
 }

@@ -42,7 +42,8 @@ pub struct RuleSpec {
     pub title: &'static str,
     /// Severity of a leak.
     pub severity: Severity,
-    /// Case-insensitive words, one of which must appear near a match; empty: always run.
+    /// Case-insensitive words, one of which every match contains (the scanner then searches only near their
+    /// hits when the pattern's length is bounded); empty: always run.
     pub keywords: &'static [&'static str],
     /// The pattern; a group named `secret` marks the secret itself.
     pub regex: &'static str,
@@ -58,455 +59,1199 @@ macro_rules! b {
     };
 }
 
-/// The built-in rule set.
+// A vendor's name (`discord`), up to 25 more name characters, an assignment, then the quoted value: the shape
+// of Trivy's vendor rules, for secrets without a distinctive prefix. The value lands in group `secret` (or the
+// given name, for a rule with two alternatives; see `Scanner`).
+macro_rules! assigned {
+    ($name:literal, $value:literal) => {
+        assigned!($name, $value, "secret")
+    };
+    ($name:literal, $value:literal, $group:literal) => {
+        concat!(
+            "(?i)",
+            $name,
+            r"[a-z0-9_ .\-,]{0,25}(?:=|>|:=|\|\|:|<=|=>|:)[^\n]{0,5}[\x22'](?P<",
+            $group,
+            ">",
+            $value,
+            r")[\x22']"
+        )
+    };
+}
+
+// `rule!(id, category, title, Severity, [keywords], regex)`, with `, entropy = BITS` for rules whose pattern
+// alone also matches placeholders and words.
+macro_rules! rule {
+    ($id:literal, $category:literal, $title:literal, $severity:ident, [$($keyword:literal),* $(,)?], $regex:expr $(, entropy = $entropy:literal)? $(,)?) => {
+        RuleSpec {
+            id: $id,
+            category: $category,
+            title: $title,
+            severity: Severity::$severity,
+            keywords: &[$($keyword),*],
+            regex: $regex,
+            entropy: rule!(@entropy $($entropy)?),
+        }
+    };
+    (@entropy) => {
+        None
+    };
+    (@entropy $bits:literal) => {
+        Some($bits)
+    };
+}
+
+/// The built-in rule set: Trivy's built-in rules (under Trivy's ids, so a `trivy-secret.yaml` that disables or
+/// enables rules by id means the same here), the common gitleaks rules, cloud and AI vendors' current formats,
+/// credentials files (`.npmrc`, `.netrc`, docker config) and the generic rules.
 pub const BUILTIN: &[RuleSpec] = &[
-    RuleSpec {
-        id: "aws-access-key-id",
-        category: "AWS",
-        title: "AWS Access Key ID",
-        severity: Severity::Critical,
-        keywords: &["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "A3T"],
-        regex: b!(r"(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "aws-secret-access-key",
-        category: "AWS",
-        title: "AWS Secret Access Key",
-        severity: Severity::Critical,
-        keywords: &["aws"],
-        regex: r#"(?i)["']?aws_?(?:sec(?:ret)?)?_?(?:access)?_?key["']?\s*(?::|=>|=)?\s*["']?(?P<secret>[A-Za-z0-9/+=]{40})(?:$|[^A-Za-z0-9/+=])"#,
-        entropy: None,
-    },
-    RuleSpec {
-        id: "github-pat",
-        category: "GitHub",
-        title: "GitHub Personal Access Token",
-        severity: Severity::Critical,
-        keywords: &["ghp_"],
-        regex: b!(r"(?P<secret>ghp_[0-9A-Za-z]{36,255})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "github-fine-grained-pat",
-        category: "GitHub",
-        title: "GitHub Fine-grained Personal Access Token",
-        severity: Severity::Critical,
-        keywords: &["github_pat_"],
-        regex: b!(r"(?P<secret>github_pat_[0-9A-Za-z_]{82})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "github-oauth",
-        category: "GitHub",
-        title: "GitHub OAuth Access Token",
-        severity: Severity::Critical,
-        keywords: &["gho_"],
-        regex: b!(r"(?P<secret>gho_[0-9A-Za-z]{36})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "github-app-token",
-        category: "GitHub",
-        title: "GitHub App Token",
-        severity: Severity::Critical,
-        keywords: &["ghu_", "ghs_"],
-        regex: b!(r"(?P<secret>(?:ghu|ghs)_(?:[0-9A-Za-z]{36}|[0-9]+_[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}))"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "github-refresh-token",
-        category: "GitHub",
-        title: "GitHub Refresh Token",
-        severity: Severity::Critical,
-        keywords: &["ghr_"],
-        regex: b!(r"(?P<secret>ghr_[0-9A-Za-z]{36,76})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "gitlab-pat",
-        category: "GitLab",
-        title: "GitLab Personal Access Token",
-        severity: Severity::Critical,
-        keywords: &["glpat-"],
-        regex: b!(r"(?P<secret>glpat-[0-9A-Za-z_\-]{20,})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "gitlab-runner-token",
-        category: "GitLab",
-        title: "GitLab Runner Registration Token",
-        severity: Severity::High,
-        keywords: &["GR1348941", "glrt-"],
-        regex: b!(r"(?P<secret>(?:GR1348941|glrt-)[0-9A-Za-z_\-]{20})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "slack-token",
-        category: "Slack",
-        title: "Slack token",
-        severity: Severity::High,
-        keywords: &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe"],
-        regex: r"(?:^|[^0-9A-Za-z])(?P<secret>xox(?:[abeprs]|e\.xox[bp])-[0-9]{10,13}-[0-9A-Za-z\-]{10,250})",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "slack-webhook",
-        category: "Slack",
-        title: "Slack Webhook URL",
-        severity: Severity::Medium,
-        keywords: &["hooks.slack.com"],
-        regex: r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/_\-]{20,})",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "stripe-secret-key",
-        category: "Stripe",
-        title: "Stripe secret key",
-        severity: Severity::Critical,
-        keywords: &["sk_live_", "rk_live_", "sk_test_"],
-        regex: b!(r"(?P<secret>(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "npm-access-token",
-        category: "npm",
-        title: "npm access token",
-        severity: Severity::Critical,
-        keywords: &["npm_"],
-        regex: b!(r"(?P<secret>npm_[0-9A-Za-z]{36})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "pypi-upload-token",
-        category: "PyPI",
-        title: "PyPI upload token",
-        severity: Severity::High,
-        keywords: &["pypi-ageichlwas5vcmc"],
-        regex: r"(?P<secret>pypi-AgEIcHlwaS5vcmc[0-9A-Za-z_\-]{50,})",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "private-key",
-        category: "AsymmetricPrivateKey",
-        title: "Asymmetric private key",
-        severity: Severity::High,
-        keywords: &["private key-----"],
-        regex: r"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?P<secret>[\sA-Za-z0-9+/=:.,\\\-]{64,}?)-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "jwt-token",
-        category: "JWT",
-        title: "JSON Web Token",
-        severity: Severity::Medium,
-        keywords: &["eyj"],
-        regex: b!(r"(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "gcp-service-account",
-        category: "Google",
-        title: "Google (GCP) service account key",
-        severity: Severity::Critical,
-        keywords: &["service_account"],
-        regex: r#""type"\s*:\s*"(?P<secret>service_account)""#,
-        entropy: None,
-    },
-    RuleSpec {
-        id: "gcp-api-key",
-        category: "Google",
-        title: "Google API key",
-        severity: Severity::High,
-        keywords: &["aiza"],
-        regex: b!(r"(?P<secret>AIza[0-9A-Za-z_\-]{35})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "azure-storage-account-key",
-        category: "Azure",
-        title: "Azure Storage Account key",
-        severity: Severity::Critical,
-        keywords: &["accountkey"],
-        regex: r"(?i)AccountKey\s*=\s*(?P<secret>[A-Za-z0-9+/]{86}==)",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "azure-sas-token",
-        category: "Azure",
-        title: "Azure Shared Access Signature",
-        severity: Severity::High,
-        keywords: &["sig="],
-        regex: r"(?:sv|se|sp)=[^&\s]+&[^\s]*sig=(?P<secret>[A-Za-z0-9%+/]{43,}(?:%3D|=){0,2})",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "azure-devops-pat",
-        category: "Azure",
-        title: "Azure DevOps Personal Access Token",
-        severity: Severity::Critical,
-        keywords: &["azure", "devops", "ado_", "vsts"],
-        regex: r#"(?i)(?:azure|devops|ado|vsts)[a-z_\-]{0,20}\s*[:=]\s*["']?(?P<secret>[a-z2-7]{52})(?:$|[^a-z0-9])"#,
-        entropy: None,
-    },
-    RuleSpec {
-        id: "azure-entra-client-secret",
-        category: "Azure",
-        title: "Azure Entra ID client secret",
-        severity: Severity::Critical,
-        keywords: &["q~"],
-        regex: r"(?:^|[^0-9A-Za-z_~.\-])(?P<secret>[0-9A-Za-z_\-.]{3}[0-9]Q~[0-9A-Za-z_~.\-]{31,34})(?:$|[^0-9A-Za-z_~.\-])",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "azure-acr-login-password",
-        category: "Azure",
-        title: "Azure Container Registry login password",
-        severity: Severity::Critical,
-        keywords: &["azurecr.io"],
-        regex: r"(?i)azurecr\.io[^\n]{0,60}?(?:password|passwd|pwd)\s*[:=]\s*[\x22']?(?P<secret>[A-Za-z0-9+/=]{32,})",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "azure-api-key",
-        category: "Azure",
-        title: "Azure API key (AI services, Container Registry tokens)",
-        severity: Severity::Critical,
-        keywords: &["jqqj99"],
-        regex: b!(r"(?P<secret>[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{26})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "azure-app-configuration-connection-string",
-        category: "Azure",
-        title: "Azure App Configuration connection string",
-        severity: Severity::Critical,
-        keywords: &["azconfig.io"],
-        regex: r"Endpoint=https://[^;\s]+\.azconfig\.io;Id=[^;\s]+;Secret=(?P<secret>[A-Za-z0-9+/=]{30,})",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "azure-container-registry-password",
-        category: "Azure",
-        title: "Azure Container Registry password",
-        severity: Severity::Critical,
-        keywords: &["+acr"],
-        regex: b!(r"(?P<secret>[0-9A-Za-z+/]{42}\+ACR[A-Za-z0-9]{6})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "huggingface-token",
-        category: "HuggingFace",
-        title: "Hugging Face access token",
-        severity: Severity::Critical,
-        keywords: &["hf_"],
-        regex: b!(r"(?P<secret>hf_[A-Za-z0-9]{34,40})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "openai-api-key",
-        category: "OpenAI",
-        title: "OpenAI API key",
-        severity: Severity::Critical,
-        keywords: &["t3blbkfj"],
-        regex: b!(r"(?P<secret>sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,74}|[A-Za-z0-9]{20,74})T3BlbkFJ[A-Za-z0-9_\-]{20,74})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "openai-realtime-client-secret",
-        category: "OpenAI",
-        title: "OpenAI Realtime client secret",
-        severity: Severity::High,
-        keywords: &["ek_"],
-        regex: b!(r"(?P<secret>ek_[a-f0-9]{32})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "anthropic-api-key",
-        category: "Anthropic",
-        title: "Anthropic API key",
-        severity: Severity::Critical,
-        keywords: &["sk-ant-"],
-        regex: b!(r"(?P<secret>sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,100})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "alibaba-access-key-id",
-        category: "Alibaba",
-        title: "Alibaba AccessKey ID",
-        severity: Severity::High,
-        keywords: &["ltai"],
-        regex: b!(r"(?P<secret>LTAI[A-Za-z0-9]{20})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "sendgrid-api-key",
-        category: "SendGrid",
-        title: "SendGrid API key",
-        severity: Severity::High,
-        keywords: &["sg."],
-        regex: b!(r"(?P<secret>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "shopify-token",
-        category: "Shopify",
-        title: "Shopify access token",
-        severity: Severity::High,
-        keywords: &["shpat_", "shpca_", "shppa_", "shpss_"],
-        regex: b!(r"(?P<secret>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "dockerhub-pat",
-        category: "Docker",
-        title: "Docker Hub personal access token",
-        severity: Severity::High,
-        keywords: &["dckr_pat_"],
-        regex: b!(r"(?P<secret>dckr_pat_[A-Za-z0-9_\-]{27})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "kubernetes-docker-config",
-        category: "Docker",
-        title: "Registry credentials in a Kubernetes secret (.dockerconfigjson)",
-        severity: Severity::High,
-        keywords: &[".dockerconfigjson", ".dockercfg"],
-        regex: r"\.docker(?:configjson|cfg)\x22?\s*:\s*\x22?(?P<secret>[A-Za-z0-9+/=]{8,})",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "docker-config-auth",
-        category: "Docker",
-        title: "Docker registry credentials (config.json auths)",
-        severity: Severity::High,
-        keywords: &["\"auth\""],
-        regex: r#""auths"\s*:\s*\{[^}]*"auth"\s*:\s*"(?P<secret>[A-Za-z0-9+/=]{8,})""#,
-        entropy: None,
-    },
-    RuleSpec {
-        id: "digitalocean-token",
-        category: "DigitalOcean",
-        title: "DigitalOcean token",
-        severity: Severity::High,
-        keywords: &["dop_v1_", "doo_v1_", "dor_v1_"],
-        regex: b!(r"(?P<secret>do[opr]_v1_[a-f0-9]{64})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "grafana-token",
-        category: "Grafana",
-        title: "Grafana API or service account token",
-        severity: Severity::High,
-        keywords: &["glc_", "glsa_"],
-        regex: b!(r"(?P<secret>(?:glc_[A-Za-z0-9+/]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}))"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "grafana-api-key",
-        category: "Grafana",
-        title: "Grafana API key (legacy)",
-        severity: Severity::High,
-        keywords: &["eyjrijoi"],
-        regex: b!(r"(?P<secret>eyJrIjoi[A-Za-z0-9]{70,400}={0,2})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "hashicorp-vault-token",
-        category: "HashiCorp",
-        title: "Vault service token",
-        severity: Severity::High,
-        keywords: &["hvs."],
-        regex: b!(r"(?P<secret>hvs\.[A-Za-z0-9_\-]{90,120})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "terraform-cloud-token",
-        category: "HashiCorp",
-        title: "Terraform Cloud API token",
-        severity: Severity::High,
-        keywords: &["atlasv1"],
-        regex: r"(?P<secret>[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70})",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "atlassian-api-token",
-        category: "Atlassian",
-        title: "Atlassian API token",
-        severity: Severity::High,
-        keywords: &["atatt3"],
-        regex: b!(r"(?P<secret>ATATT3[A-Za-z0-9_\-=]{186})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "twilio-api-key",
-        category: "Twilio",
-        title: "Twilio API key",
-        severity: Severity::Medium,
-        keywords: &["twilio"],
-        regex: b!(r"(?P<secret>SK[0-9a-fA-F]{32})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "mailgun-api-key",
-        category: "Mailgun",
-        title: "Mailgun API key",
-        severity: Severity::Medium,
-        keywords: &["key-"],
-        regex: b!(r"(?P<secret>key-[0-9a-f]{32})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "private-packagist-token",
-        category: "Packagist",
-        title: "Private Packagist token",
-        severity: Severity::High,
-        keywords: &["packagist_"],
-        regex: b!(r"(?P<secret>packagist_[ou][ru]t_[a-f0-9]{68})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "linear-api-key",
-        category: "Linear",
-        title: "Linear API key",
-        severity: Severity::High,
-        keywords: &["lin_api_"],
-        regex: b!(r"(?P<secret>lin_api_[A-Za-z0-9]{40})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "postman-api-key",
-        category: "Postman",
-        title: "Postman API key",
-        severity: Severity::High,
-        keywords: &["pmak-"],
-        regex: b!(r"(?P<secret>PMAK-[a-f0-9]{24}-[a-f0-9]{34})"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "databricks-token",
-        category: "Databricks",
-        title: "Databricks API token",
-        severity: Severity::High,
-        keywords: &["dapi"],
-        regex: b!(r"(?P<secret>dapi[a-f0-9]{32}(?:-\d)?)"),
-        entropy: None,
-    },
-    RuleSpec {
-        id: "url-credentials",
-        category: "Generic",
-        title: "Password in a URL",
-        severity: Severity::High,
-        keywords: &["://"],
-        regex: r"[a-z][a-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:(?P<secret>[^\s:/@]{6,128})@[A-Za-z0-9.\-]+",
-        entropy: None,
-    },
-    RuleSpec {
-        id: "generic-credential",
-        category: "Generic",
-        title: "High-entropy value assigned to a credential-like name",
-        severity: Severity::High,
-        keywords: &[
+    rule!(
+        "aws-access-key-id",
+        "AWS",
+        "AWS Access Key ID",
+        Critical,
+        ["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "A3T"],
+        b!(r"(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16})")
+    ),
+    rule!(
+        "aws-secret-access-key",
+        "AWS",
+        "AWS Secret Access Key",
+        Critical,
+        ["aws"],
+        r#"(?i)["']?aws_?(?:sec(?:ret)?)?_?(?:access)?_?key["']?\s{0,5}(?::|=>|=)?\s{0,5}["']?(?P<secret>[A-Za-z0-9/+=]{40})(?:$|[^A-Za-z0-9/+=])"#
+    ),
+    rule!(
+        "github-pat",
+        "GitHub",
+        "GitHub Personal Access Token",
+        Critical,
+        ["ghp_"],
+        b!(r"(?P<secret>ghp_[0-9A-Za-z]{36,255})")
+    ),
+    rule!(
+        "github-fine-grained-pat",
+        "GitHub",
+        "GitHub Fine-grained Personal Access Token",
+        Critical,
+        ["github_pat_"],
+        b!(r"(?P<secret>github_pat_[0-9A-Za-z_]{82})")
+    ),
+    rule!(
+        "github-oauth",
+        "GitHub",
+        "GitHub OAuth Access Token",
+        Critical,
+        ["gho_"],
+        b!(r"(?P<secret>gho_[0-9A-Za-z]{36})")
+    ),
+    rule!(
+        "github-app-token",
+        "GitHub",
+        "GitHub App Token",
+        Critical,
+        ["ghu_", "ghs_"],
+        b!(r"(?P<secret>(?:ghu|ghs)_(?:[0-9A-Za-z]{36}|[0-9]+_[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}))")
+    ),
+    rule!(
+        "github-refresh-token",
+        "GitHub",
+        "GitHub Refresh Token",
+        Critical,
+        ["ghr_"],
+        b!(r"(?P<secret>ghr_[0-9A-Za-z]{36,76})")
+    ),
+    rule!(
+        "gitlab-pat",
+        "GitLab",
+        "GitLab Personal Access Token",
+        Critical,
+        ["glpat-"],
+        b!(r"(?P<secret>glpat-[0-9A-Za-z_\-]{20,})")
+    ),
+    rule!(
+        "gitlab-runner-token",
+        "GitLab",
+        "GitLab Runner Registration Token",
+        High,
+        ["GR1348941", "glrt-"],
+        b!(r"(?P<secret>(?:GR1348941|glrt-)[0-9A-Za-z_\-]{20})")
+    ),
+    rule!(
+        "slack-access-token",
+        "Slack",
+        "Slack token",
+        High,
+        ["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe"],
+        r"(?:^|[^0-9A-Za-z])(?P<secret>xox(?:[abeprs]|e\.xox[bp])-[0-9]{10,13}-[0-9A-Za-z\-]{10,250})"
+    ),
+    rule!(
+        "slack-web-hook",
+        "Slack",
+        "Slack Webhook URL",
+        Medium,
+        ["hooks.slack.com"],
+        r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/_\-]{20,})"
+    ),
+    rule!(
+        "stripe-secret-token",
+        "Stripe",
+        "Stripe secret key",
+        Critical,
+        ["sk_live_", "rk_live_", "sk_test_", "rk_test_"],
+        b!(r"(?P<secret>(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99})")
+    ),
+    rule!(
+        "npm-access-token",
+        "npm",
+        "npm access token",
+        Critical,
+        ["npm_"],
+        b!(r"(?P<secret>npm_[0-9A-Za-z]{36})")
+    ),
+    rule!(
+        "pypi-upload-token",
+        "PyPI",
+        "PyPI upload token",
+        High,
+        ["pypi-ageichlwas5vcmc"],
+        r"(?P<secret>pypi-AgEIcHlwaS5vcmc[0-9A-Za-z_\-]{50,})"
+    ),
+    rule!(
+        "private-key",
+        "AsymmetricPrivateKey",
+        "Asymmetric private key",
+        High,
+        ["private key-----"],
+        r"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?P<secret>[\sA-Za-z0-9+/=:.,\\\-]{64,}?)-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
+    ),
+    rule!(
+        "jwt-token",
+        "JWT",
+        "JSON Web Token",
+        Medium,
+        ["eyj"],
+        b!(r"(?P<secret>eyJ[A-Za-z0-9_-]{8,2048}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{16,1024})")
+    ),
+    rule!(
+        "gcp-service-account",
+        "Google",
+        "Google (GCP) service account key",
+        Critical,
+        ["service_account"],
+        r#""type"\s*:\s*"(?P<secret>service_account)""#
+    ),
+    rule!(
+        "gcp-api-key",
+        "Google",
+        "Google API key",
+        High,
+        ["aiza"],
+        b!(r"(?P<secret>AIza[0-9A-Za-z_\-]{35})")
+    ),
+    rule!(
+        "azure-storage-account-key",
+        "Azure",
+        "Azure Storage Account key",
+        Critical,
+        ["accountkey"],
+        r"(?i)AccountKey\s*=\s*(?P<secret>[A-Za-z0-9+/]{86}==)"
+    ),
+    rule!(
+        "azure-sas-token",
+        "Azure",
+        "Azure Shared Access Signature",
+        High,
+        ["sig="],
+        r"(?:sv|se|sp)=[^&\s]+&[^\s]*sig=(?P<secret>[A-Za-z0-9%+/]{43,}(?:%3D|=){0,2})"
+    ),
+    rule!(
+        "azure-devops-pat",
+        "Azure",
+        "Azure DevOps Personal Access Token",
+        Critical,
+        ["azure", "devops", "ado", "vsts"],
+        r#"(?i)(?:azure|devops|ado|vsts)[a-z_\-]{0,20}\s{0,5}[:=]\s{0,5}["']?(?P<secret>[a-z2-7]{52})(?:$|[^a-z0-9])"#
+    ),
+    rule!(
+        "azure-entra-client-secret",
+        "Azure",
+        "Azure Entra ID client secret",
+        Critical,
+        ["q~"],
+        r"(?:^|[^0-9A-Za-z_~.\-])(?P<secret>[0-9A-Za-z_\-.]{3}[0-9]Q~[0-9A-Za-z_~.\-]{31,34})(?:$|[^0-9A-Za-z_~.\-])"
+    ),
+    rule!(
+        "azure-acr-login-password",
+        "Azure",
+        "Azure Container Registry login password",
+        Critical,
+        ["azurecr.io"],
+        r"(?i)azurecr\.io[^\n]{0,60}?(?:password|passwd|pwd)\s*[:=]\s*[\x22']?(?P<secret>[A-Za-z0-9+/=]{32,})"
+    ),
+    rule!(
+        "azure-api-key",
+        "Azure",
+        "Azure API key (AI services, Container Registry tokens)",
+        Critical,
+        ["jqqj99"],
+        b!(r"(?P<secret>[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{26})")
+    ),
+    rule!(
+        "azure-app-configuration-connection-string",
+        "Azure",
+        "Azure App Configuration connection string",
+        Critical,
+        ["azconfig.io"],
+        r"Endpoint=https://[^;\s]+\.azconfig\.io;Id=[^;\s]+;Secret=(?P<secret>[A-Za-z0-9+/=]{30,})"
+    ),
+    rule!(
+        "azure-container-registry-password",
+        "Azure",
+        "Azure Container Registry password",
+        Critical,
+        ["+acr"],
+        b!(r"(?P<secret>[0-9A-Za-z+/]{42}\+ACR[A-Za-z0-9]{6})")
+    ),
+    rule!(
+        "hugging-face-access-token",
+        "HuggingFace",
+        "Hugging Face access token",
+        Critical,
+        ["hf_"],
+        b!(r"(?P<secret>hf_[A-Za-z0-9]{34,40})")
+    ),
+    rule!(
+        "openai-api-key",
+        "OpenAI",
+        "OpenAI API key",
+        Critical,
+        ["t3blbkfj"],
+        b!(r"(?P<secret>sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,74}|[A-Za-z0-9]{20,74})T3BlbkFJ[A-Za-z0-9_\-]{20,74})")
+    ),
+    rule!(
+        "openai-realtime-client-secret",
+        "OpenAI",
+        "OpenAI Realtime client secret",
+        High,
+        ["ek_"],
+        b!(r"(?P<secret>ek_[a-f0-9]{32})")
+    ),
+    rule!(
+        "anthropic-api-key",
+        "Anthropic",
+        "Anthropic API key",
+        Critical,
+        ["sk-ant-"],
+        b!(r"(?P<secret>sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,100})")
+    ),
+    rule!(
+        "alibaba-access-key-id",
+        "Alibaba",
+        "Alibaba AccessKey ID",
+        High,
+        ["ltai"],
+        b!(r"(?P<secret>LTAI[A-Za-z0-9]{20})")
+    ),
+    rule!(
+        "sendgrid-api-token",
+        "SendGrid",
+        "SendGrid API key",
+        High,
+        ["sg."],
+        b!(r"(?P<secret>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})")
+    ),
+    rule!(
+        "shopify-token",
+        "Shopify",
+        "Shopify access token",
+        High,
+        ["shpat_", "shpca_", "shppa_", "shpss_"],
+        b!(r"(?P<secret>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})")
+    ),
+    rule!(
+        "dockerhub-pat",
+        "Docker",
+        "Docker Hub personal access token",
+        High,
+        ["dckr_pat_"],
+        b!(r"(?P<secret>dckr_pat_[A-Za-z0-9_\-]{27})")
+    ),
+    rule!(
+        "dockerconfig-secret",
+        "Docker",
+        "Registry credentials in a Kubernetes secret (.dockerconfigjson)",
+        High,
+        [".dockerconfigjson", ".dockercfg"],
+        r"\.docker(?:configjson|cfg)\x22?\s*:\s*\x22?(?P<secret>[A-Za-z0-9+/=]{8,})"
+    ),
+    rule!(
+        "docker-config-auth",
+        "Docker",
+        "Docker registry credentials (config.json auths)",
+        High,
+        ["\"auth\""],
+        r#""auths"\s*:\s*\{[^}]*"auth"\s*:\s*"(?P<secret>[A-Za-z0-9+/=]{8,})""#
+    ),
+    rule!(
+        "digitalocean-token",
+        "DigitalOcean",
+        "DigitalOcean token",
+        High,
+        ["dop_v1_", "doo_v1_", "dor_v1_"],
+        b!(r"(?P<secret>do[opr]_v1_[a-f0-9]{64})")
+    ),
+    rule!(
+        "grafana-cloud-api-token",
+        "Grafana",
+        "Grafana Cloud API token",
+        High,
+        ["glc_"],
+        b!(r"(?P<secret>glc_[A-Za-z0-9+/]{32,400}={0,2})")
+    ),
+    rule!(
+        "grafana-service-account-token",
+        "Grafana",
+        "Grafana service account token",
+        High,
+        ["glsa_"],
+        b!(r"(?P<secret>glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8})")
+    ),
+    rule!(
+        "grafana-api-token",
+        "Grafana",
+        "Grafana API key (legacy)",
+        High,
+        ["eyjrijoi"],
+        b!(r"(?P<secret>eyJrIjoi[A-Za-z0-9]{70,400}={0,2})")
+    ),
+    rule!(
+        "hashicorp-vault-token",
+        "HashiCorp",
+        "Vault service token",
+        High,
+        ["hvs."],
+        b!(r"(?P<secret>hvs\.[A-Za-z0-9_\-]{90,120})")
+    ),
+    rule!(
+        "hashicorp-tf-api-token",
+        "HashiCorp",
+        "Terraform Cloud API token",
+        High,
+        ["atlasv1"],
+        r"(?P<secret>[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70})"
+    ),
+    // The ATATT3 format, or (older tokens, as Trivy finds them) 24 characters assigned to an `atlassian…` name.
+    rule!(
+        "atlassian-api-token",
+        "Atlassian",
+        "Atlassian API token",
+        High,
+        ["atatt3", "atlassian"],
+        concat!(
+            "(?:",
+            b!(r"(?P<secret>ATATT3[A-Za-z0-9_\-=]{186})"),
+            ")|(?:",
+            assigned!("atlassian", r"[a-z0-9]{24}", "secret_assigned"),
+            ")"
+        )
+    ),
+    rule!(
+        "twilio-api-key",
+        "Twilio",
+        "Twilio API key",
+        Medium,
+        ["twilio"],
+        concat!(r"(?i)twilio[^\n]{0,40}?", b!(r"(?P<secret>(?-i:SK)[0-9a-f]{32})"))
+    ),
+    rule!(
+        "mailgun-token",
+        "Mailgun",
+        "Mailgun private or public API key",
+        Medium,
+        ["key-"],
+        b!(r"(?P<secret>(?:pub)?key-[0-9a-f]{32})")
+    ),
+    rule!(
+        "private-packagist-token",
+        "Packagist",
+        "Private Packagist token",
+        High,
+        ["packagist_"],
+        b!(r"(?P<secret>packagist_[ou][ru]t_[a-f0-9]{68})")
+    ),
+    rule!(
+        "linear-api-token",
+        "Linear",
+        "Linear API key",
+        High,
+        ["lin_api_"],
+        b!(r"(?P<secret>lin_api_[A-Za-z0-9]{40})")
+    ),
+    rule!(
+        "postman-api-token",
+        "Postman",
+        "Postman API key",
+        High,
+        ["pmak-"],
+        b!(r"(?P<secret>PMAK-[a-f0-9]{24}-[a-f0-9]{34})")
+    ),
+    rule!(
+        "databricks-api-token",
+        "Databricks",
+        "Databricks API token",
+        High,
+        ["dapi"],
+        b!(r"(?P<secret>dapi[a-f0-9]{32}(?:-\d)?)")
+    ),
+    // Placeholders such as `pk_live_xXX1xXXXx1…` stay under 3 bits per byte; real keys are random.
+    rule!(
+        "stripe-publishable-token",
+        "Stripe",
+        "Stripe publishable key",
+        Low,
+        ["pk_test_", "pk_live_"],
+        b!(r"(?P<secret>pk_(?:test|live)_[0-9A-Za-z]{10,99})"),
+        entropy = 3.2
+    ),
+    rule!(
+        "heroku-api-key",
+        "Heroku",
+        "Heroku API key",
+        High,
+        ["heroku"],
+        assigned!("heroku", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    ),
+    rule!(
+        "heroku-api-key-v2",
+        "Heroku",
+        "Heroku API key (HRKU- format)",
+        High,
+        ["hrku-"],
+        b!(r"(?P<secret>HRKU-[A-Za-z0-9_\-]{60})")
+    ),
+    rule!(
+        "age-secret-key",
+        "Age",
+        "age secret key",
+        Medium,
+        ["age-secret-key-1"],
+        r"(?P<secret>AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58})"
+    ),
+    rule!(
+        "facebook-token",
+        "Facebook",
+        "Facebook token",
+        Low,
+        ["facebook"],
+        assigned!("facebook", r"[a-f0-9]{32}")
+    ),
+    rule!(
+        "facebook-page-access-token",
+        "Facebook",
+        "Facebook page access token",
+        High,
+        ["eaab", "eaac"],
+        b!(r"(?P<secret>EAA[BC][A-Za-z0-9]{100,})")
+    ),
+    rule!(
+        "twitter-token",
+        "Twitter",
+        "Twitter token",
+        Low,
+        ["twitter"],
+        assigned!("twitter", r"[a-f0-9]{35,44}")
+    ),
+    rule!(
+        "adobe-client-id",
+        "Adobe",
+        "Adobe client ID (OAuth web)",
+        Low,
+        ["adobe"],
+        assigned!("adobe", r"[a-f0-9]{32}")
+    ),
+    rule!(
+        "adobe-client-secret",
+        "Adobe",
+        "Adobe client secret",
+        Low,
+        ["p8e-"],
+        b!(r"(?P<secret>p8e-[A-Za-z0-9]{32})")
+    ),
+    rule!(
+        "alibaba-secret-key",
+        "Alibaba",
+        "Alibaba secret key",
+        High,
+        ["alibaba"],
+        assigned!("alibaba", r"[a-z0-9]{30}")
+    ),
+    rule!(
+        "asana-client-id",
+        "Asana",
+        "Asana client ID",
+        Medium,
+        ["asana"],
+        assigned!("asana", r"[0-9]{16}")
+    ),
+    rule!(
+        "asana-client-secret",
+        "Asana",
+        "Asana client secret",
+        Medium,
+        ["asana"],
+        assigned!("asana", r"[a-z0-9]{32}")
+    ),
+    rule!(
+        "bitbucket-client-id",
+        "Bitbucket",
+        "Bitbucket client ID",
+        High,
+        ["bitbucket"],
+        assigned!("bitbucket", r"[a-z0-9]{32}")
+    ),
+    rule!(
+        "bitbucket-client-secret",
+        "Bitbucket",
+        "Bitbucket client secret",
+        High,
+        ["bitbucket"],
+        assigned!("bitbucket", r"[a-z0-9_\-]{64}")
+    ),
+    rule!(
+        "beamer-api-token",
+        "Beamer",
+        "Beamer API token",
+        Low,
+        ["beamer"],
+        assigned!("beamer", r"b_[a-z0-9=_\-]{44}")
+    ),
+    rule!(
+        "clojars-api-token",
+        "Clojars",
+        "Clojars API token",
+        Medium,
+        ["clojars_"],
+        b!(r"(?P<secret>CLOJARS_[A-Za-z0-9]{60})")
+    ),
+    rule!(
+        "contentful-delivery-api-token",
+        "Contentful",
+        "Contentful delivery API token",
+        Low,
+        ["contentful"],
+        assigned!("contentful", r"[a-z0-9=_\-]{43}")
+    ),
+    rule!(
+        "discord-api-token",
+        "Discord",
+        "Discord API key",
+        Medium,
+        ["discord"],
+        assigned!("discord", r"[a-h0-9]{64}")
+    ),
+    rule!(
+        "discord-client-id",
+        "Discord",
+        "Discord client ID",
+        Medium,
+        ["discord"],
+        assigned!("discord", r"[0-9]{18}")
+    ),
+    rule!(
+        "discord-client-secret",
+        "Discord",
+        "Discord client secret",
+        Medium,
+        ["discord"],
+        assigned!("discord", r"[a-z0-9=_\-]{32}")
+    ),
+    rule!(
+        "doppler-api-token",
+        "Doppler",
+        "Doppler API token",
+        Medium,
+        ["dp.pt."],
+        b!(r"(?P<secret>dp\.pt\.[A-Za-z0-9]{43})")
+    ),
+    rule!(
+        "dropbox-api-secret",
+        "Dropbox",
+        "Dropbox API secret",
+        High,
+        ["dropbox"],
+        assigned!("dropbox", r"[a-z0-9]{15}")
+    ),
+    rule!(
+        "dropbox-short-lived-api-token",
+        "Dropbox",
+        "Dropbox short-lived API token",
+        High,
+        ["dropbox"],
+        assigned!("dropbox", r"sl\.[a-z0-9=_\-]{135}")
+    ),
+    rule!(
+        "dropbox-long-lived-api-token",
+        "Dropbox",
+        "Dropbox long-lived API token",
+        High,
+        ["dropbox"],
+        assigned!("dropbox", r"[a-z0-9]{11}AAAAAAAAAA[a-z0-9=_\-]{43}")
+    ),
+    rule!(
+        "duffel-api-token",
+        "Duffel",
+        "Duffel API token",
+        Low,
+        ["duffel_test_", "duffel_live_"],
+        b!(r"(?P<secret>duffel_(?:test|live)_[A-Za-z0-9_=\-]{43})")
+    ),
+    rule!(
+        "dynatrace-api-token",
+        "Dynatrace",
+        "Dynatrace API token",
+        Medium,
+        ["dt0c01."],
+        b!(r"(?P<secret>dt0c01\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{64})")
+    ),
+    rule!(
+        "easypost-api-token",
+        "EasyPost",
+        "EasyPost API token",
+        Low,
+        ["ezak", "ezat"],
+        b!(r"(?P<secret>EZ[AT]K[A-Za-z0-9]{54})")
+    ),
+    rule!(
+        "fastly-api-token",
+        "Fastly",
+        "Fastly API token",
+        Medium,
+        ["fastly"],
+        assigned!("fastly", r"[a-z0-9=_\-]{32}")
+    ),
+    rule!(
+        "finicity-client-secret",
+        "Finicity",
+        "Finicity client secret",
+        Medium,
+        ["finicity"],
+        assigned!("finicity", r"[a-z0-9]{20}")
+    ),
+    rule!(
+        "finicity-api-token",
+        "Finicity",
+        "Finicity API token",
+        Medium,
+        ["finicity"],
+        assigned!("finicity", r"[a-f0-9]{32}")
+    ),
+    rule!(
+        "flutterwave-public-key",
+        "Flutterwave",
+        "Flutterwave public or secret key",
+        Medium,
+        ["flwseck_test-", "flwpubk_test-"],
+        b!(r"(?P<secret>FLW(?:PUB|SEC)K_TEST-[A-Ha-h0-9]{32}-X)")
+    ),
+    rule!(
+        "flutterwave-enc-key",
+        "Flutterwave",
+        "Flutterwave encryption key",
+        Medium,
+        ["flwseck_test"],
+        b!(r"(?P<secret>FLWSECK_TEST[A-Ha-h0-9]{12})")
+    ),
+    rule!(
+        "frameio-api-token",
+        "Frame.io",
+        "Frame.io API token",
+        Low,
+        ["fio-u-"],
+        b!(r"(?P<secret>fio-u-[A-Za-z0-9_=\-]{64})")
+    ),
+    rule!(
+        "gocardless-api-token",
+        "GoCardless",
+        "GoCardless API token",
+        Medium,
+        ["live_"],
+        r#"["'](?P<secret>live_[A-Za-z0-9_=\-]{40})["']"#
+    ),
+    rule!(
+        "hubspot-api-token",
+        "HubSpot",
+        "HubSpot API token",
+        Low,
+        ["hubspot"],
+        assigned!("hubspot", r"[0-9a-h]{8}-[0-9a-h]{4}-[0-9a-h]{4}-[0-9a-h]{4}-[0-9a-h]{12}")
+    ),
+    rule!(
+        "intercom-api-token",
+        "Intercom",
+        "Intercom API token",
+        Low,
+        ["intercom"],
+        assigned!("intercom", r"[a-z0-9=_]{60}")
+    ),
+    rule!(
+        "intercom-client-secret",
+        "Intercom",
+        "Intercom client secret or ID",
+        Low,
+        ["intercom"],
+        assigned!("intercom", r"[0-9a-h]{8}-[0-9a-h]{4}-[0-9a-h]{4}-[0-9a-h]{4}-[0-9a-h]{12}")
+    ),
+    rule!(
+        "ionic-api-token",
+        "Ionic",
+        "Ionic API token",
+        Medium,
+        ["ionic"],
+        assigned!("ionic", r"ion_[a-z0-9]{42}")
+    ),
+    rule!(
+        "linear-client-secret",
+        "Linear",
+        "Linear client secret or ID",
+        Medium,
+        ["linear"],
+        assigned!("linear", r"[a-f0-9]{32}")
+    ),
+    rule!(
+        "lob-api-key",
+        "Lob",
+        "Lob API key",
+        Low,
+        ["lob"],
+        assigned!("lob", r"(?:live|test)_[a-f0-9]{35}")
+    ),
+    rule!(
+        "lob-pub-api-key",
+        "Lob",
+        "Lob publishable API key",
+        Low,
+        ["lob"],
+        assigned!("lob", r"(?:test|live)_pub_[a-f0-9]{31}")
+    ),
+    rule!(
+        "mailchimp-api-key",
+        "Mailchimp",
+        "Mailchimp API key",
+        Medium,
+        ["mailchimp"],
+        assigned!("mailchimp", r"[a-f0-9]{32}-us[0-9]{1,2}")
+    ),
+    rule!(
+        "mailgun-signing-key",
+        "Mailgun",
+        "Mailgun webhook signing key",
+        Medium,
+        ["mailgun"],
+        assigned!("mailgun", r"[a-h0-9]{32}-[a-h0-9]{8}-[a-h0-9]{8}")
+    ),
+    rule!(
+        "mapbox-api-token",
+        "Mapbox",
+        "Mapbox API token",
+        Medium,
+        ["pk."],
+        b!(r"(?P<secret>pk\.[A-Za-z0-9_\-]{60}\.[A-Za-z0-9_\-]{22})")
+    ),
+    rule!(
+        "messagebird-api-token",
+        "MessageBird",
+        "MessageBird API token",
+        Medium,
+        ["messagebird"],
+        assigned!("messagebird", r"[a-z0-9]{25}")
+    ),
+    rule!(
+        "messagebird-client-id",
+        "MessageBird",
+        "MessageBird API client ID",
+        Medium,
+        ["messagebird"],
+        assigned!("messagebird", r"[0-9a-h]{8}-[0-9a-h]{4}-[0-9a-h]{4}-[0-9a-h]{4}-[0-9a-h]{12}")
+    ),
+    rule!(
+        "new-relic-user-api-key",
+        "NewRelic",
+        "New Relic user API key",
+        Medium,
+        ["nrak-"],
+        b!(r"(?P<secret>NRAK-[A-Z0-9]{27})")
+    ),
+    rule!(
+        "new-relic-user-api-id",
+        "NewRelic",
+        "New Relic user API ID",
+        Medium,
+        ["newrelic"],
+        assigned!("newrelic", r"[A-Z0-9]{64}")
+    ),
+    rule!(
+        "new-relic-browser-api-token",
+        "NewRelic",
+        "New Relic ingest browser API token",
+        Medium,
+        ["nrjs-"],
+        b!(r"(?P<secret>NRJS-[a-f0-9]{19})")
+    ),
+    rule!(
+        "new-relic-insert-key",
+        "NewRelic",
+        "New Relic insert key",
+        Medium,
+        ["nrii-"],
+        b!(r"(?P<secret>NRII-[A-Za-z0-9_\-]{32})")
+    ),
+    rule!(
+        "planetscale-password",
+        "PlanetScale",
+        "PlanetScale password",
+        Medium,
+        ["pscale_pw_"],
+        b!(r"(?P<secret>pscale_pw_[A-Za-z0-9_.\-]{43})")
+    ),
+    rule!(
+        "planetscale-api-token",
+        "PlanetScale",
+        "PlanetScale API token",
+        Medium,
+        ["pscale_tkn_"],
+        b!(r"(?P<secret>pscale_tkn_[A-Za-z0-9_.\-]{43})")
+    ),
+    rule!(
+        "pulumi-api-token",
+        "Pulumi",
+        "Pulumi API token",
+        High,
+        ["pul-"],
+        b!(r"(?P<secret>pul-[a-f0-9]{40})")
+    ),
+    rule!(
+        "rubygems-api-token",
+        "RubyGems",
+        "RubyGems API token",
+        Medium,
+        ["rubygems_"],
+        b!(r"(?P<secret>rubygems_[a-f0-9]{48})")
+    ),
+    rule!(
+        "sendinblue-api-token",
+        "Sendinblue",
+        "Sendinblue (Brevo) API token",
+        Low,
+        ["xkeysib-"],
+        b!(r"(?P<secret>xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16})")
+    ),
+    rule!(
+        "shippo-api-token",
+        "Shippo",
+        "Shippo API token",
+        Low,
+        ["shippo_live_", "shippo_test_"],
+        b!(r"(?P<secret>shippo_(?:live|test)_[a-f0-9]{40})")
+    ),
+    rule!(
+        "linkedin-client-secret",
+        "LinkedIn",
+        "LinkedIn client secret",
+        Low,
+        ["linkedin"],
+        assigned!("linkedin", r"[a-z]{16}")
+    ),
+    rule!(
+        "linkedin-client-id",
+        "LinkedIn",
+        "LinkedIn client ID",
+        Low,
+        ["linkedin"],
+        assigned!("linkedin", r"[a-z0-9]{14}")
+    ),
+    rule!(
+        "twitch-api-token",
+        "Twitch",
+        "Twitch API token",
+        Low,
+        ["twitch"],
+        assigned!("twitch", r"[a-z0-9]{30}")
+    ),
+    rule!(
+        "typeform-api-token",
+        "Typeform",
+        "Typeform API token",
+        Low,
+        ["tfp_"],
+        b!(r"(?P<secret>tfp_[A-Za-z0-9_.=\-]{59})")
+    ),
+    rule!(
+        "gitlab-deploy-token",
+        "GitLab",
+        "GitLab deploy token",
+        High,
+        ["gldt-"],
+        b!(r"(?P<secret>gldt-[0-9A-Za-z_\-]{20})")
+    ),
+    rule!(
+        "gitlab-pipeline-trigger-token",
+        "GitLab",
+        "GitLab pipeline trigger token",
+        High,
+        ["glptt-"],
+        b!(r"(?P<secret>glptt-[0-9a-f]{40})")
+    ),
+    rule!(
+        "gitlab-feed-token",
+        "GitLab",
+        "GitLab feed token",
+        Medium,
+        ["glft-"],
+        b!(r"(?P<secret>glft-[0-9A-Za-z_\-]{20})")
+    ),
+    rule!(
+        "gitlab-oauth-app-secret",
+        "GitLab",
+        "GitLab OAuth application secret",
+        High,
+        ["gloas-"],
+        b!(r"(?P<secret>gloas-[0-9A-Za-z_\-]{64})")
+    ),
+    rule!(
+        "gitlab-cicd-job-token",
+        "GitLab",
+        "GitLab CI/CD job token",
+        High,
+        ["glcbt-"],
+        b!(r"(?P<secret>glcbt-[0-9A-Za-z]{1,5}_[0-9A-Za-z_\-]{20})")
+    ),
+    rule!(
+        "gitlab-incoming-mail-token",
+        "GitLab",
+        "GitLab incoming mail token",
+        Medium,
+        ["glimt-"],
+        b!(r"(?P<secret>glimt-[0-9A-Za-z_\-]{25})")
+    ),
+    rule!(
+        "gitlab-kubernetes-agent-token",
+        "GitLab",
+        "GitLab Kubernetes agent token",
+        High,
+        ["glagent-"],
+        b!(r"(?P<secret>glagent-[0-9A-Za-z_\-]{50})")
+    ),
+    rule!(
+        "gitlab-scim-token",
+        "GitLab",
+        "GitLab SCIM token",
+        High,
+        ["glsoat-"],
+        b!(r"(?P<secret>glsoat-[0-9A-Za-z_\-]{20})")
+    ),
+    rule!(
+        "slack-app-token",
+        "Slack",
+        "Slack app-level token",
+        High,
+        ["xapp-"],
+        b!(r"(?P<secret>xapp-[0-9]-[A-Z0-9]{9,12}-[0-9]{10,14}-[a-z0-9]{60,70})")
+    ),
+    rule!(
+        "sentry-user-token",
+        "Sentry",
+        "Sentry user auth token",
+        High,
+        ["sntryu_"],
+        b!(r"(?P<secret>sntryu_[a-f0-9]{64})")
+    ),
+    rule!(
+        "sentry-org-token",
+        "Sentry",
+        "Sentry organization auth token",
+        High,
+        ["sntrys_"],
+        b!(r"(?P<secret>sntrys_eyJ[A-Za-z0-9+/=_\-]{60,})")
+    ),
+    rule!(
+        "square-access-token",
+        "Square",
+        "Square access token",
+        High,
+        ["sq0atp-", "eaaa"],
+        b!(r"(?P<secret>(?:sq0atp-[A-Za-z0-9_\-]{22}|EAAA[A-Za-z0-9_\-]{60}))")
+    ),
+    rule!(
+        "square-secret",
+        "Square",
+        "Square OAuth secret",
+        High,
+        ["sq0csp-"],
+        b!(r"(?P<secret>sq0csp-[A-Za-z0-9_\-]{43})")
+    ),
+    rule!(
+        "telegram-bot-api-token",
+        "Telegram",
+        "Telegram bot API token",
+        Medium,
+        ["telegram"],
+        r"(?i)telegram[^\n]{0,40}?(?:^|[^0-9])(?P<secret>[0-9]{5,16}:A[A-Za-z0-9_\-]{34})(?:$|[^A-Za-z0-9_\-])"
+    ),
+    rule!(
+        "sourcegraph-access-token",
+        "Sourcegraph",
+        "Sourcegraph access token",
+        High,
+        ["sgp_"],
+        b!(r"(?P<secret>sgp_(?:(?:[a-fA-F0-9]{16}|local)_)?[a-fA-F0-9]{40})")
+    ),
+    rule!(
+        "1password-secret-key",
+        "1Password",
+        "1Password account secret key",
+        Critical,
+        ["a3-"],
+        b!(r"(?P<secret>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})")
+    ),
+    rule!(
+        "1password-service-account-token",
+        "1Password",
+        "1Password service account token",
+        Critical,
+        ["ops_eyj"],
+        b!(r"(?P<secret>ops_eyJ[A-Za-z0-9+/]{250,}={0,3})")
+    ),
+    rule!(
+        "hashicorp-vault-batch-token",
+        "HashiCorp",
+        "Vault batch token",
+        High,
+        ["hvb."],
+        b!(r"(?P<secret>hvb\.[A-Za-z0-9_\-]{138,300})")
+    ),
+    rule!(
+        "infracost-api-token",
+        "Infracost",
+        "Infracost API token",
+        Medium,
+        ["ico-"],
+        b!(r"(?P<secret>ico-[A-Za-z0-9]{32})")
+    ),
+    rule!(
+        "prefect-api-token",
+        "Prefect",
+        "Prefect API token",
+        Medium,
+        ["pnu_"],
+        b!(r"(?P<secret>pnu_[A-Za-z0-9]{36})")
+    ),
+    rule!(
+        "readme-api-token",
+        "ReadMe",
+        "ReadMe API token",
+        Medium,
+        ["rdme_"],
+        b!(r"(?P<secret>rdme_[a-z0-9]{70})")
+    ),
+    rule!(
+        "scalingo-api-token",
+        "Scalingo",
+        "Scalingo API token",
+        Medium,
+        ["tk-us-"],
+        b!(r"(?P<secret>tk-us-[A-Za-z0-9_\-]{48})")
+    ),
+    rule!(
+        "openshift-user-token",
+        "OpenShift",
+        "OpenShift user token",
+        High,
+        ["sha256~"],
+        b!(r"(?P<secret>sha256~[A-Za-z0-9_\-]{43})")
+    ),
+    rule!(
+        "okta-access-token",
+        "Okta",
+        "Okta access token",
+        High,
+        ["okta"],
+        assigned!("okta", r"00[a-z0-9_\-]{40}")
+    ),
+    rule!(
+        "datadog-access-token",
+        "Datadog",
+        "Datadog access token",
+        Medium,
+        ["datadog"],
+        assigned!("datadog", r"[a-f0-9]{40}")
+    ),
+    rule!(
+        "cloudflare-api-key",
+        "Cloudflare",
+        "Cloudflare API key",
+        High,
+        ["cloudflare"],
+        assigned!("cloudflare", r"[a-z0-9_\-]{40}")
+    ),
+    rule!(
+        "cloudflare-origin-ca-key",
+        "Cloudflare",
+        "Cloudflare Origin CA key",
+        High,
+        ["v1.0-"],
+        b!(r"(?P<secret>v1\.0-[a-f0-9]{24}-[a-f0-9]{146})")
+    ),
+    rule!(
+        "snyk-api-token",
+        "Snyk",
+        "Snyk API token",
+        High,
+        ["snyk"],
+        assigned!("snyk", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    ),
+    rule!(
+        "netlify-access-token",
+        "Netlify",
+        "Netlify access token",
+        Medium,
+        ["netlify"],
+        assigned!("netlify", r"[a-z0-9=_\-]{40,46}")
+    ),
+    rule!(
+        "npmrc-auth-token",
+        "npm",
+        "Registry token in an .npmrc (_authToken, _auth, _password)",
+        High,
+        ["_auth", "_password"],
+        r"(?im)^(?://[^\s]{1,256}:)?_(?:authToken|auth|password)[ \t]{0,5}=[ \t]{0,5}[\x22\x27]?(?P<secret>[A-Za-z0-9_\-.+/=]{16,2048})[\x22\x27]?[ \t]*(?:$|[#;])"
+    ),
+    rule!(
+        "netrc-password",
+        "Generic",
+        "Password in a .netrc entry",
+        High,
+        ["machine"],
+        r"machine\s{1,20}[^\s]{1,253}\s{1,20}login\s{1,20}[^\s]{1,253}\s{1,20}password\s{1,20}(?P<secret>[^\s]{6,256})"
+    ),
+    rule!(
+        "url-credentials",
+        "Generic",
+        "Password in a URL",
+        High,
+        ["://"],
+        r"[a-z][a-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:(?P<secret>[^\s:/@]{6,128})@[A-Za-z0-9.\-]{1,253}"
+    ),
+    // The name before the keyword (`db_password`) is read by the scanner, not the regex: a leading
+    // `[a-z0-9_]*` would make every position a candidate start and halve the scan speed.
+    // The value ends at an ASCII delimiter: a value running into non-ASCII bytes is binary noise or a broken string.
+    // Random keys reach 4+ bits per byte; words, paths and placeholders stay well under 3.5.
+    rule!(
+        "generic-credential",
+        "Generic",
+        "High-entropy value assigned to a credential-like name",
+        High,
+        [
             "password",
             "passwd",
             "secret",
@@ -515,23 +1260,54 @@ pub const BUILTIN: &[RuleSpec] = &[
             "api_key",
             "api-key",
             "access_key",
+            "accesskey",
+            "access-key",
             "auth_key",
+            "authkey",
+            "auth-key"
         ],
-        // The name before the keyword (`db_password`) is read by the scanner, not the regex: a leading
-        // `[a-z0-9_]*` would make every position a candidate start and halve the scan speed.
-        regex: r#"(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key)[a-z0-9_.-]{0,20}["']?[ \t]{0,5}(?:=|:|=>|:=)[ \t]{0,5}["']?(?P<secret>[0-9a-z+/_=.~-]{20,100})(?:$|[^0-9a-z+/_=.~-])"#,
-        // Random keys reach 4+ bits per byte; words, paths and placeholders stay well under 3.5.
-        entropy: Some(3.5),
-    },
+        r#"(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key)[a-z0-9_.-]{0,20}["']?[ \t]{0,5}(?:=|:|=>|:=)[ \t]{0,5}["']?(?P<secret>[0-9a-z+/_=.~-]{20,100})(?:$|[\x00-\x7f&&[^0-9a-z+/_=.~-]])"#,
+        entropy = 3.5
+    ),
 ];
 
 /// Named allowances: paths where matches are expected and not leaks. A rules file
 /// can drop one by name with `disable-allow-rules`.
 pub const BUILTIN_ALLOWED_PATHS: &[(&str, &[&str])] = &[
-    ("tests", &["**/testdata/**", "**/tests/**", "**/test/**"]),
+    (
+        "tests",
+        &[
+            "**/testdata/**",
+            "**/tests/**",
+            "**/test/**",
+            "**/*_test.go",
+            "**/*_test.py",
+            "**/test_*.py",
+            "**/*.test.js",
+            "**/*.test.ts",
+            "**/*.spec.js",
+            "**/*.spec.ts",
+        ],
+    ),
     ("examples", &["**/examples/**"]),
     ("docs", &["usr/share/doc/**", "usr/share/man/**"]),
     ("markdown", &["**/*.md"]),
+];
+
+/// Whole values (case aside, once quotes, braces and `$` are stripped) that stand for a credential in docs and
+/// templates: `password "PASSWORD"`, `password={password}`.
+pub const PLACEHOLDERS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "changeme",
+    "change_me",
+    "changeit",
+    "placeholder",
+    "redacted",
+    "your_password",
+    "yourpassword",
+    "mypassword",
 ];
 
 /// Values that are placeholders, never secrets.

@@ -1,13 +1,13 @@
 //! The scanner: one keyword pass picks the rules whose regexes run, chunk by chunk.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{AllowRule, ExcludeBlock, SecretConfig};
-use crate::rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, BUILTIN_ALLOWED_VALUES, RuleSpec, Severity};
+use crate::rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, BUILTIN_ALLOWED_VALUES, PLACEHOLDERS, RuleSpec, Severity};
 
 /// Bytes scanned per window; windows overlap so a secret on a border is whole in one of them.
 const CHUNK: usize = 1 << 20;
@@ -46,11 +46,16 @@ struct Rule {
     severity: Severity,
     keywords: Vec<String>,
     regex: Regex,
-    secret: Option<usize>,
+    /// Capture groups holding the secret; the first that took part in a match is the secret.
+    secret: Vec<usize>,
     path: Option<Regex>,
     allow: Vec<Allow>,
     exclude: Vec<Regex>,
     entropy: Option<f64>,
+    /// For built-in rules with a bounded match length: the regex runs only within this many bytes of a keyword
+    /// hit (every match holds one of its keywords). `None`: anywhere in a window holding a keyword, as Trivy
+    /// runs custom rules.
+    reach: Option<usize>,
 }
 
 /// A compiled allow rule: a match is dropped when its text or its file's path matches.
@@ -123,8 +128,14 @@ impl Scanner {
         let enabled = |id: &str| config.enable_builtin_rules.as_ref().is_none_or(|only| only.iter().any(|o| o == id));
         let mut rules = Vec::new();
         for spec in specs.iter().filter(|s| enabled(s.id) && !disabled(s.id)) {
-            let regex = Regex::new(spec.regex).map_err(|e| format!("rule {}: {e}", spec.id))?;
-            let secret = regex.capture_names().position(|n| n == Some("secret"));
+            // Secrets are ASCII: byte-wise classes (`[^\n]`, `\s`, `(?i)`) compile to small automata, fast to
+            // build at every start and to run.
+            let regex = RegexBuilder::new(spec.regex)
+                .unicode(false)
+                .build()
+                .map_err(|e| format!("rule {}: {e}", spec.id))?;
+            // A built-in rule with two alternatives names the second one's group `secret_…`.
+            let secret = group_indices(&regex, |n| n == "secret" || n.starts_with("secret_"));
             rules.push(Rule {
                 id: spec.id.into(),
                 category: spec.category.into(),
@@ -137,12 +148,17 @@ impl Scanner {
                 allow: Vec::new(),
                 exclude: Vec::new(),
                 entropy: spec.entropy,
+                reach: if spec.keywords.is_empty() {
+                    None
+                } else {
+                    max_match_len(spec.regex)
+                },
             });
         }
         for c in config.rules.iter().filter(|r| !disabled(&r.id)) {
             let regex = Regex::new(&c.regex).map_err(|e| format!("rule {}: {e}", c.id))?;
             let group = c.secret_group_name.as_deref().unwrap_or("secret");
-            let secret = regex.capture_names().position(|n| n == Some(group));
+            let secret = group_indices(&regex, |n| n == group);
             rules.push(Rule {
                 id: c.id.clone(),
                 category: c.category.clone(),
@@ -160,6 +176,7 @@ impl Scanner {
                 allow: c.allow_rules.iter().map(Allow::compile).collect::<Result<_, _>>()?,
                 exclude: compile_blocks(&c.exclude_block)?,
                 entropy: c.entropy,
+                reach: None,
             });
         }
         let mut words: Vec<String> = Vec::new();
@@ -180,7 +197,9 @@ impl Scanner {
                 }
             }
         }
+        // A full DFA: a few hundred short keywords make a small one, and it is the fastest overlapping search.
         let keywords = AhoCorasickBuilder::new()
+            .kind(Some(AhoCorasickKind::DFA))
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .build(&words)
@@ -206,6 +225,16 @@ impl Scanner {
         })
     }
 
+    /// The same rules searched over whole windows, never only near keyword hits: the reference that the
+    /// region search must agree with (tests use it; it is slower and finds the same).
+    #[doc(hidden)]
+    pub fn searching_whole_windows(mut self) -> Scanner {
+        for r in &mut self.rules {
+            r.reach = None;
+        }
+        self
+    }
+
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -221,6 +250,13 @@ impl Scanner {
         self.allowed_paths.is_match(path.trim_start_matches('/'))
     }
 
+    /// Whether the file at `path` is worth reading: not under an allowed path, and not of a kind whose bytes
+    /// are compressed or media (`.gz`, `.png`, `.woff2`…), where no printable secret survives. Decided before
+    /// reading, so a directory scan does not even open those files.
+    pub fn reads(&self, path: &str) -> bool {
+        !self.path_allowed(path) && !has_opaque_extension(path)
+    }
+
     /// Scans `bytes` (the content of `path`), window by window.
     pub fn scan(&self, path: &str, bytes: &[u8]) -> Vec<Finding> {
         if self.path_allowed(path) {
@@ -228,60 +264,59 @@ impl Scanner {
         }
         // First every hit, then the findings: a context line must mask every secret on it.
         let mut hits: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let here = path.as_bytes();
+        let runs_here = |rule: &Rule| {
+            rule.path.as_ref().is_none_or(|p| p.is_match(here))
+                && !rule.allow.iter().any(|a| a.path.as_ref().is_some_and(|p| p.is_match(here)))
+        };
         let mut start = 0;
         let mut line_at_start = 1;
         loop {
             let end = (start + CHUNK + OVERLAP).min(bytes.len());
             let window = &bytes[start..end];
-            let mut wanted = vec![false; self.rules.len()];
+            // Per rule: search the whole window, or only the regions around its keywords' hits.
+            let mut whole_window = vec![false; self.rules.len()];
+            let mut regions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.rules.len()];
             for &i in &self.always {
-                wanted[i] = true;
+                whole_window[i] = true;
             }
             for m in self.keywords.find_overlapping_iter(window) {
                 for &i in &self.keyword_rules[m.pattern().as_usize()] {
-                    wanted[i] = true;
+                    match self.rules[i].reach {
+                        None => whole_window[i] = true,
+                        Some(_) if whole_window[i] => {}
+                        Some(reach) => add_region(
+                            &mut regions[i],
+                            m.start().saturating_sub(reach),
+                            (m.end() + reach).min(window.len()),
+                        ),
+                    }
                 }
             }
-            for (i, rule) in self.rules.iter().enumerate().filter(|(i, _)| wanted[*i]) {
-                let here = path.as_bytes();
-                if rule.path.as_ref().is_some_and(|p| !p.is_match(here))
-                    || rule.allow.iter().any(|a| a.path.as_ref().is_some_and(|p| p.is_match(here)))
-                {
+            // `base`: where `haystack` starts in `window`.
+            let mut search = |i: usize, base: usize, haystack: &[u8]| {
+                let rule = &self.rules[i];
+                for caps in rule.regex.captures_iter(haystack) {
+                    let whole = caps.get(0).expect("group 0 always matches");
+                    let secret = rule.secret.iter().find_map(|&g| caps.get(g)).unwrap_or(whole);
+                    let (s, e) = (start + base + secret.start(), start + base + secret.end());
+                    let (ws, we) = (start + base + whole.start(), start + base + whole.end());
+                    if hits.iter().any(|h| h.0 == i && h.1 == s) || !self.reportable(rule, path, bytes, (ws, we), (s, e)) {
+                        continue;
+                    }
+                    hits.push((i, s, e, line_at_start + memchr_count(&window[..base + secret.start()])));
+                }
+            };
+            for (i, rule) in self.rules.iter().enumerate() {
+                if (!whole_window[i] && regions[i].is_empty()) || !runs_here(rule) {
                     continue;
                 }
-                for caps in rule.regex.captures_iter(window) {
-                    let whole = caps.get(0).expect("group 0 always matches");
-                    let secret = rule.secret.and_then(|g| caps.get(g)).unwrap_or(whole);
-                    let (s, e) = (start + secret.start(), start + secret.end());
-                    if hits.iter().any(|h| h.0 == i && h.1 == s) {
-                        continue;
+                if whole_window[i] {
+                    search(i, 0, window);
+                } else {
+                    for &(a, b) in &regions[i] {
+                        search(i, a, &window[a..b]);
                     }
-                    let value = String::from_utf8_lossy(&bytes[s..e]);
-                    if BUILTIN_ALLOWED_VALUES.iter().any(|a| value.contains(a)) {
-                        continue;
-                    }
-                    if rule.entropy.is_some_and(|least| shannon_entropy(&bytes[s..e]) < least) {
-                        continue;
-                    }
-                    if rule.id.starts_with(GENERIC_PREFIX) && !generic_value_plausible(bytes, start + whole.start(), s, e) {
-                        continue;
-                    }
-                    if line_allows(bytes, s) {
-                        continue;
-                    }
-                    if self.allow.iter().chain(&rule.allow).any(|a| a.allows(path, whole.as_bytes())) {
-                        continue;
-                    }
-                    let (ws, we) = (start + whole.start(), start + whole.end());
-                    if self
-                        .exclude
-                        .iter()
-                        .chain(&rule.exclude)
-                        .any(|b| b.find_iter(bytes).any(|m| m.start() <= ws && we <= m.end()))
-                    {
-                        continue;
-                    }
-                    hits.push((i, s, e, line_at_start + memchr_count(&window[..secret.start()])));
                 }
             }
             if end == bytes.len() {
@@ -291,6 +326,10 @@ impl Scanner {
             start += CHUNK;
         }
         // Generic rules only report what no specific rule found: `token: ghp_…` is a GitHub token, once.
+        // Two specific rules on the very same text (an `npm_` token in an `.npmrc`) report it once, under the
+        // rule listed first.
+        hits.sort_by_key(|h| (h.1, h.2, h.0));
+        hits.dedup_by_key(|h| (h.1, h.2));
         let generic = |i: usize| self.rules[i].id.starts_with(GENERIC_PREFIX);
         let specific: Vec<(usize, usize)> = hits.iter().filter(|h| !generic(h.0)).map(|h| (h.1, h.2)).collect();
         hits.retain(|h| !generic(h.0) || !specific.iter().any(|&(s, e)| h.1 < e && s < h.2));
@@ -303,6 +342,25 @@ impl Scanner {
         out
     }
 
+    /// Whether a match (`whole`, with the secret at `secret`, both as offsets in `bytes`) is reported: not an
+    /// allowed value, placeholder or low-entropy string, not allowed inline, by an allow rule or an exclude block.
+    fn reportable(&self, rule: &Rule, path: &str, bytes: &[u8], whole: (usize, usize), secret: (usize, usize)) -> bool {
+        let (ws, we) = whole;
+        let (s, e) = secret;
+        let value = String::from_utf8_lossy(&bytes[s..e]);
+        !(BUILTIN_ALLOWED_VALUES.iter().any(|a| value.contains(a))
+            || is_placeholder(&value)
+            || rule.entropy.is_some_and(|least| shannon_entropy(&bytes[s..e]) < least)
+            || (rule.id.starts_with(GENERIC_PREFIX) && !generic_value_plausible(bytes, ws, s, e))
+            || line_allows(bytes, s)
+            || self.allow.iter().chain(&rule.allow).any(|a| a.allows(path, &bytes[ws..we]))
+            || self
+                .exclude
+                .iter()
+                .chain(&rule.exclude)
+                .any(|b| b.find_iter(bytes).any(|m| m.start() <= ws && we <= m.end())))
+    }
+
     /// Scans a file's content: text as is; a binary (a NUL byte near the start) through its printable strings,
     /// so a key compiled into an executable is still found. Findings in a binary have line 0. Shared libraries
     /// (`*.so`, `*.so.N`) are skipped: crypto libraries carry their self-test keys (libgnutls holds ten), and a
@@ -311,7 +369,7 @@ impl Scanner {
         if !is_binary(bytes) {
             return self.scan(path, bytes);
         }
-        if is_shared_library(path) {
+        if is_shared_library(path) || is_compressed(bytes) {
             return Vec::new();
         }
         let strings = printable_strings(bytes);
@@ -333,7 +391,8 @@ impl Scanner {
             for caps in rule.regex.captures_iter(bytes) {
                 let m = rule
                     .secret
-                    .and_then(|g| caps.get(g))
+                    .iter()
+                    .find_map(|&g| caps.get(g))
                     .or_else(|| caps.get(0))
                     .expect("group 0 always matches");
                 spans.push((m.start(), m.end()));
@@ -362,6 +421,50 @@ impl Scanner {
         }
         found
     }
+}
+
+/// Adds `a..b` to `regions` (sorted, disjoint), merging it with the last region when they touch. Keyword hits
+/// arrive in order of their end, so a new region never lies wholly before the last one.
+fn add_region(regions: &mut Vec<(usize, usize)>, a: usize, b: usize) {
+    match regions.last_mut() {
+        Some(last) if a <= last.1 => *last = (last.0.min(a), last.1.max(b)),
+        _ => regions.push((a, b)),
+    }
+}
+
+/// The most bytes a match of `pattern` can span, when bounded: a match holding a keyword hit then lies within
+/// that distance of it.
+fn max_match_len(pattern: &str) -> Option<usize> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    hir.properties().maximum_len()
+}
+
+/// Values that stand for a credential in docs and templates (`password`, `{password}`, `"CHANGEME"`), and
+/// template or shell substitutions (`$DB_PASSWORD`, `{self.password}`, `%(password)s`).
+fn is_placeholder(value: &str) -> bool {
+    let v = value.trim_matches(|c: char| "\"'".contains(c));
+    if v.starts_with('$') || (v.starts_with('{') && v.ends_with('}')) || v.starts_with("%(") {
+        return true;
+    }
+    let bare = value
+        .trim_matches(|c: char| c.is_whitespace() || "\"'{}<>[]()$*%".contains(c))
+        .to_ascii_lowercase();
+    PLACEHOLDERS.contains(&bare.as_str())
+}
+
+/// Indices of the capture groups whose names satisfy `wanted`.
+fn group_indices(regex: &Regex, wanted: impl Fn(&str) -> bool) -> Vec<usize> {
+    regex
+        .capture_names()
+        .enumerate()
+        .filter(|(_, n)| n.is_some_and(&wanted))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn memchr_count(b: &[u8]) -> usize {
@@ -426,7 +529,10 @@ pub const INLINE_ALLOW: [&str; 3] = ["customs:allow", "pragma: allowlist secret"
 const NOT_A_CREDENTIAL: [&str; 5] = ["hash", "checksum", "digest", "integrity", "sha"];
 
 /// For generic rules: a credential mixes letters and digits (placeholders like `ThisTokenIsNotSoSecret` do not),
-/// and its name is not a digest's.
+/// its name is not a digest's, and it is a literal rather than code: not called or indexed (`token = f(x)`),
+/// and, when unquoted, neither a code reference (`token_uri=oauth2client.GOOGLE_TOKEN_URI`, `x = snake_case_name`)
+/// nor a lower-case path
+/// (`--token-secret-version=projects/p/secrets/s`).
 fn generic_value_plausible(bytes: &[u8], match_start: usize, s: usize, e: usize) -> bool {
     let value = &bytes[s..e];
     // The whole identifier: what the regex matched before the value, plus the name characters before it.
@@ -438,9 +544,27 @@ fn generic_value_plausible(bytes: &[u8], match_start: usize, s: usize, e: usize)
             .take_while(|b| ident(b))
             .count();
     let name = bytes[from..s].to_ascii_lowercase();
+    // `arn:aws:secretsmanager:…:secret:name-123456` names a secret, it does not hold one.
+    let in_arn = from > 0 && bytes[from - 1] == b':';
+    let quoted = s > 0 && matches!(bytes[s - 1], b'"' | b'\'' | b'`');
+    // `a.b.c`, or snake_case / SCREAMING_CASE of short words; `packagist_out_d63BD7…` is neither.
+    let one_case = !value.iter().any(u8::is_ascii_lowercase) || !value.iter().any(u8::is_ascii_uppercase);
+    let code_reference = !quoted
+        && (value[0].is_ascii_alphabetic() || value[0] == b'_')
+        && value.iter().all(|b| b.is_ascii_alphanumeric() || b"_.".contains(b))
+        && (value.contains(&b'.') || (value.contains(&b'_') && one_case && value.split(|&b| b == b'_').all(|w| w.len() <= 12)));
+    let lower_path = !quoted
+        && value.iter().filter(|&&b| b == b'/').count() >= 2
+        && value
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"/-_.".contains(b));
     value.iter().any(u8::is_ascii_digit)
         && value.iter().any(u8::is_ascii_alphabetic)
         && !NOT_A_CREDENTIAL.iter().any(|w| name.windows(w.len()).any(|x| x == w.as_bytes()))
+        && !matches!(bytes.get(e), Some(b'(' | b'['))
+        && !code_reference
+        && !lower_path
+        && !in_arn
 }
 
 /// Whether the line holding byte `at` carries an inline allow comment.
@@ -471,6 +595,26 @@ pub fn shannon_entropy(bytes: &[u8]) -> f64 {
         .sum()
 }
 
+/// Compressed streams (gzip, xz, zstd, bzip2, lz4): their bytes are entropy, so any printable run in them is
+/// noise, never a secret someone wrote. `/usr/share` is mostly gzipped manuals and changelogs.
+fn is_compressed(bytes: &[u8]) -> bool {
+    const MAGIC: [&[u8]; 5] = [b"\x1f\x8b", b"\xfd7zXZ\0", b"\x28\xb5\x2f\xfd", b"BZh", b"\x04\x22\x4d\x18"];
+    MAGIC.iter().any(|m| bytes.starts_with(m))
+}
+
+/// Extensions of compressed and media formats (the extensions Trivy's secret scanner skips are among them).
+/// Archives that may store files uncompressed (`.zip`, `.jar`, `.tar`) are still read.
+const OPAQUE_EXTENSIONS: &[&str] = &[
+    "gz", "tgz", "xz", "txz", "zst", "bz2", "tbz2", "lz4", "lzma", "br", "7z", "deb", "rpm", "apk", "png", "jpg", "jpeg", "gif", "webp",
+    "ico", "bmp", "tif", "tiff", "mp3", "mp4", "ogg", "wav", "flac", "webm", "avi", "mov", "woff", "woff2", "ttf", "otf", "eot", "pdf",
+];
+
+fn has_opaque_extension(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.rsplit_once('.')
+        .is_some_and(|(stem, ext)| !stem.is_empty() && OPAQUE_EXTENSIONS.iter().any(|o| ext.eq_ignore_ascii_case(o)))
+}
+
 /// `libx.so`, `libx.so.1.2.3`.
 fn is_shared_library(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
@@ -484,21 +628,25 @@ fn is_shared_library(path: &str) -> bool {
 /// runs cannot hold a credential worth reporting and would only feed the keyword pass noise.
 pub fn printable_strings(bytes: &[u8]) -> Vec<u8> {
     const MIN_RUN: usize = 16;
+    let printable = |b: u8| (0x20..0x7f).contains(&b) || b == b'\t';
     let mut out = Vec::new();
-    let mut run_start = None;
-    for (i, &b) in bytes.iter().chain(std::iter::once(&0)).enumerate() {
-        let printable = (0x20..0x7f).contains(&b) || b == b'\t';
-        match (printable, run_start) {
-            (true, None) => run_start = Some(i),
-            (false, Some(start)) => {
-                if i - start >= MIN_RUN {
-                    out.extend_from_slice(&bytes[start..i]);
-                    out.push(b'\n');
-                }
-                run_start = None;
-            }
-            _ => {}
+    // Invariant: `i == 0` or `bytes[i - 1]` is not printable, so a run found from `i` starts where it seems to.
+    let mut i = 0;
+    while i + MIN_RUN <= bytes.len() {
+        // Any run of MIN_RUN bytes starting in `i..` covers `probe`: when `probe` is not printable, skip past it.
+        // Machine code and compressed data rarely hold long runs, so most steps skip MIN_RUN bytes at once.
+        let probe = i + MIN_RUN - 1;
+        if !printable(bytes[probe]) {
+            i = probe + 1;
+            continue;
         }
+        let start = i + bytes[i..probe].iter().rposition(|&b| !printable(b)).map_or(0, |p| p + 1);
+        let end = probe + bytes[probe..].iter().position(|&b| !printable(b)).unwrap_or(bytes.len() - probe);
+        if end - start >= MIN_RUN {
+            out.extend_from_slice(&bytes[start..end]);
+            out.push(b'\n');
+        }
+        i = end + 1;
     }
     out
 }
@@ -539,6 +687,16 @@ mod tests {
             "a digest, not a credential"
         );
         assert!(ids(&format!("name = \"{random}\"\n")).is_empty(), "not a credential-like name");
+        // Code, not literals: calls, attribute chains and identifiers, lower-case resource paths.
+        assert!(ids("tokens = antlr3.CommonTokenStream(lexer)\n").is_empty());
+        assert!(ids("token_uri=oauth2client.GOOGLE_TOKEN_URI2,\n").is_empty());
+        assert!(ids("self.enable_k8s_tokens_via_dns = enable_k8s_tokens_via_dns\n").is_empty());
+        assert!(ids("--token-secret-version=projects/p1/secrets/s1/versions/2\n").is_empty());
+        assert!(ids("id_token = fetch_id_token2(request)\n").is_empty());
+        assert!(ids("arn:aws:secretsmanager:region:account:secret:myappsecret-123456\n").is_empty());
+        // The same shapes quoted are literals, and unquoted random values still count.
+        assert_eq!(ids(&format!("API_KEY={random}\n")), ["generic-credential"]);
+        assert_eq!(ids(&format!("token = \"a_{random}\"\n")), ["generic-credential"]);
         // A specific rule wins over the generic one for the same value.
         let github = format!("token = \"ghp_{}\"\n", "0123456789abcdefghijklmnopqrstuvwxyz");
         assert_eq!(ids(&github), ["github-pat"]);
@@ -551,6 +709,64 @@ mod tests {
         let custom = Scanner::from_config(&[], &config, &ScanOptions::default()).unwrap();
         assert_eq!(custom.scan("x", b"BUILD-a8K2mQ9zX4pL\n").len(), 1);
         assert!(custom.scan("x", b"BUILD-aaaaaaaaaaaa\n").is_empty());
+    }
+
+    /// The straightforward byte loop `printable_strings` must agree with.
+    fn printable_strings_reference(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for run in bytes.split(|&b| !((0x20..0x7f).contains(&b) || b == b'\t')) {
+            if run.len() >= 16 {
+                out.extend_from_slice(run);
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn printable_strings_matches_the_byte_loop(
+            // Mostly printable bytes with some breaks, so runs of every length around 16 occur.
+            bytes in proptest::collection::vec(proptest::prop_oneof![8 => 0x20u8..0x7f, 1 => proptest::num::u8::ANY], 0..400)
+        ) {
+            proptest::prop_assert_eq!(printable_strings(&bytes), printable_strings_reference(&bytes));
+        }
+    }
+
+    #[test]
+    fn placeholders_and_substitutions_are_not_secrets() {
+        let s = Scanner::builtin();
+        for line in [
+            "machine example.com login bob password \"PASSWORD\"",
+            "machine example.com login bob password {self.password}",
+            "machine example.com login bob password $NETRC_PASSWORD",
+            "DATABASE_URL=postgres://app:$DB_PASSWORD@db:5432/app",
+        ] {
+            assert!(s.scan("app/config", line.as_bytes()).is_empty(), "{line}");
+        }
+        let real = format!("machine ci.example.com login bob password {}{}", "k3Qz9", "Lm2Vx");
+        assert_eq!(s.scan("app/.netrc", real.as_bytes()).len(), 1);
+    }
+
+    #[test]
+    fn compressed_and_media_files_are_not_read() {
+        let s = Scanner::builtin();
+        assert!(s.reads("app/config.json") && s.reads("app/lib.jar") && s.reads("app/.gz"));
+        assert!(!s.reads("usr/share/x/changelog.Debian.gz") && !s.reads("app/logo.PNG") && !s.reads("a/f.woff2"));
+        assert!(!s.reads("usr/share/doc/x/README"), "allowed paths are not read either");
+    }
+
+    #[test]
+    fn compressed_streams_are_not_read_for_strings() {
+        let key = format!("aws_key={}{}", "AKIAQ7Z3X9W2", "V5T8R4M6");
+        for magic in [&b"\x1f\x8b\x08\0"[..], b"\xfd7zXZ\0", b"\x28\xb5\x2f\xfd\0"] {
+            let mut blob = magic.to_vec();
+            blob.extend_from_slice(format!("\0{key}\0").as_bytes());
+            assert!(Scanner::builtin().scan_content("usr/share/doc/x.gz", &blob).is_empty());
+        }
+        let mut elf = b"\x7fELF\0".to_vec();
+        elf.extend_from_slice(format!("\0{key}\0").as_bytes());
+        assert_eq!(Scanner::builtin().scan_content("usr/bin/x", &elf).len(), 1);
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn every_secret_ever_committed_is_found_once_with_its_commit() {
     assert_eq!(aws.author, "Dev One <dev@example.com>");
     assert!(!aws.finding.masked.contains(&aws_key()));
 
-    let slack = by_rule("slack-token");
+    let slack = by_rule("slack-access-token");
     assert_eq!(slack.commit, first, "reported once, at the commit that introduced it");
     assert!(slack.in_head, "a later version of app.py in HEAD still holds it");
 
