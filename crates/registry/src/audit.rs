@@ -7,7 +7,7 @@
 //! anchored elsewhere (a ticket, a SIEM).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -211,17 +211,18 @@ impl AuditLog {
                 path: last.clone(),
                 source,
             };
-            let bytes = fs::read(last).map_err(io)?;
+            // Only the end of the segment matters here: the server reloads on every append another process made.
+            let (offset, bytes) = read_tail(last).map_err(io)?;
             let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
             if keep < bytes.len() {
                 torn = Some(hex::encode(Sha256::digest(&bytes[keep..])));
                 let file = OpenOptions::new().write(true).open(last).map_err(io)?;
-                file.set_len(keep as u64).map_err(io)?;
+                file.set_len(offset + keep as u64).map_err(io)?;
             }
             if let Some(line) = bytes[..keep].split(|&b| b == b'\n').rev().find(|l| !l.is_empty()) {
                 let record: AuditRecord = serde_json::from_slice(line).map_err(|e| AuditError::Broken {
                     path: last.clone(),
-                    line: bytes[..keep].iter().filter(|&&b| b == b'\n').count(),
+                    line: fs::read(last).map_or(0, |all| all.iter().filter(|&&b| b == b'\n').count()),
                     message: format!("last record is not valid JSON ({e}); run `customs registry audit verify`"),
                 })?;
                 seq = record.seq;
@@ -303,6 +304,32 @@ impl AuditLog {
         let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         (w.seq, w.head.clone())
     }
+}
+
+/// How much of a segment's end `read_tail` reads: far more than one record.
+const TAIL_BYTES: u64 = 1 << 20;
+
+/// The end of the file at `path` from the start of a line: `(offset, bytes)`. The whole file when it is small
+/// or when its last `TAIL_BYTES` hold no line break.
+fn read_tail(path: &Path) -> std::io::Result<(u64, Vec<u8>)> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > TAIL_BYTES {
+        let start = len - TAIL_BYTES;
+        file.seek(SeekFrom::Start(start))?;
+        let mut bytes = Vec::with_capacity(TAIL_BYTES as usize);
+        file.read_to_end(&mut bytes)?;
+        // Drop the partial line the window starts in; the last line break must lie past it.
+        if let Some(first) = bytes.iter().position(|&b| b == b'\n')
+            && bytes[first + 1..].contains(&b'\n')
+        {
+            return Ok((start + first as u64 + 1, bytes.split_off(first + 1)));
+        }
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok((0, bytes))
 }
 
 fn last_record(path: &Path) -> Result<(u64, String), AuditError> {
@@ -518,5 +545,34 @@ mod tests {
         let mut actions = Vec::new();
         query(dir.path(), &AuditQuery::default(), |r| actions.push(r.event.action.clone())).unwrap();
         assert_eq!(actions, ["pull", "audit.recovered"]);
+    }
+
+    #[test]
+    fn a_segment_larger_than_the_tail_window_reopens_from_its_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        let detail = "x".repeat(2000);
+        let count = TAIL_BYTES as usize / 2000 + 10;
+        for _ in 0..count {
+            log.append(AuditEvent {
+                detail: detail.clone(),
+                ..event("sp1", "allowed")
+            })
+            .unwrap();
+        }
+        let head = log.head();
+        drop(log);
+        let path = segment_path(dir.path(), 1);
+        assert!(fs::metadata(&path).unwrap().len() > TAIL_BYTES);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"seq\":").unwrap();
+        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        assert_eq!(
+            log.head().0,
+            head.0 + 1,
+            "continues after the last whole record, then records the cut"
+        );
+        let summary = verify(dir.path()).unwrap();
+        assert_eq!(summary.records as usize, count + 1);
     }
 }

@@ -251,10 +251,11 @@ impl Scanner {
     }
 
     /// Whether the file at `path` is worth reading: not under an allowed path, and not of a kind whose bytes
-    /// are compressed or media (`.gz`, `.png`, `.woff2`…), where no printable secret survives. Decided before
+    /// are compressed or media (`.gz`, `.png`, `.woff2`…), where no printable secret survives, nor a shared
+    /// library (see [`Scanner::scan_content`]). Decided before
     /// reading, so a directory scan does not even open those files.
     pub fn reads(&self, path: &str) -> bool {
-        !self.path_allowed(path) && !has_opaque_extension(path)
+        !self.path_allowed(path) && !has_opaque_extension(path) && !is_shared_library(path)
     }
 
     /// Scans `bytes` (the content of `path`), window by window.
@@ -754,6 +755,7 @@ mod tests {
         assert!(s.reads("app/config.json") && s.reads("app/lib.jar") && s.reads("app/.gz"));
         assert!(!s.reads("usr/share/x/changelog.Debian.gz") && !s.reads("app/logo.PNG") && !s.reads("a/f.woff2"));
         assert!(!s.reads("usr/share/doc/x/README"), "allowed paths are not read either");
+        assert!(!s.reads("usr/lib/x86_64-linux-gnu/libssl.so.3") && s.reads("usr/bin/openssl"));
     }
 
     #[test]
