@@ -566,6 +566,24 @@ fn generic_value_plausible(bytes: &[u8], match_start: usize, s: usize, e: usize)
         && !code_reference
         && !lower_path
         && !in_arn
+        && !camel_case_name(value)
+}
+
+/// `V1LocalObjectReference`, `MyServiceAccountName`: three or more capitalised words of 3+ lower-case letters,
+/// at most one shorter word, nothing but letters and digits. Random keys have many short "words".
+fn camel_case_name(value: &[u8]) -> bool {
+    if !value.iter().all(u8::is_ascii_alphanumeric) || !value[0].is_ascii_uppercase() {
+        return false;
+    }
+    let (mut long, mut short) = (0, 0);
+    // A word starts at each upper-case letter.
+    for word in value.chunk_by(|_, b| !b.is_ascii_uppercase()) {
+        match word.iter().filter(|b| b.is_ascii_lowercase()).count() {
+            0..=2 => short += 1,
+            _ => long += 1,
+        }
+    }
+    long >= 3 && short <= 1
 }
 
 /// Whether the line holding byte `at` carries an inline allow comment.
@@ -695,6 +713,8 @@ mod tests {
         assert!(ids("--token-secret-version=projects/p1/secrets/s1/versions/2\n").is_empty());
         assert!(ids("id_token = fetch_id_token2(request)\n").is_empty());
         assert!(ids("arn:aws:secretsmanager:region:account:secret:myappsecret-123456\n").is_empty());
+        assert!(ids("'secret_ref': 'V1LocalObjectReference',\n").is_empty(), "a type name");
+        assert!(camel_case_name(b"V1LocalObjectReference") && !camel_case_name(random.as_bytes()));
         // The same shapes quoted are literals, and unquoted random values still count.
         assert_eq!(ids(&format!("API_KEY={random}\n")), ["generic-credential"]);
         assert_eq!(ids(&format!("token = \"a_{random}\"\n")), ["generic-credential"]);
