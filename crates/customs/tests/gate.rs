@@ -474,3 +474,68 @@ fn gate_fails_on_a_secret_that_a_later_layer_deleted() {
     assert_eq!(code, Some(2), "a bad policy value is a usage error");
     std::fs::remove_file(&policy).unwrap();
 }
+
+#[test]
+fn gate_junit_reports_lint_findings_as_customs_lint_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    std::fs::write(tmp.path().join("Dockerfile"), "FROM debian:latest\nADD app.py /app/\n").unwrap();
+    let gate = cargo_bin_cmd!("customs")
+        .current_dir(tmp.path())
+        .args(["gate", &demo, "--fail-on", "CRITICAL", "--fail-on-secret", "none", "--db"])
+        .arg(&db)
+        .args([
+            "--dockerfile",
+            "Dockerfile",
+            "--fail-on-lint",
+            "warning",
+            "--report",
+            "junit=gate.xml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(gate.status.code(), Some(1), "{}", String::from_utf8_lossy(&gate.stdout));
+    let lint = cargo_bin_cmd!("customs")
+        .current_dir(tmp.path())
+        .args([
+            "lint",
+            "Dockerfile",
+            "--failure-threshold",
+            "warning",
+            "-f",
+            "junit",
+            "-o",
+            "lint.xml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(lint.status.code(), Some(1), "{}", String::from_utf8_lossy(&lint.stderr));
+    let cases = |file: &str| -> Vec<String> {
+        let xml = std::fs::read_to_string(tmp.path().join(file)).unwrap();
+        let mut out = Vec::new();
+        let mut rest = xml.as_str();
+        while let Some(at) = rest.find("<testcase classname=\"lint.") {
+            let end = rest[at..].find("</testcase>").map_or(rest.len(), |e| at + e);
+            out.push(rest[at..end].to_string());
+            rest = &rest[end..];
+        }
+        out
+    };
+    let (from_gate, from_lint) = (cases("gate.xml"), cases("lint.xml"));
+    assert!(!from_gate.is_empty(), "no lint test cases in the gate's JUnit");
+    assert_eq!(
+        from_gate, from_lint,
+        "the gate reports lint findings exactly as `customs lint` does"
+    );
+    assert!(
+        from_gate.iter().any(|c| c.contains("<failure") && c.contains("ADD app.py /app/")),
+        "{from_gate:?}"
+    );
+    if let Some((ok, out)) = validate("junit", &tmp.path().join("gate.xml")) {
+        assert!(ok, "gate.xml: {out}");
+    }
+}

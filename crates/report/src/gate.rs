@@ -256,24 +256,11 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
     }
     if let Some(l) = r.lint {
         for (i, f) in l.report.findings.iter().enumerate() {
-            cases.push_str(&format!(
-                "    <testcase classname=\"dockerfile.{}\" name=\"{} line {}\">\n",
-                xml(&l.path),
-                xml(&f.rule),
-                f.line
-            ));
-            if r.lint_fails(i) {
-                failures += 1;
-                cases.push_str(&format!(
-                    "      <failure message=\"{}: {}\" type=\"lint\">{}:{}\nFix: {}</failure>\n",
-                    f.level.as_str(),
-                    xml(&f.message),
-                    xml(&l.path),
-                    f.line,
-                    xml(&f.fix)
-                ));
-            }
-            cases.push_str("    </testcase>\n");
+            let failing = r.lint_fails(i);
+            failures += usize::from(failing);
+            let why = r.lint_exception(i).map(|e| format!("excepted by line {}", e.line));
+            skipped += usize::from(!failing && why.is_some());
+            cases.push_str(&crate::lint::lint_testcase(l, f, failing, why.as_deref()));
         }
     }
     cases.push_str("    <testcase classname=\"policy\" name=\"gate verdict\">\n");

@@ -147,32 +147,8 @@ pub fn lint_junit(files: &[LintedFile], threshold: Option<Level>) -> String {
         let mut failures = 0;
         for f in &file.report.findings {
             let failing = threshold.is_some_and(|t| f.level <= t);
-            cases.push_str(&format!(
-                "    <testcase classname=\"lint.{}\" name=\"{} line {}\">\n",
-                xml(&file.path),
-                xml(&f.rule),
-                f.line
-            ));
-            if failing {
-                failures += 1;
-                cases.push_str(&format!(
-                    "      <failure message=\"{}\" type=\"{}\">{}:{} {}\nFix: {}</failure>\n",
-                    xml(&f.message),
-                    f.level.as_str(),
-                    xml(&file.path),
-                    f.line,
-                    xml(line_text(&file.source, f.line).trim()),
-                    xml(&f.fix)
-                ));
-            } else {
-                cases.push_str(&format!(
-                    "      <system-out>{} ({}): {}</system-out>\n",
-                    xml(&f.rule),
-                    f.level.as_str(),
-                    xml(&f.message)
-                ));
-            }
-            cases.push_str("    </testcase>\n");
+            failures += usize::from(failing);
+            cases.push_str(&lint_testcase(file, f, failing, None));
         }
         let mut tests = file.report.findings.len();
         if tests == 0 {
@@ -192,6 +168,39 @@ pub fn lint_junit(files: &[LintedFile], threshold: Option<Level>) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"customs lint\" tests=\"{all_tests}\" failures=\"{all_failures}\" errors=\"0\">\n{suites}</testsuites>\n"
     )
+}
+
+/// One JUnit test case for a lint finding, the same in `customs lint` and `customs gate` reports: a failure with
+/// the source line and the fix, a skip naming the exception, or a pass with the finding in `system-out`.
+pub(crate) fn lint_testcase(file: &LintedFile, f: &LintFinding, failing: bool, skipped: Option<&str>) -> String {
+    let mut case = format!(
+        "    <testcase classname=\"lint.{}\" name=\"{} line {}\">\n",
+        xml(&file.path),
+        xml(&f.rule),
+        f.line
+    );
+    if failing {
+        case.push_str(&format!(
+            "      <failure message=\"{}\" type=\"{}\">{}:{} {}\nFix: {}</failure>\n",
+            xml(&f.message),
+            f.level.as_str(),
+            xml(&file.path),
+            f.line,
+            xml(line_text(&file.source, f.line).trim()),
+            xml(&f.fix)
+        ));
+    } else if let Some(why) = skipped {
+        case.push_str(&format!("      <skipped message=\"{}\"/>\n", xml(why)));
+    } else {
+        case.push_str(&format!(
+            "      <system-out>{} ({}): {}</system-out>\n",
+            xml(&f.rule),
+            f.level.as_str(),
+            xml(&f.message)
+        ));
+    }
+    case.push_str("    </testcase>\n");
+    case
 }
 
 /// Checkstyle XML, the format Jenkins' warnings plugin and many editors read.
