@@ -7,6 +7,53 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 use time::macros::format_description;
 
+/// A path glob of an exception: `*` and `?` stay within a path segment, `**` spans segments; a leading `/` is
+/// ignored on both sides (`/var/lib/dpkg/status` and `var/lib/dpkg/status` are the same file).
+#[derive(Clone, Debug)]
+pub struct PathGlob {
+    text: String,
+    matcher: globset::GlobMatcher,
+}
+
+impl PathGlob {
+    /// Compiles `pattern`; the error says what is wrong with it.
+    pub fn new(pattern: &str) -> Result<PathGlob, String> {
+        let glob = globset::GlobBuilder::new(pattern.trim_start_matches('/'))
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| format!("{pattern:?} is not a valid glob: {}", e.kind()))?;
+        Ok(PathGlob {
+            text: pattern.to_string(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    /// Whether `path` matches.
+    pub fn is_match(&self, path: &str) -> bool {
+        self.matcher.is_match(path.trim_start_matches('/'))
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for PathGlob {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for PathGlob {}
+
+impl Serialize for PathGlob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
 /// One accepted risk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Exception {
@@ -16,8 +63,8 @@ pub struct Exception {
     pub library_name: Option<String>,
     /// Exact installed version it covers.
     pub version: Option<String>,
-    /// Glob (`*`, `?`, `**`) over the file that proved the package.
-    pub path: Option<String>,
+    /// Glob (`*`, `?`, `**`) over the file that proved the package, the secret's file or the Dockerfile.
+    pub path: Option<PathGlob>,
     /// When the exception was granted.
     pub date: Option<Date>,
     /// Last day it is valid.
@@ -92,7 +139,10 @@ pub fn parse(text: &str, file: &str, require_reason: bool) -> Result<Vec<Excepti
             id: nonempty(raw.id),
             library_name: nonempty(raw.library_name),
             version: nonempty(raw.version),
-            path: nonempty(raw.path),
+            path: nonempty(raw.path)
+                .map(|p| PathGlob::new(&p))
+                .transpose()
+                .map_err(|e| err(line, format!("entry {}: field `path`: {e}", i + 1)))?,
             reason: nonempty(raw.reason),
             approved_by: nonempty(raw.approved_by),
             line,
@@ -191,25 +241,6 @@ fn entry_lines(text: &str) -> Vec<usize> {
     out
 }
 
-/// `*` matches within a path segment, `**` across segments, `?` one character.
-pub fn glob_match(pattern: &str, path: &str) -> bool {
-    fn m(p: &[u8], s: &[u8]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some(b'*') if p.get(1) == Some(&b'*') => {
-                let rest = p[2..].strip_prefix(b"/").unwrap_or(&p[2..]);
-                (0..=s.len()).any(|i| m(rest, &s[i..]))
-            }
-            Some(b'*') => (0..=s.len())
-                .take_while(|&i| i == 0 || s[i - 1] != b'/')
-                .any(|i| m(&p[1..], &s[i..])),
-            Some(b'?') => !s.is_empty() && s[0] != b'/' && m(&p[1..], &s[1..]),
-            Some(c) => s.first() == Some(c) && m(&p[1..], &s[1..]),
-        }
-    }
-    m(pattern.trim_start_matches('/').as_bytes(), path.trim_start_matches('/').as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,13 +283,17 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match(
-            "usr/lib/**/METADATA",
-            "usr/lib/python3/dist-packages/x.dist-info/METADATA"
-        ));
-        assert!(glob_match("app/*.jar", "app/app.jar"));
-        assert!(!glob_match("app/*.jar", "app/lib/x.jar"));
-        assert!(glob_match("/var/lib/dpkg/status", "var/lib/dpkg/status"));
+        let m = |p: &str, path: &str| PathGlob::new(p).unwrap().is_match(path);
+        assert!(m("usr/lib/**/METADATA", "usr/lib/python3/dist-packages/x.dist-info/METADATA"));
+        assert!(m("app/*.jar", "app/app.jar"));
+        assert!(!m("app/*.jar", "app/lib/x.jar"));
+        assert!(m("/var/lib/dpkg/status", "var/lib/dpkg/status"));
+        assert!(m("app/?.env", "app/a.env") && !m("app/?.env", "app/ab.env"));
+        let e = parse(r#"[{"id": "CVE-1", "path": "app/[z-a]"}]"#, "x.json", false).unwrap_err();
+        assert!(
+            e.to_string().contains("field `path`") && e.to_string().contains("not a valid glob"),
+            "{e}"
+        );
     }
 
     proptest::proptest! {

@@ -15,7 +15,7 @@ use customs_vulndb::{Finding, FixState, Severity};
 use serde::Serialize;
 use time::Date;
 
-pub use exclusions::{Exception, ExclusionError};
+pub use exclusions::{Exception, ExclusionError, PathGlob};
 pub use file::{NotifyFormat, NotifyTarget, PolicyFile};
 
 /// What breaks a build.
@@ -97,10 +97,10 @@ pub fn covers(e: &Exception, f: &Finding) -> bool {
         .as_ref()
         .is_none_or(|n| f.package.name == *n || f.package.source_name.as_deref() == Some(n.as_str()));
     let ver_ok = e.version.as_ref().is_none_or(|v| f.package.version == *v || f.installed == *v);
-    let path_ok = e.path.as_ref().is_none_or(|p| {
-        exclusions::glob_match(p, &f.package.location)
-            || exclusions::glob_match(p, f.package.location.split('!').next().unwrap_or_default())
-    });
+    let path_ok = e
+        .path
+        .as_ref()
+        .is_none_or(|p| p.is_match(&f.package.location) || p.is_match(f.package.location.split('!').next().unwrap_or_default()));
     id_ok && lib_ok && ver_ok && path_ok
 }
 
@@ -133,7 +133,7 @@ pub fn covers_rule_hit(e: &Exception, s: &RuleHit<'_>) -> bool {
     let id_ok =
         e.id.as_ref()
             .is_some_and(|id| id == s.rule_id || (!s.fingerprint.is_empty() && id.eq_ignore_ascii_case(s.fingerprint)));
-    let path_ok = e.path.as_ref().is_none_or(|p| exclusions::glob_match(p, s.path));
+    let path_ok = e.path.as_ref().is_none_or(|p| p.is_match(s.path));
     id_ok && path_ok && e.library_name.is_none() && e.version.is_none()
 }
 
