@@ -65,7 +65,20 @@ pub fn cyclonedx(subject: &Subject, inventory: &Inventory, stamp: &DocumentStamp
     if let Some(d) = subject.manifest_digest.as_ref().or(subject.config_digest.as_ref()) {
         image["version"] = json!(d.to_string());
     }
-    let doc = json!({
+    bom(
+        stamp,
+        image,
+        json!({
+            "components": components,
+            "dependencies": [{"ref": image_ref, "dependsOn": refs}],
+        }),
+    )
+}
+
+/// A CycloneDX 1.6 document about `component` (the image) with the fields of `body` (components,
+/// dependencies, vulnerabilities), pretty-printed: the envelope the SBOM and the gate's VEX share.
+pub(crate) fn bom(stamp: &DocumentStamp, component: Value, body: Value) -> String {
+    let mut doc = json!({
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",
@@ -74,11 +87,12 @@ pub fn cyclonedx(subject: &Subject, inventory: &Inventory, stamp: &DocumentStamp
         "metadata": {
             "timestamp": stamp.created_rfc3339(),
             "tools": {"components": [{"type": "application", "author": "customs", "name": "customs", "version": TOOL_VERSION}]},
-            "component": image,
+            "component": component,
         },
-        "components": components,
-        "dependencies": [{"ref": image_ref, "dependsOn": refs}],
     });
+    if let (Value::Object(doc), Value::Object(body)) = (&mut doc, body) {
+        doc.extend(body);
+    }
     let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
     s.push('\n');
     s

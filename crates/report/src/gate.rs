@@ -397,23 +397,11 @@ pub fn gate_vex(r: &GateResult<'_>, stamp: &crate::DocumentStamp) -> String {
         }
         vulnerabilities.push(v);
     }
-    let doc = json!({
-        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "serialNumber": format!("urn:uuid:{}", stamp.id),
-        "version": 1,
-        "metadata": {
-            "timestamp": stamp.created_rfc3339(),
-            "tools": {"components": [{"type": "application", "name": "customs", "version": TOOL_VERSION}]},
-            "component": {"bom-ref": "image", "type": "container", "name": r.subject.tags.first().unwrap_or(&r.subject.name)},
-        },
-        "components": components,
-        "vulnerabilities": vulnerabilities,
-    });
-    let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
-    s.push('\n');
-    s
+    crate::cyclonedx::bom(
+        stamp,
+        json!({"bom-ref": "image", "type": "container", "name": r.subject.tags.first().unwrap_or(&r.subject.name)}),
+        json!({"components": components, "vulnerabilities": vulnerabilities}),
+    )
 }
 
 /// SARIF for the gate: the vulnerabilities' log plus one rule per secret rule and one result per failing secret.
