@@ -223,9 +223,10 @@ struct GateArgs {
     /// The project's policy file [default: ./customs.toml or ./.customs.yaml when present].
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// Severities that fail the gate, comma-separated [default: the policy's, else CRITICAL,HIGH].
-    #[arg(long, value_delimiter = ',')]
-    fail_on: Vec<Severity>,
+    /// Vulnerability severities that fail the gate, comma-separated, or `none` to only report them (a secrets- or
+    /// lint-only gate) [default: the policy's, else CRITICAL,HIGH].
+    #[arg(long, value_delimiter = ',', value_parser = parse_fail_on)]
+    fail_on: Vec<Option<Severity>>,
     /// Severities shown in the output and reports; default all. Never affects the verdict.
     #[arg(long, value_delimiter = ',')]
     severity: Vec<Severity>,
@@ -421,6 +422,14 @@ fn main() -> ExitCode {
 }
 
 /// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` (any case), or `none` (`None`).
+/// A vulnerability severity, or `none` (`None`).
+fn parse_fail_on(s: &str) -> Result<Option<Severity>, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    s.parse::<Severity>().map(Some).map_err(|e| format!("{e}, or none"))
+}
+
 fn parse_secret_severity(s: &str) -> Result<Option<customs_secrets::Severity>, String> {
     use customs_secrets::Severity;
     match s.trim().to_ascii_uppercase().as_str() {
@@ -531,7 +540,7 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
             .map_err(anyhow::Error::msg)?
             .unwrap_or_else(|| vec![Severity::Critical, Severity::High])
     } else {
-        a.fail_on.clone()
+        a.fail_on.iter().flatten().copied().collect()
     };
     let exclusions = a
         .exclusions

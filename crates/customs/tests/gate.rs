@@ -539,3 +539,27 @@ fn gate_junit_reports_lint_findings_as_customs_lint_does() {
         assert!(ok, "gate.xml: {out}");
     }
 }
+
+#[test]
+fn fail_on_none_only_reports_vulnerabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    let code = |fail_on: &str| {
+        let out = cargo_bin_cmd!("customs")
+            .current_dir(tmp.path())
+            .args(["gate", &demo, "--fail-on", fail_on, "--fail-on-secret", "none", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (high, text) = code("HIGH");
+    assert_eq!(high, Some(1), "the demo's HIGH vulnerability fails at HIGH: {text}");
+    let (none, text) = code("none");
+    assert_eq!(none, Some(0), "{text}");
+    assert!(text.contains("HIGH"), "still reported: {text}");
+}

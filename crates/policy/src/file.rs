@@ -107,7 +107,13 @@ impl PolicyFile {
         self.gate
             .fail_on
             .as_ref()
-            .map(|v| v.iter().map(|s| s.parse::<Severity>()).collect())
+            // `none` alone: vulnerabilities are reported, never fail.
+            .map(|v| {
+                v.iter()
+                    .filter(|s| !s.trim().eq_ignore_ascii_case("none"))
+                    .map(|s| s.parse::<Severity>())
+                    .collect()
+            })
             .transpose()
     }
 
@@ -158,6 +164,12 @@ mod tests {
         std::fs::write(&yaml_path, "gate:\n  fail_on: [critical]\n  exit_code: 3\nexceptions:\n  max_age_days: 90\nnotify:\n  - url_env: HOOK\n    format: teams\n").unwrap();
         assert_eq!(PolicyFile::read(&yaml_path).unwrap(), t);
 
+        std::fs::write(&toml_path, "[gate]\nfail_on = [\"none\"]\n").unwrap();
+        assert_eq!(
+            PolicyFile::read(&toml_path).unwrap().fail_on().unwrap(),
+            Some(Vec::new()),
+            "report only"
+        );
         std::fs::write(&toml_path, "[gate]\nfail_on = [\"SEVERE\"]\n").unwrap();
         assert!(PolicyFile::read(&toml_path).unwrap_err().contains("unknown severity \"SEVERE\""));
         std::fs::write(&toml_path, "[gate]\nfailon = [\"HIGH\"]\n").unwrap();
