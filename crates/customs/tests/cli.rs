@@ -8,14 +8,10 @@ use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
 mod support;
-use support::validate;
+use support::{demo_image, validate};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn demo() -> String {
-    repo().join("examples/demo-image").display().to_string()
 }
 
 fn sbom_json(image: &str) -> Value {
@@ -29,7 +25,7 @@ fn sbom_json(image: &str) -> Value {
 
 #[test]
 fn demo_image_inventory() {
-    let doc = sbom_json(&demo());
+    let doc = sbom_json(&demo_image());
     let pkgs = doc["packages"].as_array().unwrap();
     let find = |name: &str| pkgs.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{name} missing"));
     assert_eq!(find("libssl3")["source_name"], "openssl");
@@ -47,7 +43,7 @@ fn output_file_is_written_whole_and_errors_name_the_input() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sbom.json");
     cargo_bin_cmd!("customs")
-        .args(["sbom", &demo(), "-f", "cyclonedx", "-o"])
+        .args(["sbom", &demo_image(), "-f", "cyclonedx", "-o"])
         .arg(&out)
         .assert()
         .success();
@@ -85,7 +81,7 @@ fn check_formats(image: &str) {
 
 #[test]
 fn sbom_formats_validate_against_their_schemas() {
-    check_formats(&demo());
+    check_formats(&demo_image());
 }
 
 // ---- real images from ../shared/tools/build-test-images.sh ----

@@ -7,7 +7,7 @@ use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
 mod support;
-use support::validate;
+use support::{demo_image, validate};
 
 /// A database with one synthetic HIGH advisory for `package` below `fixed` in `ecosystem`.
 fn db_with(dir: &Path, ecosystem: &str, package: &str, fixed: &str) -> PathBuf {
@@ -177,10 +177,7 @@ fn exercise_with(image: &str, package: &str, db: &Path, dir: &Path, hits: usize)
 fn gate_on_the_demo_image() {
     let tmp = tempfile::tempdir().unwrap();
     let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo-image")
-        .display()
-        .to_string();
+    let demo = demo_image();
     exercise(&demo, "requests", &db, tmp.path());
 
     // Usage errors are 2, distinct from a policy failure (1) and a crash (101).
@@ -262,10 +259,7 @@ fn webhook(status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>
 fn policy_file_notifications_and_markdown() {
     let tmp = tempfile::tempdir().unwrap();
     let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo-image")
-        .display()
-        .to_string();
+    let demo = demo_image();
     let (url, seen) = webhook(200);
     let policy = tmp.path().join("customs.toml");
     std::fs::write(
@@ -361,10 +355,7 @@ fn policy_file_notifications_and_markdown() {
 fn exclusions_check_lists_what_needs_review() {
     let tmp = tempfile::tempdir().unwrap();
     let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo-image")
-        .display()
-        .to_string();
+    let demo = demo_image();
     std::fs::write(
         tmp.path().join("exclusions.json"),
         "[{\"library_name\": \"requests\", \"reason\": \"proxy not used\"},\n {\"id\": \"CVE-1999-0001\", \"expires\": \"2020-01-01\"},\n {\"library_name\": \"zlib\", \"reason\": \"x\"}]",
@@ -394,10 +385,7 @@ fn exclusions_check_lists_what_needs_review() {
 fn gate_fails_on_a_secret_that_a_later_layer_deleted() {
     let tmp = tempfile::tempdir().unwrap();
     let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo-image")
-        .display()
-        .to_string();
+    let demo = demo_image();
     let run = |extra: &[&str]| {
         let out = cargo_bin_cmd!("customs")
             .current_dir(tmp.path())
@@ -479,26 +467,24 @@ fn gate_fails_on_a_secret_that_a_later_layer_deleted() {
 fn gate_junit_reports_lint_findings_as_customs_lint_does() {
     let tmp = tempfile::tempdir().unwrap();
     let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo-image")
-        .display()
-        .to_string();
+    let demo = demo_image();
     std::fs::write(tmp.path().join("Dockerfile"), "FROM debian:latest\nADD app.py /app/\n").unwrap();
-    let gate = cargo_bin_cmd!("customs")
-        .current_dir(tmp.path())
-        .args(["gate", &demo, "--fail-on", "CRITICAL", "--fail-on-secret", "none", "--db"])
-        .arg(&db)
-        .args([
+    let run = gate(
+        tmp.path(),
+        &db,
+        &demo,
+        &[
+            "--fail-on",
+            "CRITICAL",
             "--dockerfile",
             "Dockerfile",
             "--fail-on-lint",
             "warning",
             "--report",
             "junit=gate.xml",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(gate.status.code(), Some(1), "{}", String::from_utf8_lossy(&gate.stdout));
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
     let lint = cargo_bin_cmd!("customs")
         .current_dir(tmp.path())
         .args([
@@ -544,22 +530,10 @@ fn gate_junit_reports_lint_findings_as_customs_lint_does() {
 fn fail_on_none_only_reports_vulnerabilities() {
     let tmp = tempfile::tempdir().unwrap();
     let db = db_with(tmp.path(), "PyPI", "requests", "2.31.0");
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo-image")
-        .display()
-        .to_string();
-    let code = |fail_on: &str| {
-        let out = cargo_bin_cmd!("customs")
-            .current_dir(tmp.path())
-            .args(["gate", &demo, "--fail-on", fail_on, "--fail-on-secret", "none", "--db"])
-            .arg(&db)
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    let (high, text) = code("HIGH");
-    assert_eq!(high, Some(1), "the demo's HIGH vulnerability fails at HIGH: {text}");
-    let (none, text) = code("none");
-    assert_eq!(none, Some(0), "{text}");
-    assert!(text.contains("HIGH"), "still reported: {text}");
+    let demo = demo_image();
+    let high = gate(tmp.path(), &db, &demo, &["--fail-on", "HIGH"]);
+    assert_eq!(high.code, Some(1), "the demo's HIGH vulnerability fails at HIGH: {}", high.stdout);
+    let none = gate(tmp.path(), &db, &demo, &["--fail-on", "none"]);
+    assert_eq!(none.code, Some(0), "{}", none.stdout);
+    assert!(none.stdout.contains("HIGH"), "still reported: {}", none.stdout);
 }

@@ -1,11 +1,11 @@
 //! `customs lint`: exit codes, config, formats (SARIF and JUnit validated), and `gate --dockerfile`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 
 mod support;
-use support::validate;
+use support::{demo_image, validate};
 
 const BAD: &str = "FROM debian\nRUN apt-get update && apt-get install -y curl\nADD app.py /app/\nENV API_TOKEN=s3cr3t-value-123\n";
 const GOOD: &str =
@@ -113,7 +113,7 @@ fn gate_lints_the_dockerfile() {
         .arg(&osv)
         .assert()
         .success();
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-image");
+    let demo = demo_image();
     let gate = |args: &[&str]| {
         let out = cargo_bin_cmd!("customs")
             .current_dir(tmp.path())

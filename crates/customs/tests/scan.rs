@@ -6,6 +6,9 @@ use std::process::Command;
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
+mod support;
+use support::demo_image;
+
 fn shared() -> Option<PathBuf> {
     let dir = std::env::var_os("CUSTOMS_SHARED_DATA")
         .map(PathBuf::from)
@@ -137,10 +140,7 @@ fn scan_filters_and_stale_database_policy() {
     std::fs::write(osv.join("b.json"), r#"{"id": "TEST-LOG4SHELL", "aliases": ["CVE-2021-44228"], "database_specific": {"severity": "CRITICAL"},
       "affected": [{"package": {"ecosystem": "Maven", "name": "org.apache.logging.log4j:log4j-core"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0-beta9"}, {"fixed": "2.15.0"}]}]}]}"#).unwrap();
     let db = imported_db(tmp.path(), &osv);
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo-image")
-        .display()
-        .to_string();
+    let demo = demo_image();
 
     let all = scan_json(&db, &demo, &[]);
     let ids: Vec<&str> = all["findings"]
@@ -238,10 +238,7 @@ fn db_update_from_a_mirror_then_scan() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("osv:PyPI: downloaded from"));
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo-image")
-        .display()
-        .to_string();
+    let demo = demo_image();
     assert_eq!(ids_for(&scan_json(&db, &demo, &[]), "requests"), vec!["TEST-REQUESTS"]);
 
     // A feed no source has: the error names it and what each source said.
@@ -322,8 +319,6 @@ fn rust_binary_with_a_vulnerable_pin_yields_rustsec_ids_and_the_patched_one_none
     assert_eq!(new["findings"].as_array().unwrap().len(), 0, "{:#}", new["findings"]);
 }
 
-mod support;
-
 #[test]
 fn scan_reports_secrets_from_the_same_pass_unless_told_not_to() {
     let tmp = tempfile::tempdir().unwrap();
@@ -335,10 +330,7 @@ fn scan_reports_secrets_from_the_same_pass_unless_told_not_to() {
     )
     .unwrap();
     let db = imported_db(tmp.path(), &osv);
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo-image")
-        .display()
-        .to_string();
+    let demo = demo_image();
 
     let doc = scan_json(&db, &demo, &[]);
     let rules: Vec<&str> = doc["secrets"]

@@ -250,10 +250,10 @@ impl Scanner {
         self.allowed_paths.is_match(path.trim_start_matches('/'))
     }
 
-    /// Whether the file at `path` is worth reading: not under an allowed path, and not of a kind whose bytes
-    /// are compressed or media (`.gz`, `.png`, `.woff2`…), where no printable secret survives, nor a shared
-    /// library (see [`Scanner::scan_content`]). Decided before
-    /// reading, so a directory scan does not even open those files.
+    /// Whether the file at `path` is worth reading: not under an allowed path, not of a kind whose bytes are
+    /// compressed or media (`.gz`, `.png`, `.woff2`…), where no printable secret survives, and not a shared
+    /// library (see [`Scanner::scan_content`]). Decided before reading, so a directory scan does not even open
+    /// those files.
     pub fn reads(&self, path: &str) -> bool {
         !self.path_allowed(path) && !has_opaque_extension(path) && !is_shared_library(path)
     }
@@ -275,7 +275,7 @@ impl Scanner {
         loop {
             let end = (start + CHUNK + OVERLAP).min(bytes.len());
             let window = &bytes[start..end];
-            // Per rule: search the whole window, or only the regions around its keywords' hits.
+            // Per rule: search the whole window, or (rules with a reach) only the regions around its keywords' hits.
             let mut whole_window = vec![false; self.rules.len()];
             let mut regions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.rules.len()];
             for &i in &self.always {
@@ -285,7 +285,6 @@ impl Scanner {
                 for &i in &self.keyword_rules[m.pattern().as_usize()] {
                     match self.rules[i].reach {
                         None => whole_window[i] = true,
-                        Some(_) if whole_window[i] => {}
                         Some(reach) => add_region(
                             &mut regions[i],
                             m.start().saturating_sub(reach),

@@ -1,7 +1,15 @@
-//! What several integration tests share: validating reports with `tests/validate_report.py`.
+//! What several integration tests share: the demo image, and validating reports with `tests/validate_report.py`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The committed demo image (`examples/demo-image`, an OCI layout), as a command-line argument.
+pub fn demo_image() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string()
+}
 
 fn python() -> Option<String> {
     ["python3", "python"]
