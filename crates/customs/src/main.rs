@@ -469,18 +469,24 @@ type ImageScan = (
 );
 
 /// Opens the database (checking its age), inventories the image and matches it; with a scanner, finds secrets
-/// in the same pass.
+/// in the same pass. With `require_data` (a gate that fails on vulnerabilities) a database with nothing imported
+/// is an error: a gate that cannot see must not pass.
 fn vulnerabilities(
     target: &Target,
     db: &DbArgs,
     freshness: &Freshness,
     pkg_types: &[PkgType],
     secrets: Option<&customs_secrets::Scanner>,
+    require_data: bool,
 ) -> Result<ImageScan> {
     let path = db.path()?;
     let database = Database::open_existing(&path)?;
     let mut warnings = Vec::new();
     match database.age_seconds()? {
+        None if require_data => bail!(
+            "{}: nothing imported yet, so the gate cannot see any vulnerability; run `customs db update` or `customs db import` first (or `--fail-on none` for a gate without vulnerabilities)",
+            path.display()
+        ),
         None => warnings.push(format!("{}: nothing imported yet; every scan will come back clean", path.display())),
         Some(age) if age > freshness.db_max_age => {
             let msg = format!(
@@ -614,6 +620,7 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         &a.freshness,
         &[PkgType::Os, PkgType::Library],
         secret_rules.as_ref().filter(|_| !a.no_secrets),
+        !thresholds.fail_on.is_empty(),
     )?;
     let today = time::OffsetDateTime::now_utc().date();
     let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
@@ -786,7 +793,7 @@ fn check_exclusions(
             db_max_age: i64::MAX,
             fail_on_stale_db: false,
         };
-        let (subject, findings, _, _) = vulnerabilities(&target, db, &freshness, &[PkgType::Os, PkgType::Library], None)?;
+        let (subject, findings, _, _) = vulnerabilities(&target, db, &freshness, &[PkgType::Os, PkgType::Library], None, false)?;
         let verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
         for &i in &verdict.unused {
             needs_action += 1;
@@ -998,7 +1005,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 None
             };
-            let (subject, mut findings, warnings, secrets) = vulnerabilities(&target, &db, &freshness, &pkg_types, secret_rules.as_ref())?;
+            let (subject, mut findings, warnings, secrets) =
+                vulnerabilities(&target, &db, &freshness, &pkg_types, secret_rules.as_ref(), false)?;
             findings
                 .retain(|f| (severity.is_empty() || severity.contains(&f.severity)) && !(ignore_unfixed && f.fix_state != FixState::Fixed));
             let text = match format {

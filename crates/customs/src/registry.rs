@@ -78,7 +78,8 @@ enum PrincipalCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
-    /// Replace a principal's secret and print the new one once; the old one stops working within a minute.
+    /// Replace a principal's secret and print the new one once; a running registry accepts the old one until its
+    /// login cache expires (`[auth] login_cache_seconds`).
     Rotate {
         /// The principal.
         name: String,
@@ -175,6 +176,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Who runs an identity command, for the audit log.
+/// The longest a token issued now can be used: a login still cached, then a full token lifetime and the leeway.
+fn token_bound(config: &RegistryConfig) -> u64 {
+    config.auth.login_cache_seconds + config.auth.token_ttl_seconds + customs_registry::token::CLOCK_LEEWAY_SECONDS
+}
+
 fn operator() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
@@ -294,7 +300,12 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                     bail!("no principal named {name}");
                 }
                 audit_cli(&config, "principal.rotate", name.clone())?;
-                eprintln!("New secret for {name}, shown once; the old one stops working within a minute:");
+                eprintln!(
+                    "New secret for {name}, shown once; a running registry still accepts the old one for up to {} s (login cache), \
+                     and tokens issued with it for up to {} s:",
+                    config.auth.login_cache_seconds,
+                    token_bound(&config)
+                );
                 println!("{secret}");
             }
             PrincipalCommand::Disable { name } | PrincipalCommand::Enable { name } if meta.principal(&name).await?.is_none() => {
@@ -304,8 +315,10 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                 meta.set_disabled(&name, true).await?;
                 audit_cli(&config, "principal.disable", name.clone())?;
                 eprintln!(
-                    "Disabled {name}. Tokens already issued expire within {} s.",
-                    config.auth.token_ttl_seconds
+                    "Disabled {name}. A running registry may still accept its login for up to {} s (login cache) and \
+                     tokens already issued for up to {} s.",
+                    config.auth.login_cache_seconds,
+                    token_bound(&config)
                 );
             }
             PrincipalCommand::Enable { name } => {

@@ -190,14 +190,9 @@ fn gate_on_the_demo_image() {
 
 #[test]
 fn gate_on_a_real_debian_image() {
-    let dir = std::env::var_os("CUSTOMS_TEST_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-images"));
-    let image = dir.join("bookworm-app.docker.tar");
-    if !image.is_file() {
-        eprintln!("skipped: {} is absent (run ../shared/tools/build-test-images.sh)", image.display());
+    let Some(image) = customs_testkit::test_image("bookworm-app.docker.tar") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     // Source package `curl` (binaries curl and libcurl4) older than a fictitious fix.
     let db = db_with(tmp.path(), "Debian:12", "curl", "7.88.1-10+deb12u99");

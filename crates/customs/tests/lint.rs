@@ -11,6 +11,9 @@ const BAD: &str = "FROM debian\nRUN apt-get update && apt-get install -y curl\nA
 const GOOD: &str =
     "FROM debian:12.8@sha256:0000000000000000000000000000000000000000000000000000000000000000\nCOPY app.py /app/\nUSER 1000\n";
 
+/// Only info-level findings: a tag without a digest (CP002) and two RUNs in a row (DL3059).
+const INFO_ONLY: &str = "FROM debian:12.8\nCOPY app.py /app/\nRUN echo a\nRUN echo b\nUSER 1000\n";
+
 fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = cargo_bin_cmd!("customs").current_dir(dir).arg("lint").args(args).output().unwrap();
     (
@@ -44,8 +47,19 @@ fn exit_codes_and_findings() {
 
     let (code, out, _) = run(tmp.path(), &["Good.Dockerfile"]);
     assert_eq!(code, Some(0), "{out}");
-    // Only info-level findings left fail at --failure-threshold info.
-    let (code, _, _) = run(tmp.path(), &["--failure-threshold", "info", "Dockerfile"]);
+    // A file whose findings are all info-level passes the default (warning) threshold and fails at info.
+    std::fs::write(tmp.path().join("Info.Dockerfile"), INFO_ONLY).unwrap();
+    let (code, out, _) = run(tmp.path(), &["--format", "json", "Info.Dockerfile"]);
+    assert_eq!(code, Some(0), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let levels: Vec<&str> = doc["files"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["level"].as_str().unwrap())
+        .collect();
+    assert!(!levels.is_empty() && levels.iter().all(|l| *l == "info"), "{doc:#}");
+    let (code, _, _) = run(tmp.path(), &["--failure-threshold", "info", "Info.Dockerfile"]);
     assert_eq!(code, Some(1));
     let (code, _, _) = run(tmp.path(), &["--failure-threshold", "none", "Dockerfile"]);
     assert_eq!(code, Some(0));

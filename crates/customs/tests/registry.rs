@@ -1,6 +1,6 @@
 //! `customs sbom` against a real registry: Debian's `docker-registry` (CNCF distribution)
 //! with TLS from a private CA and htpasswd logins, filled by `skopeo copy`.
-//! Skipped, with the reason printed, when those tools are absent (.ci/run installs them).
+//! Skipped (a failure under CUSTOMS_REQUIRE_ALL=1) when those tools are absent (.ci/run installs them).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -23,31 +23,16 @@ impl Drop for Registry {
     }
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn start() -> Option<Registry> {
-    let missing: Vec<&str> = ["docker-registry", "skopeo", "openssl", "htpasswd"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    if !missing.is_empty() {
-        eprintln!(
-            "skipped: {} not installed (apt-get install docker-registry skopeo openssl apache2-utils)",
-            missing.join(", ")
-        );
-        return None;
-    }
+    customs_testkit::tools(
+        &["docker-registry", "skopeo", "openssl", "htpasswd"],
+        "apt-get install docker-registry skopeo openssl apache2-utils",
+    )?;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ossl = |args: &str| {
@@ -150,19 +135,52 @@ fn pulls_over_tls_with_basic_auth_and_matches_the_local_copy() {
     assert_eq!(names(&remote), names(&local(&demo)));
     assert!(remote["subject"]["manifest_digest"].as_str().unwrap().starts_with("sha256:"));
 
-    // A real Debian image too, when the test images were built.
-    let images = std::env::var_os("CUSTOMS_TEST_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| demo.join("../../target/test-images"));
-    let app = images.join("bookworm-app.oci");
-    if app.is_dir() {
-        push(&reg, &format!("oci:{}:test", app.display()), "team/app:test");
-        let out = sbom(&reg, "team/app:test", "ci-pass");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(names(&serde_json::from_slice(&out.stdout).unwrap()), names(&local(&app)));
-    } else {
-        eprintln!("skipped the Debian image part: {} is absent", app.display());
-    }
+    // A real Debian image too.
+    let Some(app) = customs_testkit::test_image("bookworm-app.oci") else {
+        return;
+    };
+    push(&reg, &format!("oci:{}:test", app.display()), "team/app:test");
+    let out = sbom(&reg, "team/app:test", "ci-pass");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(names(&serde_json::from_slice(&out.stdout).unwrap()), names(&local(&app)));
+}
+
+/// With no CUSTOMS_REGISTRY_* variables, credentials come from the docker config's `auths` (base64 `user:pass`).
+#[test]
+fn docker_config_auths_supply_the_credentials() {
+    let Some(reg) = start() else { return };
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-image");
+    push(&reg, &format!("oci:{}:demo", demo.display()), "team/demo:1.0");
+    let pull = |config_dir: &Path| {
+        cargo_bin_cmd!("customs")
+            .args(["sbom", &format!("{}/team/demo:1.0", reg.addr), "-f", "json", "--ca-file"])
+            .arg(reg.dir.path().join("ca.pem"))
+            .env_remove("CUSTOMS_REGISTRY_USERNAME")
+            .env_remove("CUSTOMS_REGISTRY_PASSWORD")
+            .env("DOCKER_CONFIG", config_dir)
+            .output()
+            .unwrap()
+    };
+    let write_config = |dir: &Path, user_pass: &str| {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(user_pass);
+        std::fs::create_dir_all(dir).unwrap();
+        let doc = serde_json::json!({"auths": {reg.addr.clone(): {"auth": auth}}});
+        std::fs::write(dir.join("config.json"), doc.to_string()).unwrap();
+    };
+    let good = reg.dir.path().join("good-config");
+    write_config(&good, "ci-user:ci-pass");
+    let out = pull(&good);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let remote: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(names(&remote), names(&local(&demo)));
+
+    // The credentials really come from that file: a wrong password there is refused.
+    let bad = reg.dir.path().join("bad-config");
+    write_config(&bad, "ci-user:wrong");
+    let out = pull(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 }
 
 #[test]
@@ -181,5 +199,6 @@ fn wrong_password_and_untrusted_ca_fail_clearly() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "an untrusted CA is an input error: {err}");
     assert!(err.contains("UnknownIssuer") && err.contains("--ca-file"), "{err}");
 }

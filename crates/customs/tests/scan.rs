@@ -10,15 +10,7 @@ mod support;
 use support::demo_image;
 
 fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("CUSTOMS_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if dir.join("osv/PyPI").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} is absent (set CUSTOMS_SHARED_DATA)", dir.display());
-        None
-    }
+    customs_testkit::shared_data("osv/PyPI").map(|p| p.parent().unwrap().parent().unwrap().to_path_buf())
 }
 
 /// Imports `input` into a fresh database in `dir`.
@@ -67,14 +59,14 @@ fn pip_rootfs(dir: &Path, pins: &[&str]) -> Option<PathBuf> {
     match out {
         Ok(o) if o.status.success() => Some(dir.to_path_buf()),
         Ok(o) => {
-            eprintln!(
-                "skipped: pip could not install {pins:?}: {}",
+            customs_testkit::skip(format_args!(
+                "pip could not install {pins:?}: {}",
                 String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default()
-            );
+            ));
             None
         }
         Err(e) => {
-            eprintln!("skipped: no python3/pip ({e})");
+            customs_testkit::skip(format_args!("no python3/pip ({e})"));
             None
         }
     }
@@ -283,10 +275,10 @@ fn auditable_binary(dir: &Path, dep: &str) -> Option<PathBuf> {
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!(
-            "skipped: `cargo auditable build` failed ({}); cargo install cargo-auditable",
+        customs_testkit::skip(format_args!(
+            "`cargo auditable build` failed ({}); cargo install cargo-auditable",
             String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
-        );
+        ));
         return None;
     }
     Some(dir.join("target/release/pinned"))

@@ -48,14 +48,9 @@ fn demo_image_deleted_key_is_found_and_masked() {
 
 #[test]
 fn real_image_leaked_env_and_base_layers() {
-    let dir = std::env::var_os("CUSTOMS_TEST_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-images"));
-    let image = dir.join("bookworm-app.oci");
-    if !image.is_dir() {
-        eprintln!("skipped: {} is absent (run ../shared/tools/build-test-images.sh)", image.display());
+    let Some(image) = customs_testkit::test_image("bookworm-app.oci") else {
         return;
-    }
+    };
     let doc = secrets_json(image.to_str().unwrap(), &["--skip-base-layers"]);
     assert_eq!(doc["skipped_layers"], 1, "the base image is the first layer, up to its CMD");
     let findings = doc["findings"].as_array().unwrap();
@@ -107,12 +102,7 @@ fn rules_file_adds_and_disables_rules() {
 
 #[test]
 fn secrets_history_reports_a_key_removed_from_the_tree() {
-    if !std::process::Command::new("git")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipping: git is not installed");
+    if customs_testkit::tool("git", "apt-get install git").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

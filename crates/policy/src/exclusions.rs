@@ -8,7 +8,9 @@ use time::Date;
 use time::macros::format_description;
 
 /// A path glob of an exception: `*` and `?` stay within a path segment, `**` spans segments; a leading `/` is
-/// ignored on both sides (`/var/lib/dpkg/status` and `var/lib/dpkg/status` are the same file).
+/// ignored on both sides (`/var/lib/dpkg/status` and `var/lib/dpkg/status` are the same file). A location inside
+/// an archive (`app/app.jar!BOOT-INF/lib/log4j-core-2.14.1.jar!META-INF/…/pom.properties`) also matches through
+/// each archive that holds it: `app/app.jar` and `app/app.jar!BOOT-INF/lib/*.jar` both cover that package.
 #[derive(Clone, Debug)]
 pub struct PathGlob {
     text: String,
@@ -29,9 +31,10 @@ impl PathGlob {
         })
     }
 
-    /// Whether `path` matches.
+    /// Whether `path`, or an archive on the way to it (the part before a `!`), matches.
     pub fn is_match(&self, path: &str) -> bool {
-        self.matcher.is_match(path.trim_start_matches('/'))
+        let path = path.trim_start_matches('/');
+        self.matcher.is_match(path) || path.match_indices('!').any(|(i, _)| self.matcher.is_match(&path[..i]))
     }
 
     /// The pattern as written.
@@ -289,6 +292,11 @@ mod tests {
         assert!(!m("app/*.jar", "app/lib/x.jar"));
         assert!(m("/var/lib/dpkg/status", "var/lib/dpkg/status"));
         assert!(m("app/?.env", "app/a.env") && !m("app/?.env", "app/ab.env"));
+        // Through the archives that hold a location, never past its end.
+        let nested = "app/app.jar!BOOT-INF/lib/x-1.jar!META-INF/maven/g/x/pom.properties";
+        assert!(m("app/app.jar", nested) && m("app/app.jar!BOOT-INF/lib/*.jar", nested) && m("**/x-*.jar", nested));
+        assert!(!m("app/app.jar!BOOT-INF/lib/y-*.jar", nested) && !m("app/*.war", nested));
+        assert!(!m("app/app.jar", "app/app.jar.bak") && !m("app/app", "app/app.jar!x"));
         let e = parse(r#"[{"id": "CVE-1", "path": "app/[z-a]"}]"#, "x.json", false).unwrap_err();
         assert!(
             e.to_string().contains("field `path`") && e.to_string().contains("not a valid glob"),

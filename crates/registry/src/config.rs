@@ -148,6 +148,10 @@ pub struct AuthConfig {
     /// File holding the token signing key; created (mode 0600) with a random key when missing.
     #[serde(default = "default_token_key")]
     pub token_key_file: PathBuf,
+    /// How long a verified login is remembered, so Argon2's cost is paid once per client per period; a
+    /// disabled or rotated principal's old secret works for at most this long.
+    #[serde(default = "default_login_cache")]
+    pub login_cache_seconds: u64,
 }
 
 impl Default for AuthConfig {
@@ -155,11 +159,15 @@ impl Default for AuthConfig {
         AuthConfig {
             token_ttl_seconds: default_ttl(),
             token_key_file: default_token_key(),
+            login_cache_seconds: default_login_cache(),
         }
     }
 }
 fn default_ttl() -> u64 {
     300
+}
+fn default_login_cache() -> u64 {
+    60
 }
 fn default_token_key() -> PathBuf {
     "data/token.key".into()

@@ -1,8 +1,8 @@
 //! Identities: service principals (one per project pipeline) and human users, with secrets hashed by Argon2id.
 //!
 //! Secrets are generated here, shown once, and never stored in clear. Verified credentials are cached for a
-//! minute (keyed by a SHA-256 of the secret) so that Argon2's deliberate cost is paid once per client per minute,
-//! not on every request; disabling or rotating takes effect within that minute.
+//! minute by default (`[auth] login_cache_seconds`, keyed by a SHA-256 of the secret) so that Argon2's deliberate
+//! cost is paid once per client per period, not on every request; disabling or rotating takes effect within it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -78,8 +78,6 @@ impl LoginFailure {
     }
 }
 
-const CACHE_TTL: Duration = Duration::from_secs(60);
-
 /// SHA-256 of the verified secret, when it was verified, and the principal's groups then.
 type CachedLogin = ([u8; 32], Instant, BTreeSet<String>);
 
@@ -87,14 +85,16 @@ type CachedLogin = ([u8; 32], Instant, BTreeSet<String>);
 pub struct Authenticator {
     meta: MetaStore,
     cache: Mutex<HashMap<String, CachedLogin>>,
+    cache_ttl: Duration,
 }
 
 impl Authenticator {
-    /// An authenticator over `meta`.
-    pub fn new(meta: MetaStore) -> Authenticator {
+    /// An authenticator over `meta` that remembers verified logins for `cache_ttl`.
+    pub fn new(meta: MetaStore, cache_ttl: Duration) -> Authenticator {
         Authenticator {
             meta,
             cache: Mutex::new(HashMap::new()),
+            cache_ttl,
         }
     }
 
@@ -103,7 +103,7 @@ impl Authenticator {
         let fingerprint: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         if let Some((cached, at, groups)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(name)
             && *cached == fingerprint
-            && at.elapsed() < CACHE_TTL
+            && at.elapsed() < self.cache_ttl
         {
             return Ok(Ok(Caller {
                 principal: Some(name.to_string()),

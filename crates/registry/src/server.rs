@@ -105,7 +105,7 @@ impl Registry {
         let tokens = TokenIssuer::new(&key, &config.server.service, config.auth.token_ttl_seconds);
         let audit = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes).map_err(|e| StartError(e.to_string()))?;
         Ok(Arc::new(Registry {
-            auth: Authenticator::new(meta.clone()),
+            auth: Authenticator::new(meta.clone(), std::time::Duration::from_secs(config.auth.login_cache_seconds)),
             policy,
             meta,
             blobs,

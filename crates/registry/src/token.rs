@@ -72,7 +72,7 @@ pub fn parse_scopes(raw: &str) -> Vec<Scope> {
         .filter_map(|s| {
             let (kind, rest) = s.split_once(':')?;
             let (name, actions) = rest.rsplit_once(':')?;
-            (!name.is_empty()).then(|| Scope {
+            (!kind.is_empty() && !name.is_empty()).then(|| Scope {
                 kind: kind.to_string(),
                 name: name.to_string(),
                 actions: actions.split(',').filter(|a| !a.is_empty()).map(str::to_string).collect(),
@@ -92,6 +92,10 @@ pub struct TokenIssuer {
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
+
+/// Seconds a token is still accepted past its `exp` (and before its `nbf`), for clocks of replicas that differ
+/// a little: an access token works for at most `token_ttl_seconds` plus this.
+pub const CLOCK_LEEWAY_SECONDS: u64 = 5;
 
 /// Refresh tokens live one day; the permissions are evaluated again at every refresh.
 const REFRESH_TTL_SECONDS: u64 = 24 * 3600;
@@ -148,7 +152,8 @@ impl TokenIssuer {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[&self.service]);
         validation.set_issuer(&[&self.service]);
-        validation.leeway = 5;
+        validation.leeway = CLOCK_LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .ok()
             .map(|d| d.claims)
@@ -171,8 +176,8 @@ mod tests {
 
     #[test]
     fn scopes_parse_like_distribution() {
-        let scopes = parse_scopes("repository:project1/app:pull,push repository:localhost:5000/x:pull registry:catalog:* junk");
-        assert_eq!(scopes.len(), 3);
+        let scopes = parse_scopes("repository:project1/app:pull,push repository:localhost:5000/x:pull registry:catalog:* junk :x:pull");
+        assert_eq!(scopes.len(), 3, "{scopes:?}");
         assert_eq!(scopes[0].name, "project1/app");
         assert_eq!(scopes[0].actions, BTreeSet::from(["pull".to_string(), "push".to_string()]));
         assert_eq!(scopes[1].name, "localhost:5000/x");
@@ -194,6 +199,11 @@ mod tests {
         assert!(!claims.allows("p2", Action::Pull));
         let other = TokenIssuer::new(b"another key another key another k", "customs", 60);
         assert!(other.verify(&token).is_none());
+        // A token that is not valid yet (nbf past the leeway) is refused.
+        let mut early = claims.clone();
+        early.nbf = now() + CLOCK_LEEWAY_SECONDS + 60;
+        let early = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &early, &issuer.encoding).unwrap();
+        assert!(issuer.verify(&early).is_none(), "nbf in the future");
         let refresh = issuer.issue_refresh("sp1");
         assert!(issuer.verify(&refresh).is_none(), "a refresh token is not an access token");
         assert_eq!(issuer.verify_refresh(&refresh).as_deref(), Some("sp1"));

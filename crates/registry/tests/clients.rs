@@ -25,11 +25,7 @@ fn demo_image() -> PathBuf {
 }
 
 fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("skipping: {tool} is not installed (apt-get install {tool})");
-    }
-    found
+    customs_testkit::tool(tool, &format!("apt-get install {tool}")).is_some()
 }
 
 fn run(cmd: &mut Command) -> std::process::Output {

@@ -223,7 +223,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         "Asymmetric private key",
         High,
         ["private key-----"],
-        r"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?P<secret>[\sA-Za-z0-9+/=:.,\\\-]{64,}?)-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
+        r"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?P<secret>[\sA-Za-z0-9+/=:.,\\\-]{32,}?)-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
     ),
     rule!(
         "jwt-token",
@@ -478,7 +478,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         "Private Packagist token",
         High,
         ["packagist_"],
-        b!(r"(?P<secret>packagist_[ou][ru]t_[a-f0-9]{68})")
+        b!(r"(?P<secret>packagist_[ou][ru]t_[a-fA-F0-9]{68})")
     ),
     rule!(
         "linear-api-token",

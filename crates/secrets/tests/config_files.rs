@@ -1,21 +1,12 @@
 //! Rules files in Trivy's `trivy-secret.yaml` format, using Trivy's own fixtures from
-//! `../shared/data/fixtures/secret-samples/trivy-testdata`. Skipped, with the reason printed, when absent.
+//! `../shared/data/fixtures/secret-samples/trivy-testdata`. Skipped (a failure under CUSTOMS_REQUIRE_ALL=1) when absent.
 
 use std::path::PathBuf;
 
 use customs_secrets::{BUILTIN, ScanOptions, Scanner, SecretConfig};
 
 fn dir() -> Option<PathBuf> {
-    let d = std::env::var_os("CUSTOMS_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-        .join("fixtures/secret-samples/trivy-testdata");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: {} is absent", d.display());
-        None
-    }
+    customs_testkit::shared_data("fixtures/secret-samples/trivy-testdata")
 }
 
 /// Rule ids and masked values found in `file` with the rules file `config`.

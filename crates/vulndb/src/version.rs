@@ -233,96 +233,203 @@ fn apk(a: &str, b: &str) -> Ordering {
     Ordering::Equal
 }
 
-/// Maven's ComparableVersion: items split on `.`, `-` and digit/letter
-/// boundaries; qualifiers `alpha < beta < milestone < rc < snapshot < "" < sp`,
-/// unknown qualifiers after, in text order; trailing zeros and empty qualifiers ignored.
+/// Maven's `ComparableVersion` (maven-artifact 3.8): a tree of items. `.` separates items of one list, `-`
+/// and every digit/letter boundary open a nested list; numbers compare as numbers, qualifiers as
+/// `alpha < beta < milestone < rc < snapshot < "" (release) < sp`, unknown ones after them in text order
+/// (`a1`, `b1`, `m1` are alpha, beta, milestone; `ga`, `final`, `release` are the release; `cr` is `rc`);
+/// trailing null items (0, "", empty lists) are dropped from every list.
 fn maven(a: &str, b: &str) -> Ordering {
+    maven_item::parse(a).compare(Some(&maven_item::parse(b)))
+}
+
+mod maven_item {
+    use std::cmp::Ordering;
+
     #[derive(Debug, Clone, PartialEq, Eq)]
-    enum Item {
-        Int(u128),
+    pub(super) enum Item {
+        /// A number without leading zeros, as its digits (any length).
+        Int(String),
+        /// A qualifier after aliasing.
         Str(String),
+        List(Vec<Item>),
     }
-    fn qualifier_rank(s: &str) -> (u8, String) {
-        let s = match s {
-            "a" => "alpha",
-            "b" => "beta",
-            "m" => "milestone",
-            "cr" => "rc",
-            "ga" | "final" | "release" => "",
-            other => other,
-        };
-        match ["alpha", "beta", "milestone", "rc", "snapshot", "", "sp"]
-            .iter()
-            .position(|q| *q == s)
-        {
-            Some(i) => (i as u8, String::new()),
-            None => (7, s.to_string()),
+
+    const QUALIFIERS: [&str; 7] = ["alpha", "beta", "milestone", "rc", "snapshot", "", "sp"];
+
+    /// The qualifier's sort key: its index among the known ones, else after all of them in text order.
+    fn rank(q: &str) -> (usize, &str) {
+        match QUALIFIERS.iter().position(|k| *k == q) {
+            Some(i) => (i, ""),
+            None => (QUALIFIERS.len(), q),
         }
     }
-    fn items(v: &str) -> Vec<Item> {
-        let v = v.to_ascii_lowercase();
-        let mut out = Vec::new();
-        let mut cur = String::new();
-        let flush = |cur: &mut String, out: &mut Vec<Item>| {
-            if cur.is_empty() {
-                out.push(Item::Int(0));
-            } else if cur.bytes().all(|c| c.is_ascii_digit()) {
-                out.push(Item::Int(cur.parse().unwrap_or(u128::MAX)));
-            } else {
-                out.push(Item::Str(std::mem::take(cur)));
-            }
-            cur.clear();
+    const RELEASE: (usize, &str) = (5, "");
+
+    fn string_item(value: &str, followed_by_digit: bool) -> Item {
+        let value = match (followed_by_digit, value) {
+            (true, "a") => "alpha",
+            (true, "b") => "beta",
+            (true, "m") => "milestone",
+            (_, "ga" | "final" | "release") => "",
+            (_, "cr") => "rc",
+            (_, v) => v,
         };
-        for c in v.chars() {
-            if c == '.' || c == '-' {
-                flush(&mut cur, &mut out);
-                continue;
+        Item::Str(value.to_string())
+    }
+
+    fn int_item(digits: &str) -> Item {
+        let trimmed = digits.trim_start_matches('0');
+        Item::Int(if trimmed.is_empty() { "0".into() } else { trimmed.into() })
+    }
+
+    fn parse_item(is_digit: bool, buf: &str) -> Item {
+        if is_digit { int_item(buf) } else { string_item(buf, false) }
+    }
+
+    impl Item {
+        fn is_null(&self) -> bool {
+            match self {
+                Item::Int(d) => d == "0",
+                Item::Str(s) => s.is_empty(),
+                Item::List(l) => l.is_empty(),
             }
-            if let Some(last) = cur.chars().last()
-                && last.is_ascii_digit() != c.is_ascii_digit()
-            {
-                flush(&mut cur, &mut out);
+        }
+
+        /// `self` against `other` (`None`: the absent item a shorter list ends with).
+        pub(super) fn compare(&self, other: Option<&Item>) -> Ordering {
+            match (self, other) {
+                (Item::Int(d), None) => {
+                    if d == "0" {
+                        Ordering::Equal
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (Item::Int(x), Some(Item::Int(y))) => x.len().cmp(&y.len()).then_with(|| x.cmp(y)),
+                (Item::Int(_), Some(_)) => Ordering::Greater,
+                (Item::Str(s), None) => rank(s).cmp(&RELEASE),
+                (Item::Str(_), Some(Item::Int(_) | Item::List(_))) => Ordering::Less,
+                (Item::Str(s), Some(Item::Str(t))) => rank(s).cmp(&rank(t)),
+                (Item::List(l), None) => l.iter().map(|i| i.compare(None)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal),
+                (Item::List(_), Some(Item::Int(_))) => Ordering::Less,
+                (Item::List(_), Some(Item::Str(_))) => Ordering::Greater,
+                (Item::List(l), Some(Item::List(r))) => {
+                    for i in 0..l.len().max(r.len()) {
+                        let o = match (l.get(i), r.get(i)) {
+                            (Some(x), y) => x.compare(y),
+                            (None, Some(y)) => y.compare(None).reverse(),
+                            (None, None) => Ordering::Equal,
+                        };
+                        if o.is_ne() {
+                            return o;
+                        }
+                    }
+                    Ordering::Equal
+                }
             }
-            cur.push(c);
         }
-        if !cur.is_empty() {
-            flush(&mut cur, &mut out);
-        }
-        // Trailing "null" items (0, "", ga, final) carry no weight.
-        while let Some(last) = out.last() {
-            let null = match last {
-                Item::Int(0) => true,
-                Item::Str(s) => qualifier_rank(s) == (5, String::new()),
-                _ => false,
-            };
-            if !null {
+    }
+
+    /// Drops trailing null items, looking past nested lists (Maven's `ListItem.normalize`).
+    fn normalize(list: &mut Vec<Item>) {
+        let mut i = list.len();
+        while i > 0 {
+            i -= 1;
+            if list[i].is_null() {
+                list.remove(i);
+            } else if !matches!(list[i], Item::List(_)) {
                 break;
             }
-            out.pop();
-        }
-        out
-    }
-    let cmp_item = |x: Option<&Item>, y: Option<&Item>| -> Ordering {
-        match (x, y) {
-            (Some(Item::Int(i)), Some(Item::Int(j))) => i.cmp(j),
-            (Some(Item::Int(_)), Some(Item::Str(_))) => Ordering::Greater,
-            (Some(Item::Str(_)), Some(Item::Int(_))) => Ordering::Less,
-            (Some(Item::Str(s)), Some(Item::Str(t))) => qualifier_rank(s).cmp(&qualifier_rank(t)),
-            (Some(Item::Int(i)), None) => i.cmp(&0),
-            (None, Some(Item::Int(j))) => 0.cmp(j),
-            (Some(Item::Str(s)), None) => qualifier_rank(s).cmp(&(5, String::new())),
-            (None, Some(Item::Str(t))) => (5, String::new()).cmp(&qualifier_rank(t)),
-            (None, None) => Ordering::Equal,
-        }
-    };
-    let (xa, xb) = (items(a), items(b));
-    for i in 0..xa.len().max(xb.len()) {
-        let o = cmp_item(xa.get(i), xb.get(i));
-        if o != Ordering::Equal {
-            return o;
         }
     }
-    Ordering::Equal
+
+    /// Nested lists deeper than this are flattened into the innermost one.
+    const MAX_DEPTH: usize = 32;
+
+    /// Parses like `ComparableVersion.parseVersion`. Nesting is kept as a path of indices into the tree, built
+    /// without recursion and at most `MAX_DEPTH` deep.
+    pub(super) fn parse(version: &str) -> Item {
+        let version = version.to_lowercase();
+        let mut root: Vec<Item> = Vec::new();
+        // The path from the root to the current list: each entry is the index of a nested list in its parent.
+        let mut path: Vec<usize> = Vec::new();
+        fn current<'a>(root: &'a mut Vec<Item>, path: &[usize]) -> &'a mut Vec<Item> {
+            let mut list = root;
+            for &i in path {
+                list = match &mut list[i] {
+                    Item::List(l) => l,
+                    _ => unreachable!("paths only lead through lists"),
+                };
+            }
+            list
+        }
+        fn open(root: &mut Vec<Item>, path: &mut Vec<usize>) {
+            // Past this depth items stay in the innermost list: real versions nest a few levels, and a hostile
+            // `1-1-1-…` must not make comparing (or dropping) the tree recurse without bound.
+            if path.len() >= MAX_DEPTH {
+                return;
+            }
+            let list = current(root, path);
+            list.push(Item::List(Vec::new()));
+            let i = list.len() - 1;
+            path.push(i);
+        }
+        let bytes: Vec<char> = version.chars().collect();
+        let (mut is_digit, mut start) = (false, 0usize);
+        let text = |from: usize, to: usize| bytes[from..to].iter().collect::<String>();
+        for (i, &c) in bytes.iter().enumerate() {
+            if c == '.' || c == '-' {
+                let item = if i == start {
+                    Item::Int("0".into())
+                } else {
+                    parse_item(is_digit, &text(start, i))
+                };
+                current(&mut root, &path).push(item);
+                start = i + 1;
+                if c == '-' {
+                    open(&mut root, &mut path);
+                }
+            } else if c.is_ascii_digit() {
+                if !is_digit && i > start {
+                    // `1.0.0.X1 < 1.0.0-X2`: a qualifier before a number is its own list.
+                    if !current(&mut root, &path).is_empty() {
+                        open(&mut root, &mut path);
+                    }
+                    current(&mut root, &path).push(string_item(&text(start, i), true));
+                    start = i;
+                    open(&mut root, &mut path);
+                }
+                is_digit = true;
+            } else {
+                if is_digit && i > start {
+                    current(&mut root, &path).push(parse_item(true, &text(start, i)));
+                    start = i;
+                    open(&mut root, &mut path);
+                }
+                is_digit = false;
+            }
+        }
+        if bytes.len() > start {
+            if !is_digit && !current(&mut root, &path).is_empty() {
+                open(&mut root, &mut path);
+            }
+            current(&mut root, &path).push(parse_item(is_digit, &text(start, bytes.len())));
+        }
+        // Normalize every list on the path, innermost first (the lists Maven keeps on its stack).
+        while path.pop().is_some() {
+            normalize(
+                current(&mut root, &path)
+                    .last_mut()
+                    .and_then(|i| match i {
+                        Item::List(l) => Some(l),
+                        _ => None,
+                    })
+                    .expect("the path's last step is a list"),
+            );
+        }
+        normalize(&mut root);
+        Item::List(root)
+    }
 }
 
 /// `Gem::Version#<=>`: `-` means `.pre.`; segments are digit or letter runs;
@@ -543,6 +650,16 @@ mod tests {
                 ("3.1.7-r0", "3.1.8-r0", Less),
             ],
         );
+    }
+
+    #[test]
+    fn maven_versions_nested_deep_compare_without_overflowing_the_stack() {
+        // 100,000 `-` would be 100,000 nested lists in Maven's own tree.
+        let deep = "1-".repeat(100_000) + "1";
+        let deeper = "1-".repeat(100_000) + "2";
+        assert_eq!(Scheme::Maven.compare(&deep, &deeper), Some(Less));
+        assert_eq!(Scheme::Maven.compare(&deep, &deep), Some(Equal));
+        assert_eq!(Scheme::Maven.compare("1-1-1", "1-1-2"), Some(Less));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Imports of the real data in `../shared/data` and matching against it, including
-//! osv.dev's own answers recorded in the OSV API cassettes. Skipped, with the reason
-//! printed, when that folder is absent.
+//! osv.dev's own answers recorded in the OSV API cassettes. Skipped (a failure under
+//! CUSTOMS_REQUIRE_ALL=1) when that folder is absent.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -9,15 +9,7 @@ use std::sync::OnceLock;
 use customs_vulndb::{Database, Scheme, evaluate, normalize_ecosystem, normalize_package};
 
 fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("CUSTOMS_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if dir.join("osv").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} is absent (set CUSTOMS_SHARED_DATA)", dir.display());
-        None
-    }
+    customs_testkit::shared_data("osv").map(|osv| osv.parent().unwrap().to_path_buf())
 }
 
 /// One database with everything imported, shared by the tests of this file.

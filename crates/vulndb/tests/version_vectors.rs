@@ -1,6 +1,7 @@
 //! Our version order against vectors the native tools produced (see tests/vectors/generate.py):
 //! dpkg via python-apt, PEP 440 via `packaging`, RPM via rpm's `labelCompare`,
-//! RubyGems via Ruby's `Gem::Version`, Packagist via PHP's `version_compare`.
+//! RubyGems via Ruby's `Gem::Version`, Packagist via PHP's `version_compare`, Maven via Maven's own
+//! `ComparableVersion`; apk from apk-tools' own test data (`test/version.data`).
 
 use std::cmp::Ordering;
 
@@ -56,4 +57,14 @@ fn rubygems_matches_gem_version() {
 #[test]
 fn php_matches_version_compare() {
     check(Scheme::Php, "php.txt");
+}
+
+#[test]
+fn maven_matches_comparable_version() {
+    check(Scheme::Maven, "maven.txt");
+}
+
+#[test]
+fn apk_matches_apk_tools_test_data() {
+    check(Scheme::Apk, "apk.txt");
 }

@@ -2,10 +2,14 @@
 """Generates version-order vectors with the native implementations, for tests/version_vectors.rs.
 
 Run with Debian's python3 (it has python-apt, the rpm bindings and packaging), with
-ruby (Gem::Version) and php (version_compare) on the PATH:
-    apt-get install python3-apt python3-rpm python3-packaging ruby php-cli
+ruby (Gem::Version), php (version_compare) and Maven's own ComparableVersion (Debian's maven
+package ships it in /usr/share/maven/lib/maven-artifact-3.x.jar; MavenCompare.java calls it):
+    apt-get install python3-apt python3-rpm python3-packaging ruby php-cli maven
     /usr/bin/python3 crates/vulndb/tests/vectors/generate.py
 Each output line is `A B ORDER` with ORDER one of < = >, for every ordered pair of the inputs.
+
+apk.txt is not generated here (no apk-tools package exists on Debian): it is apk-tools' own test data,
+test/version.data (pairs `A OP B`), rewritten into this format by `apk_from_upstream(path)`.
 """
 import itertools, os
 
@@ -31,6 +35,13 @@ RUBYGEMS = ["0", "1", "1.0", "1.0.0", "1.0.a", "1.0.a1", "1.0.b1", "1.0.rc1", "1
 PHP = ["0", "1", "1.0", "1.0.0", "1.0.0-dev", "1.0.0-alpha1", "1.0.0-a2", "1.0.0-beta", "1.0.0-b1", "1.0.0-RC1",
        "1.0.0-rc2", "1.0.0-pl1", "1.0.0-p2", "1.0.1", "1.10", "1.9", "2.0.0-beta1", "2.0.0", "1.0.0.0", "1.0.0-foo",
        "5.4.31", "5.4.4", "1.0.0-patch1"]
+
+# Maven's ordering corners: qualifiers and their aliases, separators, padding, case, numbers too big for a long.
+MAVEN = ["1", "1.0", "1.0.0", "1-0", "1.0-alpha1", "1.0-a1", "1.0-alpha-1", "1.0-beta", "1.0-b2", "1.0-milestone1",
+         "1.0-m1", "1.0-rc1", "1.0-cr1", "1.0-RC2", "1.0-SNAPSHOT", "1.0-snapshot", "1.0-ga", "1.0-final",
+         "1.0.RELEASE", "1.0-sp1", "1.0-foo", "1.0-1", "1.0.1", "1.1", "1.10", "1.9", "2.14.1", "2.15.0", "2.17.1",
+         "2.3.1", "2.0.0.Final", "1.0-xyz-1", "1.0a1", "1.0.a", "1.0-2020", "1.0.0-0.1", "9223372036854775808",
+         "1-1.foo-bar1baz-.1", "5.3.20", "5.3.20-SNAPSHOT", "1.0-alpha", "1.0.0.0.0.1"]
 
 
 def external(cmd, pairs):
@@ -72,6 +83,36 @@ def main():
     php = external(["php", "-r", "while (($l = fgets(STDIN)) !== false) { [$a, $b] = explode(\"\\t\", rtrim($l, \"\\n\")); echo version_compare($a, $b), \"\\n\"; }"], pairs)
     write("php", PHP, lambda a, b: php[(a, b)])
 
+    import glob, tempfile
+    jar = glob.glob("/usr/share/maven/lib/maven-artifact-*.jar")[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess_run(["javac", "-cp", jar, "-d", tmp, os.path.join(HERE, "MavenCompare.java")])
+        pairs = list(itertools.product(MAVEN, MAVEN))
+        maven = external(["java", "-cp", f"{jar}:{tmp}", "MavenCompare"], pairs)
+    write("maven", MAVEN, lambda a, b: maven[(a, b)])
+
+
+def subprocess_run(cmd):
+    import subprocess
+    subprocess.run(cmd, check=True)
+
+
+def apk_from_upstream(path):
+    """Writes apk.txt from apk-tools' test/version.data: `A OP B` per line; lines marked invalid are kept as comments."""
+    with open(path) as src, open(os.path.join(HERE, "apk.txt"), "w") as f:
+        f.write("# apk-tools' own test/version.data (alpinelinux/apk-tools), as `A B ORDER`; invalid versions commented out\n")
+        for line in src:
+            fields, _, comment = line.partition("#")
+            a, op, b = fields.split()
+            if "invalid" in comment:
+                f.write(f"# {a} {b} {op} (apk-tools: {comment.strip()})\n")
+            else:
+                f.write(f"{a} {b} {op}\n")
+
 
 if __name__ == "__main__":
-    main()
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--apk":
+        apk_from_upstream(sys.argv[2])
+    else:
+        main()
