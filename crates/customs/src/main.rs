@@ -1,7 +1,6 @@
 //! `customs`: the command line. Thin by design: parsing arguments, calling the
 //! library crates, writing output. See the README for the commands.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,7 +11,10 @@ use customs_oci::{Image, OpenOptions, Platform, RegistryOptions, Source, docker_
 use customs_report::{DocumentStamp, Subject};
 mod lint;
 mod notify;
+mod output;
 mod registry;
+
+use output::emit;
 
 use customs_vulndb::{DEFAULT_OSV_ECOSYSTEMS, Database, DownloadOptions, Feed, Fetched, FixState, Severity};
 
@@ -257,9 +259,17 @@ struct GateArgs {
     /// Do not look for secrets (on by default: the policy says no secret may ship).
     #[arg(long)]
     no_secrets: bool,
+    /// What runs: `vuln`, `secret`, `lint` (comma-separated) [default: vuln and secret, and lint with
+    /// --dockerfile]. A scanner that does not run needs none of its inputs: without `vuln` no database is read.
+    #[arg(long, value_delimiter = ',')]
+    scanners: Vec<GateScanner>,
     /// Secret severities that fail the gate (comma-separated CRITICAL,HIGH,MEDIUM,LOW), or `none` to only report them [default: all].
     #[arg(long, value_delimiter = ',', value_parser = parse_secret_severity)]
     fail_on_secret: Vec<Option<customs_secrets::Severity>>,
+    /// Ecosystems found in the image that the database may hold nothing for (comma-separated, e.g.
+    /// `Debian:12,npm`); any other such ecosystem fails the gate, since none of its packages was checked.
+    #[arg(long, value_delimiter = ',')]
+    allow_uncovered: Vec<String>,
     /// Also lint this Dockerfile (the one the image was built from).
     #[arg(long)]
     dockerfile: Option<PathBuf>,
@@ -402,6 +412,17 @@ enum ScanKind {
     Secret,
 }
 
+/// The gate's scanners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum GateScanner {
+    /// Known vulnerabilities (needs the database).
+    Vuln,
+    /// Secrets in the image (and in the Dockerfile when it is linted).
+    Secret,
+    /// The Dockerfile's lint rules (needs --dockerfile).
+    Lint,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PkgType {
     /// Packages of the distribution's package manager.
@@ -460,12 +481,14 @@ fn parse_age(s: &str) -> Result<i64, String> {
     Ok(n * factor)
 }
 
-/// What one pass over an image found: the subject, vulnerabilities, warnings and (when asked) secrets.
+/// What one pass over an image found: the subject, vulnerabilities, warnings, (when asked) secrets, and what the
+/// database could check per ecosystem.
 type ImageScan = (
     Subject,
     Vec<customs_vulndb::Finding>,
     Vec<String>,
     Vec<customs_secrets::ImageFinding>,
+    Vec<customs_vulndb::Coverage>,
 );
 
 /// Opens the database (checking its age), inventories the image and matches it; with a scanner, finds secrets
@@ -478,7 +501,13 @@ fn vulnerabilities(
     pkg_types: &[PkgType],
     secrets: Option<&customs_secrets::Scanner>,
     require_data: bool,
+    vuln: bool,
 ) -> Result<ImageScan> {
+    if !vuln {
+        // No vulnerability scanner: no database is needed, or opened.
+        let (subject, inventory, secret_findings) = inventory(target, secrets)?;
+        return Ok((subject, Vec::new(), inventory.warnings, secret_findings, Vec::new()));
+    }
     let path = db.path()?;
     let database = Database::open_existing(&path)?;
     let mut warnings = Vec::new();
@@ -507,8 +536,11 @@ fn vulnerabilities(
         .packages
         .retain(|p| pkg_types.contains(if p.kind.is_os() { &PkgType::Os } else { &PkgType::Library }));
     let findings = customs_vulndb::scan(&database, &inventory)?;
+    let coverage = customs_vulndb::coverage(&database, &inventory)?;
+    // What the database cannot check comes first: it qualifies every "0 vulnerabilities".
+    warnings.extend(coverage.iter().filter(|c| !c.covered()).map(customs_vulndb::Coverage::warning));
     warnings.extend(inventory.warnings.iter().cloned());
-    Ok((subject, findings, warnings, secret_findings))
+    Ok((subject, findings, warnings, secret_findings, coverage))
 }
 
 /// Reads the exclusions file (and `.trivyignore`), if any.
@@ -581,6 +613,17 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
     a.dockerfile = a.dockerfile.or_else(|| policy.gate.dockerfile.as_ref().map(|d| base.join(d)));
     a.fail_on_lint = a.fail_on_lint.or_else(|| policy.gate.fail_on_lint.clone());
     a.lint_config = a.lint_config.or_else(|| policy.gate.lint_config.as_ref().map(|c| base.join(c)));
+    // --scanners narrows the defaults: vuln and secret, and lint when there is a Dockerfile.
+    let vuln = a.scanners.is_empty() || a.scanners.contains(&GateScanner::Vuln);
+    if !a.scanners.is_empty() {
+        a.no_secrets = a.no_secrets || !a.scanners.contains(&GateScanner::Secret);
+        if a.scanners.contains(&GateScanner::Lint) && a.dockerfile.is_none() {
+            bail!("--scanners lint needs --dockerfile FILE (or `dockerfile` in the policy file's [gate])");
+        }
+        if !a.scanners.contains(&GateScanner::Lint) {
+            a.dockerfile = None;
+        }
+    }
 
     // Bad exceptions or lint settings are usage errors: stop before any scanning.
     let exceptions = load_exceptions(exclusions.as_deref(), trivyignore.as_deref(), require_reason)?;
@@ -614,16 +657,40 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         None => None,
     };
     // One pass over the image: packages and secrets together.
-    let (subject, findings, warnings, secrets) = vulnerabilities(
+    let (subject, findings, warnings, secrets, coverage) = vulnerabilities(
         &a.target,
         &a.db,
         &a.freshness,
         &[PkgType::Os, PkgType::Library],
         secret_rules.as_ref().filter(|_| !a.no_secrets),
-        !thresholds.fail_on.is_empty(),
+        vuln && !thresholds.fail_on.is_empty(),
+        vuln,
     )?;
     let today = time::OffsetDateTime::now_utc().date();
     let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
+    // A gate that fails on vulnerabilities cannot pass an ecosystem it could not check.
+    if vuln && !thresholds.fail_on.is_empty() {
+        let allowed: Vec<String> = if a.allow_uncovered.is_empty() {
+            policy.gate.allow_uncovered.clone().unwrap_or_default()
+        } else {
+            a.allow_uncovered.clone()
+        };
+        for c in coverage.iter().filter(|c| !c.covered()) {
+            if allowed.iter().any(|e| e.eq_ignore_ascii_case(&c.ecosystem)) {
+                continue;
+            }
+            let reason = format!(
+                "fail: {} package(s) of {} were not checked: the database holds no advisory for it (import data for it, or --allow-uncovered {})",
+                c.packages, c.ecosystem, c.ecosystem
+            );
+            if verdict.pass {
+                verdict.reasons[0] = reason;
+            } else {
+                verdict.reasons.push(reason);
+            }
+            verdict.pass = false;
+        }
+    }
     let refs: Vec<customs_policy::RuleHit<'_>> = secrets
         .iter()
         .map(|s| customs_policy::RuleHit {
@@ -666,6 +733,10 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
         }
         None => Vec::new(),
     };
+    // An exception that suppressed a secret or a lint finding is in use, though no package finding matched it.
+    verdict
+        .unused
+        .retain(|&i| !secret_suppressed.iter().chain(&lint_suppressed).any(|s| s.exception == i));
     if let Some(l) = &linted {
         let failing = l
             .report
@@ -716,7 +787,12 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
     for (format, path) in &a.reports {
         emit(&render(*format), Some(path))?;
     }
-    emit(&gate_table(&result, a.show_suppressed, color()), None)?;
+    // A report on standard output (`--report json=-`) keeps it clean for a pipe: the table goes to stderr then.
+    if a.reports.iter().any(|(_, p)| p == Path::new("-")) {
+        eprint!("{}", gate_table(&result, a.show_suppressed, false));
+    } else {
+        emit(&gate_table(&result, a.show_suppressed, color()), None)?;
+    }
     Ok(if verdict.pass {
         ExitCode::SUCCESS
     } else {
@@ -793,9 +869,40 @@ fn check_exclusions(
             db_max_age: i64::MAX,
             fail_on_stale_db: false,
         };
-        let (subject, findings, _, _) = vulnerabilities(&target, db, &freshness, &[PkgType::Os, PkgType::Library], None, false)?;
-        let verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
-        for &i in &verdict.unused {
+        // Secrets too, in the same pass, with the gate's rules: a secret exception is used when it suppresses one.
+        let scanner = secret_scanner(None, customs_secrets::ScanOptions::default())?;
+        let (subject, findings, _, secrets, _) = vulnerabilities(
+            &target,
+            db,
+            &freshness,
+            &[PkgType::Os, PkgType::Library],
+            Some(&scanner),
+            false,
+            true,
+        )?;
+        let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
+        let hits: Vec<customs_policy::RuleHit<'_>> = secrets
+            .iter()
+            .map(|s| customs_policy::RuleHit {
+                rule_id: &s.finding.rule_id,
+                path: &s.finding.path,
+                fingerprint: &s.finding.fingerprint,
+            })
+            .collect();
+        let (_, secret_suppressed) = customs_policy::decide_rule_hits(&hits, &exceptions, &thresholds, today);
+        verdict.unused.retain(|&i| !secret_suppressed.iter().any(|s| s.exception == i));
+        // Lint exceptions are checked by `customs gate --dockerfile`; with an image alone they cannot be judged.
+        let (lint_rules, unused): (Vec<usize>, Vec<usize>) = verdict
+            .unused
+            .iter()
+            .partition(|&&i| exceptions[i].id.as_deref().is_some_and(|id| customs_dockerfile::rule(id).is_some()));
+        for &i in &lint_rules {
+            out.push_str(&format!(
+                "not checked {}: a Dockerfile rule; `customs gate IMAGE --dockerfile FILE` uses it\n",
+                label(&exceptions[i])
+            ));
+        }
+        for &i in &unused {
             needs_action += 1;
             out.push_str(&format!(
                 "unused    {}: matches no finding in {}; remove it if the risk is gone\n",
@@ -934,6 +1041,34 @@ fn redacted_layers(layers: &[customs_oci::LayerInfo]) -> Vec<customs_oci::LayerI
         .collect()
 }
 
+/// Opens an image. A bare argument that is no file or folder here and names no registry host (`team/app`,
+/// `nonexist/dir`) is an image on Docker Hub, or a mistyped path: say which registry is contacted before doing
+/// so, and when that fails, that no such file or folder exists either.
+fn open_image(spec: &str, options: &OpenOptions) -> Result<Image> {
+    let Some(reference) = implicit_registry(spec) else {
+        return Ok(Image::open_with(spec, options)?);
+    };
+    let shown = format!("{}/{}:{}", reference.registry, reference.repository, reference.target());
+    eprintln!("note: {spec} is no file or folder here; pulling it as {shown} (prefix docker:// to say so)");
+    Image::open_with(spec, options).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n(no file or folder named {spec} exists here either; for a registry image, name its host: registry.example.com/{spec})"
+        )
+    })
+}
+
+/// The Docker Hub reference a bare argument becomes when it is no file or folder and names no registry host.
+fn implicit_registry(spec: &str) -> Option<customs_oci::Reference> {
+    match Source::parse(spec) {
+        Ok(Source::Registry(r)) if !spec.starts_with("docker://") && !spec.starts_with("registry:") => {
+            let first = spec.split('/').next().unwrap_or_default();
+            let names_host = spec.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+            (!names_host).then_some(r)
+        }
+        _ => None,
+    }
+}
+
 /// Opens the image and inventories it; with a secret scanner, finds its secrets in the same pass over the layers.
 fn inventory(
     target: &Target,
@@ -943,7 +1078,7 @@ fn inventory(
         platform: target.platform.clone(),
         registry: target.registry.options(&target.image),
     };
-    let img = Image::open_with(&target.image, &options)?;
+    let img = open_image(&target.image, &options)?;
     let (view, found) = match secrets {
         None => (img.filesystem(&CatalogInterest)?, Vec::new()),
         Some(scanner) => {
@@ -997,19 +1132,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             scanners,
             output,
         } => {
-            if !scanners.contains(&ScanKind::Vuln) {
-                bail!("--scanners without vuln: use `customs secrets` to look for secrets alone");
-            }
+            let vuln = scanners.contains(&ScanKind::Vuln);
             let secret_rules = if scanners.contains(&ScanKind::Secret) {
                 Some(secret_scanner(None, customs_secrets::ScanOptions::default())?)
             } else {
                 None
             };
-            let (subject, mut findings, warnings, secrets) =
-                vulnerabilities(&target, &db, &freshness, &pkg_types, secret_rules.as_ref(), false)?;
+            let (subject, mut findings, mut warnings, mut secrets, _) =
+                vulnerabilities(&target, &db, &freshness, &pkg_types, secret_rules.as_ref(), false, vuln)?;
+            let (all_findings, all_secrets) = (findings.len(), secrets.len());
             findings
                 .retain(|f| (severity.is_empty() || severity.contains(&f.severity)) && !(ignore_unfixed && f.fix_state != FixState::Fixed));
+            // --severity applies to secrets too (rule severities, LOW to CRITICAL).
+            secrets.retain(|s| severity.is_empty() || severity.iter().any(|v| v.as_str() == s.finding.severity.as_str()));
+            let hidden = (all_findings - findings.len(), all_secrets - secrets.len());
+            if hidden != (0, 0) {
+                warnings.push(format!(
+                    "{} vulnerabilities and {} secrets not shown (--severity{})",
+                    hidden.0,
+                    hidden.1,
+                    if ignore_unfixed { ", --ignore-unfixed" } else { "" }
+                ));
+            }
             let text = match format {
+                ScanFormat::Table if !vuln => secrets_table(&subject, &secrets, &warnings),
                 ScanFormat::Table => {
                     let mut text = customs_report::findings_table_styled(&subject, &findings, &warnings, output.is_none() && color());
                     if secret_rules.is_some() {
@@ -1293,8 +1439,11 @@ fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: 
         for s in r.secret_suppressed {
             let f = &r.secrets[s.finding].finding;
             out.push_str(&format!(
-                "  {} in {}:{} (line {} of the exceptions)\n",
-                f.rule_id, f.path, f.line, r.exceptions[s.exception].line
+                "  {} in {}:{} (exception {})\n",
+                f.rule_id,
+                f.path,
+                f.line,
+                r.exceptions[s.exception].place()
             ));
         }
     }
@@ -1303,11 +1452,11 @@ fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: 
         for s in &r.verdict.suppressed {
             let (f, e) = (&r.findings[s.finding], &r.exceptions[s.exception]);
             out.push_str(&format!(
-                "  {} in {} {} (line {}{})\n",
+                "  {} in {} {} (exception {}{})\n",
                 f.id,
                 f.package.name,
                 f.package.version,
-                e.line,
+                e.place(),
                 e.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default()
             ));
         }
@@ -1320,8 +1469,8 @@ fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: 
     }
     for &i in &r.verdict.unused {
         out.push_str(&format!(
-            "note: exception at line {} matched nothing; remove it if the risk is gone\n",
-            r.exceptions[i].line
+            "note: exception {} matched nothing; remove it if the risk is gone\n",
+            r.exceptions[i].place()
         ));
     }
     out.push('\n');
@@ -1338,23 +1487,6 @@ fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Writes to `path` through a temporary file and a rename, so readers never see half a report.
-fn emit(text: &str, path: Option<&Path>) -> Result<()> {
-    let Some(path) = path else {
-        let mut out = std::io::stdout().lock();
-        return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            r => r.context("writing to standard output"),
-        };
-    };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -1362,6 +1494,24 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_names_that_are_no_path_and_no_host_are_docker_hub_images() {
+        let hub = |s: &str| super::implicit_registry(s).map(|r| format!("{}/{}", r.registry, r.repository));
+        assert_eq!(hub("nonexist/dir").as_deref(), Some("registry-1.docker.io/nonexist/dir"));
+        assert_eq!(hub("debian:12").as_deref(), Some("registry-1.docker.io/library/debian"));
+        for explicit in [
+            "registry.example.com/team/app:1.0",
+            "localhost:5000/x",
+            "localhost/x",
+            "docker://team/app",
+        ] {
+            assert_eq!(hub(explicit), None, "{explicit}");
+        }
+        // An existing folder is a path, not a reference.
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(hub(dir.path().to_str().unwrap()), None);
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn db_with(dir: &Path, ecosystem: &str, package: &str, fixed: &str) -> PathBuf {
         "affected": [{"package": {"ecosystem": ecosystem, "name": package}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]
     });
     std::fs::write(osv.join("a.json"), record.to_string()).unwrap();
+    support::write_coverage_fillers(&osv);
     let db = dir.join("v.db");
     cargo_bin_cmd!("customs")
         .args(["db", "import", "--db"])

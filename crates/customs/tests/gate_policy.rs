@@ -52,6 +52,7 @@ fn demo_db(dir: &Path) -> PathBuf {
     for (i, r) in records.iter().enumerate() {
         std::fs::write(osv.join(format!("{i}.json")), r.to_string()).unwrap();
     }
+    support::write_coverage_fillers(&osv);
     let db = dir.join("v.db");
     cargo_bin_cmd!("customs")
         .args(["db", "import", "--db"])
@@ -418,4 +419,319 @@ fn notify_url_delivers_every_format_after_retries() {
     let r = gate_env(tmp.path(), &db, &["--fail-on", "none"], &[("CUSTOMS_NOTIFY_URL", &url)]);
     assert_eq!(r.code, Some(0));
     assert!(seen.lock().unwrap().is_empty());
+}
+
+/// A database that holds nothing for an ecosystem of the image cannot check those packages: every scan says so per
+/// ecosystem, and the gate fails naming it unless `--allow-uncovered` (or the policy file) accepts it.
+#[test]
+fn ecosystems_the_database_cannot_check_are_named_and_fail_the_gate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let osv = d.join("pypi-only");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(
+        osv.join("a.json"),
+        r#"{"id":"TEST-NONE","affected":[{"package":{"ecosystem":"PyPI","name":"customs-test-not-installed"},"versions":["1"]}]}"#,
+    )
+    .unwrap();
+    let db = d.join("pypi.db");
+    cargo_bin_cmd!("customs")
+        .args(["db", "import", "--db"])
+        .arg(&db)
+        .arg(&osv)
+        .assert()
+        .success();
+
+    // scan: one warning per uncovered ecosystem, with its package count; PyPI (covered) is not named.
+    let out = cargo_bin_cmd!("customs")
+        .args(["scan", &demo_image(), "-f", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings: Vec<&str> = doc["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    let uncovered: Vec<&str> = warnings
+        .iter()
+        .copied()
+        .filter(|w| w.contains("0 advisories in the database"))
+        .collect();
+    assert_eq!(uncovered.len(), 3, "{warnings:#?}");
+    assert!(
+        uncovered
+            .iter()
+            .any(|w| w.starts_with("Debian:12: 0 advisories") && w.contains("package(s) not checked"))
+    );
+    assert!(uncovered.iter().any(|w| w.starts_with("npm: ")) && uncovered.iter().any(|w| w.starts_with("Maven: ")));
+    assert!(!uncovered.iter().any(|w| w.starts_with("PyPI")));
+    let table = cargo_bin_cmd!("customs")
+        .args(["scan", &demo_image(), "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains("Debian:12: 0 advisories in the database"));
+
+    // gate: no finding at all, yet it fails, and every report says why.
+    let r = gate_env(
+        d,
+        &db,
+        &["--report", "junit=g.xml", "--report", "sarif=g.sarif", "--report", "markdown=g.md"],
+        &[],
+    );
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
+    let reasons = r.json.as_ref().unwrap()["verdict"]["reasons"].to_string();
+    for eco in ["Debian:12", "npm", "Maven"] {
+        assert!(reasons.contains(&format!("of {eco} were not checked")), "{reasons}");
+        assert!(r.stdout.contains(&format!("--allow-uncovered {eco}")), "{}", r.stdout);
+    }
+    let junit = std::fs::read_to_string(d.join("g.xml")).unwrap();
+    assert!(
+        junit.contains("<failure") && junit.contains("of Debian:12 were not checked"),
+        "{junit}"
+    );
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(d.join("g.sarif")).unwrap()).unwrap();
+    let notes = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"].to_string();
+    assert!(
+        notes.contains("of npm were not checked") && notes.contains("npm: 0 advisories"),
+        "{notes}"
+    );
+    let md = std::fs::read_to_string(d.join("g.md")).unwrap();
+    assert!(md.starts_with("### ❌") && md.contains("of Maven were not checked"), "{md}");
+    for (kind, file) in [("sarif", "g.sarif"), ("junit", "g.xml")] {
+        if let Some((ok, text)) = support::validate(kind, &d.join(file)) {
+            assert!(ok, "{file}: {text}");
+        }
+    }
+    // Accepted ecosystems pass, by flag or policy file; one left out still fails.
+    assert_eq!(gate(d, &db, &["--allow-uncovered", "Debian:12,npm,Maven"]).code, Some(0));
+    assert_eq!(gate(d, &db, &["--allow-uncovered", "Debian:12,npm"]).code, Some(1));
+    write(d, "customs.toml", "[gate]\nallow_uncovered = [\"Debian:12\", \"npm\", \"Maven\"]\n");
+    assert_eq!(gate(d, &db, &[]).code, Some(0));
+    // A gate that does not fail on vulnerabilities does not fail on coverage either.
+    std::fs::remove_file(d.join("customs.toml")).unwrap();
+    assert_eq!(gate(d, &db, &["--fail-on", "none"]).code, Some(0));
+}
+
+/// An exception that suppresses a secret or a lint finding is in use: neither the gate nor `exclusions check`
+/// may advise removing it, and messages name the file of an entry (exclusions.json and a .trivyignore both have
+/// a line 2).
+#[test]
+fn exceptions_for_secrets_and_lint_are_in_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = demo_db(tmp.path());
+    let d = tmp.path();
+    write(
+        d,
+        "exclusions.json",
+        "[\n{\"id\": \"aws-access-key-id\", \"path\": \"app/**\", \"reason\": \"test key\"},\n{\"id\": \"CP004\", \"path\": \"Dockerfile\", \"reason\": \"build arg\"}\n]\n",
+    );
+    write(d, ".dockerignore", ".git\n");
+    write(d, "ignores", "# header\nCVE-0000-0001\n");
+    write(d, "Dockerfile", "FROM debian:12.8\nENV API_TOKEN=s3cr3t-value-123\nUSER 1000\n");
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(d)
+        .args([
+            "gate",
+            &demo_image(),
+            "--fail-on",
+            "CRITICAL",
+            "--dockerfile",
+            "Dockerfile",
+            "--fail-on-lint",
+            "warning",
+        ])
+        .args(["--trivyignore", "ignores", "--show-suppressed", "--report", "json=g.json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(d.join("g.json")).unwrap()).unwrap();
+    // The secret and CP004 are suppressed by exclusions.json lines 2 and 3, and neither is "unused".
+    assert!(text.contains("(exception exclusions.json:2)"), "{text}");
+    assert!(!text.contains("matched nothing"), "{text}");
+    assert_eq!(json["unused_exceptions"], serde_json::json!([]), "{json:#}");
+    assert!(
+        json["lint"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "CP004" && f["status"] == "suppressed"),
+        "{json:#}"
+    );
+    // The .trivyignore entry is named by its own file.
+    assert!(text.contains("exception ignores:2"), "{text}");
+    // Log4j (CRITICAL) still fails the gate; nothing else does.
+    assert_eq!(out.status.code(), Some(1), "{text}");
+
+    let check = cargo_bin_cmd!("customs")
+        .current_dir(d)
+        .args(["exclusions", "check", &demo_image(), "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(!said.contains("unused    exclusions.json:2"), "{said}");
+    assert!(
+        said.contains("not checked exclusions.json:3"),
+        "the lint exception needs a Dockerfile: {said}"
+    );
+    assert_eq!(check.status.code(), Some(0), "{said}");
+}
+
+/// Every report format carries every finding kind the JSON report has (vulnerabilities, secrets, lint findings)
+/// and the verdict's reasons; Markdown used to leave secrets out even when a secret alone failed the gate.
+#[test]
+fn every_format_carries_every_finding_kind_of_the_json_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = demo_db(tmp.path());
+    let d = tmp.path();
+    write(d, "Dockerfile", "FROM debian:12.8\nENV API_TOKEN=s3cr3t-value-123\nUSER 1000\n");
+    write(d, ".dockerignore", ".git\n");
+    let out = cargo_bin_cmd!("customs")
+        .current_dir(d)
+        .args(["gate", &demo_image(), "--dockerfile", "Dockerfile", "--db"])
+        .arg(&db)
+        .args([
+            "--report",
+            "json=g.json",
+            "--report",
+            "sarif=g.sarif",
+            "--report",
+            "junit=g.xml",
+            "--report",
+            "markdown=g.md",
+        ])
+        .args(["--report", "table=g.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(d.join("g.json")).unwrap()).unwrap();
+    let mut must: Vec<String> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect();
+    let secrets = json["secrets"]["findings"]
+        .as_array()
+        .or_else(|| json["secrets"].as_array())
+        .expect("secrets in the JSON");
+    assert!(!secrets.is_empty(), "the demo's AWS key: {json:#}");
+    must.extend(secrets.iter().map(|s| s["rule_id"].as_str().unwrap().to_string()));
+    must.extend(secrets.iter().map(|s| s["path"].as_str().unwrap().to_string()));
+    must.extend(
+        json["lint"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_string()),
+    );
+    must.extend(json["verdict"]["reasons"].as_array().unwrap().iter().map(|r| {
+        // Reasons are prose; their counts and subjects must be there (XML escapes quotes, Markdown pipes).
+        r.as_str().unwrap().split('`').next().unwrap().trim().to_string()
+    }));
+    for file in ["g.sarif", "g.xml", "g.md", "g.txt"] {
+        let text = std::fs::read_to_string(d.join(file)).unwrap();
+        let missing: Vec<&String> = must.iter().filter(|m| !text.contains(m.as_str())).collect();
+        assert!(missing.is_empty(), "{file} lacks {missing:?}:\n{text}");
+    }
+}
+
+/// `--scanners` picks what runs in `scan` and `gate`; a scanner that does not run needs none of its inputs, so a
+/// secrets-only or lint-only gate runs with no vulnerability database at all.
+#[test]
+fn scanners_that_do_not_run_need_none_of_their_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let no_db = d.join("no-such.db");
+    let run = |args: &[&str]| {
+        let out = cargo_bin_cmd!("customs")
+            .current_dir(d)
+            .args(args)
+            .arg("--db")
+            .arg(&no_db)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let demo = demo_image();
+    // scan: secrets alone, no database.
+    let (code, out, err) = run(&["scan", &demo, "--scanners", "secret", "-f", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["findings"], serde_json::json!([]));
+    assert!(
+        doc["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["rule_id"] == "aws-access-key-id"),
+        "{doc:#}"
+    );
+    // With vuln, the missing database is still an error naming it.
+    let (code, _, err) = run(&["scan", &demo, "-f", "json"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no-such.db"), "{err}");
+    // gate: secrets only fails on the demo's AWS key; lint only on the Dockerfile; neither reads a database.
+    let (code, out, err) = run(&["gate", &demo, "--scanners", "secret"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("secret(s) in the image"), "{out}");
+    write(d, "Dockerfile", "FROM debian:12.8\nENV API_TOKEN=s3cr3t-value-123\nUSER 1000\n");
+    let (code, out, err) = run(&["gate", &demo, "--scanners", "lint", "--dockerfile", "Dockerfile"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains("Dockerfile finding(s)") && !out.contains("secret(s) in the image"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["gate", &demo, "--scanners", "lint"]);
+    assert_eq!(code, Some(2), "lint without a Dockerfile is a usage error");
+    assert!(err.contains("--dockerfile"), "{err}");
+}
+
+/// `--severity` trims secrets as it trims vulnerabilities, and the output says how much it hid.
+#[test]
+fn severity_filters_secrets_and_says_what_it_hid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = demo_db(tmp.path());
+    let scan = |args: &[&str]| {
+        let out = cargo_bin_cmd!("customs")
+            .args(["scan", &demo_image(), "-f", "json", "--db"])
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let all = scan(&[]);
+    let secrets = all["secrets"].as_array().unwrap().len();
+    assert!(secrets > 0);
+    let secret_severity = all["secrets"][0]["severity"].as_str().unwrap().to_string();
+    let other = if secret_severity == "LOW" { "CRITICAL" } else { "LOW" };
+    let trimmed = scan(&["--severity", other]);
+    assert!(
+        trimmed["secrets"].as_array().unwrap().iter().all(|s| s["severity"] == other),
+        "{trimmed:#}"
+    );
+    let hidden = trimmed["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w.as_str().unwrap().contains("not shown (--severity"));
+    assert!(
+        hidden.is_some_and(|w| w.as_str().unwrap().contains(" secrets not shown")),
+        "{trimmed:#}"
+    );
+    let kept = scan(&["--severity", &secret_severity]);
+    let of_that_severity = all["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["severity"] == secret_severity.as_str())
+        .count();
+    assert_eq!(kept["secrets"].as_array().unwrap().len(), of_that_severity, "{kept:#}");
 }

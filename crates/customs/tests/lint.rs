@@ -120,7 +120,7 @@ fn gate_lints_the_dockerfile() {
     std::fs::write(tmp.path().join("Dockerfile"), BAD).unwrap();
     let db = tmp.path().join("v.db");
     let osv = tmp.path().join("osv");
-    std::fs::create_dir_all(&osv).unwrap();
+    support::write_coverage_fillers(&osv);
     cargo_bin_cmd!("customs")
         .args(["db", "import", "--db"])
         .arg(&db)

@@ -157,3 +157,48 @@ fn secrets_history_reports_a_key_removed_from_the_tree() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a git repository"));
 }
+
+/// A root filesystem folder (`dir:`) is walked without its top-level `proc`, `sys` and `dev` (a live system's
+/// kernel interfaces), and an entry that cannot be read is a warning, never the end of the scan: `dir:/` used
+/// to fail on a kernel thread's `/proc/PID/exe`.
+#[test]
+fn rootfs_scans_skip_kernel_folders_and_survive_unreadable_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = format!("AWS_ACCESS_KEY_ID=AKIA{}\n", "Q7Z3X9W2V5T8R4M6");
+    for dir in ["etc", "proc/1", "sys/kernel", "dev", "srv/proc"] {
+        std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        std::fs::write(tmp.path().join(dir).join("app.env"), &key).unwrap();
+    }
+    let doc = secrets_json(&format!("dir:{}", tmp.path().display()), &[]);
+    let mut paths: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["etc/app.env", "srv/proc/app.env"],
+        "only the top-level kernel folders are skipped"
+    );
+
+    // A kernel thread's /proc/PID/exe cannot be read (readlink fails): the scan goes on and says so.
+    let kernel_thread = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .find(|e| std::fs::read_link(e.path().join("exe")).is_err() && e.path().join("exe").symlink_metadata().is_ok());
+    let Some(pid) = kernel_thread else {
+        return customs_testkit::skip("no process here has an unreadable /proc/PID/exe (no kernel thread is visible)");
+    };
+    let out = cargo_bin_cmd!("customs")
+        .args(["sbom", &format!("dir:{}", pid.path().display()), "-f", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Its unreadable entries (exe, fdinfo, …) are warnings; past ten they are counted.
+    let warnings = doc["warnings"].to_string();
+    assert!(warnings.contains(": skipped "), "{doc:#}");
+}

@@ -20,8 +20,17 @@ struct Harvest {
     error: Option<Error>,
 }
 
+/// Top-level folders whose contents are never walked: a live system's kernel interfaces (`trivy rootfs /` skips
+/// them too). In an unpacked image they are empty mount points.
+const KERNEL_FOLDERS: [&str; 3] = ["proc", "sys", "dev"];
+
+/// Unreadable entries named one by one before the rest are only counted.
+const NAMED_SKIPS: usize = 10;
+
 /// Walks `root` without following symlinks, so a link to `/` can't lead the scan onto the host. Threads walk
-/// and read at once (directory listing, `stat` and reads overlap); entries come out sorted by path.
+/// and read at once (directory listing, `stat` and reads overlap); entries come out sorted by path. `proc`,
+/// `sys` and `dev` at the top are not walked; an entry that cannot be read is a warning, never the end of the
+/// scan (a live root filesystem has unreadable ones).
 pub(crate) fn read_rootfs(root: &Path, interest: &dyn Interest) -> Result<LayerChanges> {
     let shown = root.display().to_string();
     // The parallel walker reports an unreadable root as an entry error; name it plainly instead.
@@ -31,6 +40,7 @@ pub(crate) fn read_rootfs(root: &Path, interest: &dyn Interest) -> Result<LayerC
     WalkBuilder::new(root)
         .standard_filters(false)
         .follow_links(false)
+        .filter_entry(|e| !(e.depth() == 1 && e.file_name().to_str().is_some_and(|n| KERNEL_FOLDERS.contains(&n))))
         .threads(threads)
         .build_parallel()
         .run(|| {
@@ -75,6 +85,21 @@ pub(crate) fn read_rootfs(root: &Path, interest: &dyn Interest) -> Result<LayerC
     for (_, part) in harvest.parts {
         out.changes.extend(part.changes);
         out.warnings.extend(part.warnings);
+    }
+    // Name the first unreadable entries, count the rest: a live root has thousands.
+    let skipped: Vec<usize> = (0..out.warnings.len())
+        .filter(|&i| out.warnings[i].contains(": skipped "))
+        .collect();
+    if skipped.len() > NAMED_SKIPS {
+        let extra = skipped.len() - NAMED_SKIPS;
+        let drop: std::collections::HashSet<usize> = skipped[NAMED_SKIPS..].iter().copied().collect();
+        let mut i = 0;
+        out.warnings.retain(|_| {
+            i += 1;
+            !drop.contains(&(i - 1))
+        });
+        out.warnings
+            .push(format!("{shown}: {extra} more entries skipped (unreadable, or over a size limit)"));
     }
     Ok(out)
 }
@@ -124,8 +149,13 @@ fn read_entry(
     let kind = if ft.is_dir() {
         EntryKind::Dir
     } else if ft.is_symlink() {
-        let target = fs::read_link(entry.path()).map_err(|e| Error::io(format!("{shown}: {path}"), e))?;
-        EntryKind::Symlink(target.to_string_lossy().into_owned())
+        match fs::read_link(entry.path()) {
+            Ok(target) => EntryKind::Symlink(target.to_string_lossy().into_owned()),
+            Err(e) => {
+                part.warnings.push(format!("{shown}: skipped {path}: {e}"));
+                return Ok(Some((path, part)));
+            }
+        }
     } else if ft.is_file() {
         EntryKind::File
     } else {
@@ -137,7 +167,7 @@ fn read_entry(
         interest,
     };
     let full = entry.path();
-    part.put(
+    let put = part.put(
         &origin,
         path.clone(),
         kind,
@@ -148,6 +178,10 @@ fn read_entry(
             fs::File::open(full)?.take(size).read_to_end(buf)?;
             Ok(&buf[..])
         },
-    )?;
+    );
+    // A file that vanished or may not be read (a live system) is skipped with a warning.
+    if let Err(e) = put {
+        part.warnings.push(format!("{shown}: skipped {path}: {e}"));
+    }
     Ok(Some((path, part)))
 }

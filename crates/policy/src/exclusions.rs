@@ -76,8 +76,17 @@ pub struct Exception {
     pub reason: Option<String>,
     /// Who accepted it.
     pub approved_by: Option<String>,
+    /// The file it comes from (exclusions.json, a `.trivyignore`), as given.
+    pub file: String,
     /// 1-based line of the entry in its file, for messages.
     pub line: usize,
+}
+
+impl Exception {
+    /// `FILE:LINE`, how messages name the entry (two files may both have a line 3).
+    pub fn place(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
 }
 
 #[derive(Deserialize)]
@@ -148,6 +157,7 @@ pub fn parse(text: &str, file: &str, require_reason: bool) -> Result<Vec<Excepti
                 .map_err(|e| err(line, format!("entry {}: field `path`: {e}", i + 1)))?,
             reason: nonempty(raw.reason),
             approved_by: nonempty(raw.approved_by),
+            file: file.to_string(),
             line,
         };
         if ex.id.is_none() && ex.library_name.is_none() {
@@ -206,6 +216,7 @@ pub fn parse_trivyignore(text: &str, file: &str) -> Result<Vec<Exception>, Exclu
             expires,
             reason: None,
             approved_by: None,
+            file: file.to_string(),
             line: line_no,
         });
     }

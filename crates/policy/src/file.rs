@@ -56,6 +56,8 @@ pub struct GateSection {
     pub fail_on_lint: Option<String>,
     /// Lint config, relative to the policy file.
     pub lint_config: Option<PathBuf>,
+    /// Ecosystems (`Debian:12`, `npm`) the database may hold nothing for without failing the gate.
+    pub allow_uncovered: Option<Vec<String>>,
 }
 
 /// `[exceptions]`.

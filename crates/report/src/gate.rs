@@ -211,8 +211,8 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
                 skipped += 1;
                 let e = r.exception_of(i).expect("suppressed findings have an exception");
                 let why = format!(
-                    "excepted by line {}{}",
-                    e.line,
+                    "excepted by {}{}",
+                    e.place(),
                     e.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
                 );
                 cases.push_str(&format!("      <skipped message=\"{}\"/>\n", xml(&why)));
@@ -249,7 +249,7 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
             skipped += 1;
             cases.push_str(&format!(
                 "      <skipped message=\"{}\"/>\n",
-                xml(&format!("excepted by line {}", e.line))
+                xml(&format!("excepted by {}", e.place()))
             ));
         }
         cases.push_str("    </testcase>\n");
@@ -258,7 +258,7 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
         for (i, f) in l.report.findings.iter().enumerate() {
             let failing = r.lint_fails(i);
             failures += usize::from(failing);
-            let why = r.lint_exception(i).map(|e| format!("excepted by line {}", e.line));
+            let why = r.lint_exception(i).map(|e| format!("excepted by {}", e.place()));
             skipped += usize::from(!failing && why.is_some());
             cases.push_str(&crate::lint::lint_testcase(l, f, failing, why.as_deref()));
         }
@@ -295,6 +295,12 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
     for reason in &r.verdict.reasons {
         out.push_str(&format!("- {}\n", md(reason)));
     }
+    if !r.warnings.is_empty() {
+        out.push('\n');
+        for w in r.warnings {
+            out.push_str(&format!("> ⚠️ {}\n", md(w)));
+        }
+    }
     let rows: Vec<usize> = (0..r.findings.len()).filter(|&i| r.status(i) != "suppressed").collect();
     if !rows.is_empty() {
         out.push_str("\n| | Severity | ID | Package | Installed | Fixed | Layer |\n|---|---|---|---|---|---|---|\n");
@@ -309,6 +315,32 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
                 md(&f.package.version),
                 md(f.fixed_version.as_deref().unwrap_or("-")),
                 f.package.layer.map_or_else(|| "-".into(), |l| l.to_string())
+            ));
+        }
+    }
+    if !r.secrets.is_empty() {
+        out.push_str("\n| | Secret | Rule | File | Line | Layer | Masked |\n|---|---|---|---|---|---|---|\n");
+        for (i, s) in r.secrets.iter().enumerate() {
+            let f = &s.finding;
+            let mark = if r.secret_failing.contains(&i) {
+                "❌"
+            } else if r.secret_suppressed.iter().any(|x| x.finding == i) {
+                "excepted"
+            } else {
+                ""
+            };
+            let layer = match (s.layer, s.hidden) {
+                (Some(l), Some(h)) => format!("{l} ({h})"),
+                (Some(l), None) => l.to_string(),
+                (None, _) => "config".into(),
+            };
+            out.push_str(&format!(
+                "| {mark} | {} | {} | {} | {} | {layer} | `{}` |\n",
+                md(&f.title),
+                md(&f.rule_id),
+                md(&f.path),
+                f.line,
+                md(&f.masked)
             ));
         }
     }
@@ -345,11 +377,11 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
         for s in suppressed {
             let (f, e) = (&r.findings[s.finding], &r.exceptions[s.exception]);
             out.push_str(&format!(
-                "- {} in {} {}: exception line {}{}\n",
+                "- {} in {} {}: exception {}{}\n",
                 md(&f.id),
                 md(&f.package.name),
                 md(&f.package.version),
-                e.line,
+                md(&e.place()),
                 e.reason.as_deref().map(|x| format!(" ({})", md(x))).unwrap_or_default()
             ));
         }
@@ -369,7 +401,7 @@ pub fn gate_vex(r: &GateResult<'_>, stamp: &crate::DocumentStamp) -> String {
         components.push(
             json!({"bom-ref": bom_ref, "type": "library", "name": f.package.name, "version": f.package.version, "purl": f.package.purl}),
         );
-        let mut detail = format!("Risk accepted by exception at line {}", e.line);
+        let mut detail = format!("Risk accepted by exception {}", e.place());
         if let Some(reason) = &e.reason {
             detail.push_str(&format!(": {reason}"));
         }
@@ -425,6 +457,17 @@ pub fn gate_sarif(r: &GateResult<'_>) -> String {
             }));
         }
     }
+    // The verdict and what the scan could not see, where code-scanning UIs show a run's messages.
+    let mut notes: Vec<serde_json::Value> = r
+        .warnings
+        .iter()
+        .map(|w| json!({"level": "warning", "message": {"text": w}}))
+        .collect();
+    if !r.verdict.pass {
+        notes.extend(r.verdict.reasons.iter().map(|x| json!({"level": "error", "message": {"text": x}})));
+    }
+    run["invocations"] = json!([{"executionSuccessful": true, "toolExecutionNotifications": notes}]);
+    run["properties"] = json!({"verdict": {"pass": r.verdict.pass, "reasons": r.verdict.reasons}});
     let mut s = serde_json::to_string_pretty(&doc).expect("json values serialize");
     s.push('\n');
     s

@@ -210,20 +210,31 @@ impl Database {
             for file in files {
                 let fshown = file.display().to_string();
                 if fshown.ends_with(".zip") {
-                    read_zip(&file, &mut batches, &mut skipped, &mut report)?;
+                    read_zip(&file, &mut batches, &mut alpine_ids, &mut skipped, &mut report)?;
                     continue;
                 }
                 let bytes = read_limited(&file)?;
                 report.files += 1;
                 classify_and_parse(&fshown, &bytes, &mut batches, &mut alpine_ids, &mut skipped)?;
             }
+            let mut added = false;
             for (source, list) in &batches {
                 if before.get(source).copied().unwrap_or(0) != list.len() {
                     origins.entry(source.clone()).or_default().push(shown.clone());
+                    added = true;
                 }
             }
             if alpine_ids.len() != alpine_before {
                 origins.entry("alpine-secdb".into()).or_default().push(shown.clone());
+                added = true;
+            }
+            // Given a file, folder or archive that holds no advisory, the user meant something else: say so.
+            if !added {
+                return Err(DbError::Invalid {
+                    path: shown,
+                    message: "holds no advisory (OSV JSON or YAML, Debian security tracker JSON, Alpine secdb); nothing was imported"
+                        .into(),
+                });
             }
         }
         if !alpine_ids.is_empty() {
@@ -313,6 +324,19 @@ impl Database {
             ));
         }
         Ok(out)
+    }
+
+    /// How many affected entries the database holds for `ecosystem` (its name as [`query_for`] gives it).
+    ///
+    /// [`query_for`]: crate::query_for
+    pub fn entries_in(&self, ecosystem: &str) -> Result<u64> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM affected WHERE ecosystem = ?1")
+            .map_err(|e| self.sql(e))?;
+        stmt.query_row(params![ecosystem], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.sql(e))
     }
 
     /// The stored advisory with this id, with all its affected entries.
@@ -484,8 +508,14 @@ fn classify_and_parse(
     Ok(())
 }
 
-/// osv.dev's `all.zip` per ecosystem: one OSV JSON record per entry.
-fn read_zip(file: &Path, batches: &mut BTreeMap<String, Vec<Advisory>>, skipped: &mut Skipped, report: &mut ImportReport) -> Result<()> {
+/// A zip of advisories: osv.dev's `all.zip` per ecosystem (one OSV JSON record per entry), or YAML records.
+fn read_zip(
+    file: &Path,
+    batches: &mut BTreeMap<String, Vec<Advisory>>,
+    alpine_ids: &mut BTreeMap<String, Advisory>,
+    skipped: &mut Skipped,
+    report: &mut ImportReport,
+) -> Result<()> {
     let shown = file.display().to_string();
     let f = std::fs::File::open(file).map_err(|source| DbError::Io {
         path: shown.clone(),
@@ -501,7 +531,8 @@ fn read_zip(file: &Path, batches: &mut BTreeMap<String, Vec<Advisory>>, skipped:
             message: format!("entry {i}: {e}"),
         })?;
         let name = entry.name().map(|n| n.to_string()).unwrap_or_default();
-        if !name.ends_with(".json") || entry.is_dir() {
+        let readable = [".json", ".yaml", ".yml"].iter().any(|ext| name.ends_with(ext));
+        if !readable || entry.is_dir() {
             continue;
         }
         let inner = format!("{shown}!{name}");
@@ -514,8 +545,14 @@ fn read_zip(file: &Path, batches: &mut BTreeMap<String, Vec<Advisory>>, skipped:
                 source,
             })?;
         report.files += 1;
-        let adv = osv::from_json(&bytes, skipped).map_err(|message| DbError::Invalid { path: inner, message })?;
-        batches.entry(osv_source(&adv)).or_default().push(adv);
+        if name.ends_with(".json") {
+            // osv.dev's all.zip: OSV JSON records, read straight (no classification pass over 100k records).
+            let adv = osv::from_json(&bytes, skipped).map_err(|message| DbError::Invalid { path: inner, message })?;
+            batches.entry(osv_source(&adv)).or_default().push(adv);
+        } else {
+            // YAML: OSV records (pypa's advisory-database) or an Alpine secdb, as for loose files.
+            classify_and_parse(&inner, &bytes, batches, alpine_ids, skipped)?;
+        }
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ mod version;
 
 pub use db::{Database, DbError, ImportReport, SCHEMA_VERSION, SourceStatus, Status};
 pub use feeds::{DEFAULT_OSV_ECOSYSTEMS, DownloadError, DownloadOptions, Feed, Fetched, download};
-pub use matcher::{Finding, evaluate, query_for, scan};
+pub use matcher::{Coverage, Finding, coverage, evaluate, query_for, scan};
 pub use model::{Advisory, Affected, Event, FixState, Rated, Severity};
 pub use names::normalize_package;
 pub use osv::normalize_ecosystem;

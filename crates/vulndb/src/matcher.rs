@@ -41,6 +41,68 @@ pub struct Finding {
     pub references: Vec<String>,
 }
 
+/// Whether the database can check the packages of one ecosystem found in an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// The ecosystem as matched (`Debian:12`, `PyPI`), or what kind of package could not be placed in one
+    /// (`rpm`, `deb (unknown distribution)`).
+    pub ecosystem: String,
+    /// Packages of the image in it.
+    pub packages: usize,
+    /// Affected entries the database holds for it; 0 means none of those packages was checked.
+    pub advisories: u64,
+}
+
+impl Coverage {
+    /// Whether the database holds anything for this ecosystem.
+    pub fn covered(&self) -> bool {
+        self.advisories > 0
+    }
+
+    /// The warning for an ecosystem the database cannot check.
+    pub fn warning(&self) -> String {
+        format!(
+            "{}: 0 advisories in the database — {} package(s) not checked (import or update data for it: `customs db import`, `customs db update`)",
+            self.ecosystem, self.packages
+        )
+    }
+}
+
+/// Per ecosystem found in `inventory`, how many packages it has and what the database holds for it, sorted by
+/// name. Packages that fit no ecosystem the matcher knows (RPM for now, dpkg on an unknown distribution) are
+/// listed as uncovered too: a scan cannot see them.
+pub fn coverage(db: &Database, inventory: &Inventory) -> Result<Vec<Coverage>, DbError> {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let mut unplaced: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for p in &inventory.packages {
+        match query_for(p, inventory.distro.as_ref()) {
+            Some((ecosystem, _, _)) => *counts.entry(ecosystem).or_default() += 1,
+            None => {
+                let what = match p.kind {
+                    PackageKind::Rpm => "rpm (not matched yet)".to_string(),
+                    kind => format!("{} (unknown distribution or release)", kind.purl_type()),
+                };
+                *unplaced.entry(what).or_default() += 1;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (ecosystem, packages) in counts {
+        let advisories = db.entries_in(&ecosystem)?;
+        out.push(Coverage {
+            ecosystem,
+            packages,
+            advisories,
+        });
+    }
+    out.extend(unplaced.into_iter().map(|(ecosystem, packages)| Coverage {
+        ecosystem,
+        packages,
+        advisories: 0,
+    }));
+    Ok(out)
+}
+
 /// What to look up for a package: ecosystem, normalized name and the version to compare.
 pub fn query_for(p: &Package, distro: Option<&Distro>) -> Option<(String, String, String)> {
     let (ecosystem, name, version) = match p.kind {

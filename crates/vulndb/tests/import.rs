@@ -97,3 +97,36 @@ fn another_schema_version_is_refused_with_advice() {
     let err = Database::open_existing(&dir.path().join("none.db")).err().unwrap().to_string();
     assert!(err.contains("customs db import"), "{err}");
 }
+
+/// YAML records inside a zip (pypa's advisory-database shape) are imported like loose ones; a file, folder or
+/// archive that holds no advisory is an error naming it, and nothing is imported.
+#[test]
+fn yaml_in_a_zip_imports_and_inputs_with_no_advisory_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let yaml_zip = d.join("pypa.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&yaml_zip).unwrap());
+    z.start_file("vulns/django/PYSEC-TEST-1.yaml", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(b"id: PYSEC-TEST-1\naffected:\n- package: {name: Django, ecosystem: PyPI}\n  ranges:\n  - type: ECOSYSTEM\n    events:\n    - introduced: \"0\"\n    - fixed: 4.2.1\n").unwrap();
+    z.finish().unwrap();
+    let mut db = Database::open(&d.join("v.db")).unwrap();
+    let report = db.import(std::slice::from_ref(&yaml_zip)).unwrap();
+    assert_eq!(report.by_source["osv:PyPI"], 1);
+    assert_eq!(db.lookup("PyPI", "django").unwrap()[0].0.id, "PYSEC-TEST-1");
+
+    // A zip of something else, an empty folder, a folder of notes: each an error naming it.
+    let other_zip = d.join("docs.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&other_zip).unwrap());
+    z.start_file("README.txt", zip::write::SimpleFileOptions::default()).unwrap();
+    z.write_all(b"not advisories").unwrap();
+    z.finish().unwrap();
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    write(d, "notes/README.md", "# nothing here\n");
+    for input in [other_zip, d.join("empty"), d.join("notes")] {
+        let e = db.import(std::slice::from_ref(&input)).unwrap_err().to_string();
+        assert!(e.contains(&input.display().to_string()) && e.contains("holds no advisory"), "{e}");
+    }
+    // Nothing of a failed import stays: still only the one advisory.
+    assert_eq!(db.status().unwrap().advisories, 1);
+}
