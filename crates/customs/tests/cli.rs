@@ -1,6 +1,7 @@
 //! The `customs` binary end to end, on the bundled demo image and on real images
 //! built by `../shared/tools/build-test-images.sh` when they are present.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin_cmd;
@@ -199,4 +200,34 @@ fn real_image_deleted_files_and_whiteouts() {
         // The dpkg database was rewritten by the unpack step.
         assert_eq!(view.get("var/lib/dpkg/status").unwrap().layer, 2, "{name}");
     }
+}
+
+/// The README's first command: the policy at work on the demo image, offline, with the committed advisories:
+/// severities, the deleted secret, a failing verdict with its reasons, and every ecosystem covered.
+#[test]
+fn readme_demo_shows_the_policy_at_work() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg(root.join("examples/demo.sh"))
+        .env("CUSTOMS", assert_cmd::cargo::cargo_bin!("customs"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for want in [
+        "5 vulnerabilities (CRITICAL: 1, HIGH: 3, MEDIUM: 1)",
+        "GHSA-jfh8-c2jp-5v3q CVE-2021-44228",
+        "DSA-5764-1 CVE-2024-6119",
+        "aws-access-key-id",
+        "deleted in layer 3 but still in the image",
+        "fail: 4 finding(s) at CRITICAL or HIGH without a valid exception",
+        "fail: 1 secret(s) in the image",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    assert!(
+        !text.contains("0 advisories in the database"),
+        "the demo advisories cover every ecosystem:\n{text}"
+    );
+    assert!(!text.contains("IOSFODNN7"), "the key is masked");
 }

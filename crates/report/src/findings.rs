@@ -58,9 +58,14 @@ pub fn findings_table_styled(subject: &Subject, findings: &[Finding], warnings: 
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default();
+            // Trivy users search by CVE: show it beside an advisory id that is not one.
+            let id = match f.aliases.iter().find(|a| a.starts_with("CVE-")) {
+                Some(cve) if !f.id.starts_with("CVE-") => format!("{} {cve}", f.id),
+                _ => f.id.clone(),
+            };
             t.add_row(vec![
                 severity_cell(f.severity, color),
-                Cell::new(&f.id),
+                Cell::new(id),
                 Cell::new(&f.package.name),
                 Cell::new(&f.package.version),
                 Cell::new(f.fixed_version.as_deref().unwrap_or("-")),
