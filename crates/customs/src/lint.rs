@@ -165,7 +165,7 @@ pub fn read_dockerfile(path: &Path) -> Result<String> {
             .context("reading the Dockerfile from standard input")?;
         b
     } else {
-        std::fs::read(path).with_context(|| format!("reading Dockerfile {}", path.display()))?
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
     };
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not UTF-8 text; is this a Dockerfile?", path.display()))
 }

@@ -206,9 +206,10 @@ enum DbCommand {
 struct Target {
     /// The image: a docker-archive tarball, an OCI layout, a rootfs directory or a registry reference.
     image: String,
-    /// Platform to pick from a multi-platform image.
-    #[arg(long, default_value = "linux/amd64", env = "CUSTOMS_PLATFORM")]
-    platform: Platform,
+    /// Platform to pick from a multi-platform image [default: linux/amd64]; a single-platform image of another
+    /// platform is an error when this is given.
+    #[arg(long, env = "CUSTOMS_PLATFORM")]
+    platform: Option<Platform>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -463,6 +464,17 @@ fn parse_secret_severity(s: &str) -> Result<Option<customs_secrets::Severity>, S
     }
 }
 
+/// `45 seconds`, `10 minutes`, `36 hours`, `9 days`: the largest unit that keeps the number whole-ish.
+fn human_duration(secs: i64) -> String {
+    let (n, unit) = match secs {
+        s if s < 120 => (s, "second"),
+        s if s < 2 * 3600 => (s / 60, "minute"),
+        s if s < 2 * 86400 => (s / 3600, "hour"),
+        s => (s / 86400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Reads `90m`, `36h`, `7d` (or plain seconds) into seconds.
 fn parse_age(s: &str) -> Result<i64, String> {
     let (digits, unit) = s
@@ -519,10 +531,10 @@ fn vulnerabilities(
         None => warnings.push(format!("{}: nothing imported yet; every scan will come back clean", path.display())),
         Some(age) if age > freshness.db_max_age => {
             let msg = format!(
-                "{}: last updated {} hours ago, over the {}-hour limit (--db-max-age); run `customs db update` or `customs db import` with fresh data",
+                "{}: last updated {} ago, over the {} limit (--db-max-age); run `customs db update` or `customs db import` with fresh data",
                 path.display(),
-                age / 3600,
-                freshness.db_max_age / 3600
+                human_duration(age),
+                human_duration(freshness.db_max_age)
             );
             if freshness.fail_on_stale_db {
                 bail!(msg);
@@ -857,7 +869,7 @@ fn check_exclusions(
     if let Some(image) = image {
         let target = Target {
             image,
-            platform: Platform::default(),
+            platform: None,
             registry: RegistryArgs {
                 username: None,
                 password: None,
@@ -1057,6 +1069,28 @@ fn open_image(spec: &str, options: &OpenOptions) -> Result<Image> {
     })
 }
 
+/// A `--platform` the image is not built for is an error naming the platform it has: a single-platform image is
+/// read whatever the platform asked, and scanning amd64 when arm64 was asked for would report the wrong image.
+fn check_platform(img: &Image, wanted: Option<&Platform>) -> Result<()> {
+    let (Some(wanted), Some(os), Some(arch)) = (wanted, &img.config.os, &img.config.architecture) else {
+        return Ok(());
+    };
+    let variant_ok = match (&wanted.variant, &img.config.variant) {
+        (Some(w), Some(v)) => w == v,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if wanted.os != *os || wanted.architecture != *arch || !variant_ok {
+        let have = [Some(os.as_str()), Some(arch.as_str()), img.config.variant.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("/");
+        bail!("{}: the image is {have} only; --platform {wanted} is not in it", img.name);
+    }
+    Ok(())
+}
+
 /// The Docker Hub reference a bare argument becomes when it is no file or folder and names no registry host.
 fn implicit_registry(spec: &str) -> Option<customs_oci::Reference> {
     match Source::parse(spec) {
@@ -1075,10 +1109,11 @@ fn inventory(
     secrets: Option<&customs_secrets::Scanner>,
 ) -> Result<(Subject, Inventory, Vec<customs_secrets::ImageFinding>)> {
     let options = OpenOptions {
-        platform: target.platform.clone(),
+        platform: target.platform.clone().unwrap_or_default(),
         registry: target.registry.options(&target.image),
     };
     let img = open_image(&target.image, &options)?;
+    check_platform(&img, target.platform.as_ref())?;
     let (view, found) = match secrets {
         None => (img.filesystem(&CatalogInterest)?, Vec::new()),
         Some(scanner) => {
@@ -1212,10 +1247,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
             )?;
             let options = OpenOptions {
-                platform: target.platform.clone(),
+                platform: target.platform.clone().unwrap_or_default(),
                 registry: target.registry.options(&target.image),
             };
-            let img = Image::open_with(&target.image, &options)?;
+            let img = open_image(&target.image, &options)?;
+            check_platform(&img, target.platform.as_ref())?;
             let mut warnings = Vec::new();
             let first_layer = match (skip_base_layers, base_layers) {
                 (_, Some(n)) => n,
@@ -1334,10 +1370,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 attempts,
                 backoff: std::time::Duration::from_secs(1),
                 cache_dir,
+                on_retry: Some(|line| eprintln!("  {line}")),
+                unreachable: Default::default(),
             };
             let mut files = Vec::new();
             let mut failures = Vec::new();
             for feed in &feeds {
+                eprintln!("{}: downloading…", feed.name);
                 match customs_vulndb::download(feed, &options) {
                     Ok(Fetched::New { url, path }) => {
                         println!("{}: downloaded from {url}", feed.name);
@@ -1356,6 +1395,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "imported {} advisories into {}",
                     report.by_source.values().sum::<usize>(),
                     path.display()
+                );
+            }
+            if !failures.is_empty() && files.is_empty() {
+                bail!(
+                    "no feed could be downloaded ({} tried):\n{}\nWithout network access, point --mirror URL (or CUSTOMS_DB_MIRRORS) at an internal mirror, \
+                     or bring the files in another way and run `customs db import PATH…`",
+                    feeds.len(),
+                    failures.join("\n")
                 );
             }
             if !failures.is_empty() {
@@ -1512,6 +1559,15 @@ mod tests {
         // An existing folder is a path, not a reference.
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(hub(dir.path().to_str().unwrap()), None);
+    }
+
+    #[test]
+    fn durations_read_in_the_unit_that_fits() {
+        assert_eq!(super::human_duration(60), "60 seconds");
+        assert_eq!(super::human_duration(600), "10 minutes");
+        assert_eq!(super::human_duration(7 * 86400), "7 days");
+        assert_eq!(super::human_duration(3600), "60 minutes");
+        assert_eq!(super::human_duration(1), "1 second");
     }
 
     #[test]

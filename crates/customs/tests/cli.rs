@@ -231,3 +231,24 @@ fn readme_demo_shows_the_policy_at_work() {
     );
     assert!(!text.contains("IOSFODNN7"), "the key is masked");
 }
+
+/// `--platform` asks for a platform; a single-platform image of another one is an error naming what it has,
+/// not a silent scan of the wrong image.
+#[test]
+fn a_platform_the_image_lacks_is_an_error() {
+    let out = cargo_bin_cmd!("customs")
+        .args(["sbom", &demo_image(), "--platform", "linux/arm64"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the image is linux/amd64 only") && err.contains("--platform linux/arm64"),
+        "{err}"
+    );
+    let ok = cargo_bin_cmd!("customs")
+        .args(["sbom", &demo_image(), "--platform", "linux/amd64"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}

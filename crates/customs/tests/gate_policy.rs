@@ -326,7 +326,7 @@ fn gate_refuses_a_missing_stale_or_empty_database() {
     drop(conn);
     let stale = gate(d, &db, &[]);
     assert_eq!(stale.code, Some(1), "a stale database only warns by default");
-    assert!(stale.stderr.contains("over the 168-hour limit") || stale.stdout.contains("over the 168-hour limit"));
+    assert!(stale.stderr.contains("over the 7 days limit") || stale.stdout.contains("over the 7 days limit"));
     let refused = gate(d, &db, &["--fail-on-stale-db"]);
     assert_eq!(refused.code, Some(2), "{}", refused.stderr);
     assert!(refused.stderr.contains("customs db import"), "{}", refused.stderr);

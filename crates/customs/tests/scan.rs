@@ -160,14 +160,18 @@ fn scan_filters_and_stale_database_policy() {
     drop(conn);
     let warned = scan_json(&db, &demo, &[]);
     assert!(
-        warned["warnings"][0].as_str().unwrap().contains("over the 168-hour limit"),
+        warned["warnings"][0].as_str().unwrap().contains("over the 7 days limit"),
         "{warned:#}"
     );
+    // Ages read in a unit that fits (this said "0 hours ago, over the 0-hour limit").
+    let minute = scan_json(&db, &demo, &["--db-max-age", "1m"]);
+    let w = minute["warnings"][0].as_str().unwrap();
+    assert!(w.contains(" days ago, over the 60 seconds limit"), "{w}");
     let lenient = scan_json(&db, &demo, &["--db-max-age", "100000d"]);
     let stale_warnings = |doc: &Value| {
         doc.get("warnings")
             .and_then(Value::as_array)
-            .map_or(0, |w| w.iter().filter(|w| w.as_str().unwrap().contains("-hour limit")).count())
+            .map_or(0, |w| w.iter().filter(|w| w.as_str().unwrap().contains("--db-max-age")).count())
     };
     assert_eq!(
         stale_warnings(&lenient),
@@ -371,4 +375,49 @@ fn scan_reports_secrets_from_the_same_pass_unless_told_not_to() {
     // Secrets alone need no vulnerability scan (issue 14: this used to be refused).
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("aws-access-key-id"));
+}
+
+/// `db update` without a reachable source fails fast and says what to do: a host that refused the first feed is
+/// not waited on again for the others, every failed try is shown as it happens, and the error points to
+/// `--mirror` and `db import` (it used to be half a minute of silence, then "11 of 11 feeds failed").
+#[test]
+fn db_update_with_no_reachable_source_fails_fast_with_the_way_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A loopback port nothing listens on: connections are refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let start = std::time::Instant::now();
+    let out = cargo_bin_cmd!("customs")
+        .args([
+            "db",
+            "update",
+            "--no-official",
+            "--feed",
+            "osv:PyPI",
+            "--feed",
+            "osv:npm",
+            "--feed",
+            "osv:Go",
+        ])
+        .args(["--mirror", &format!("http://127.0.0.1:{port}"), "--db"])
+        .arg(tmp.path().join("v.db"))
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("osv:PyPI: downloading") && err.contains("osv:Go: downloading"),
+        "progress per feed: {err}"
+    );
+    assert!(
+        err.contains(&format!("skipped: 127.0.0.1:{port} could not be reached earlier")),
+        "{err}"
+    );
+    assert!(
+        err.contains("no feed could be downloaded (3 tried)") && err.contains("--mirror") && err.contains("customs db import"),
+        "{err}"
+    );
+    // Not a timing threshold: just printed, for the record.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "db update with an unreachable mirror: failed in {elapsed:.2?}");
 }

@@ -83,6 +83,21 @@ pub struct DownloadOptions {
     pub backoff: Duration,
     /// Where downloads (and partial downloads) are kept.
     pub cache_dir: PathBuf,
+    /// Told about each failed attempt (`osv:PyPI: try 1 of 3 at URL failed: …`), for a progress display.
+    pub on_retry: Option<fn(&str)>,
+    /// Hosts that could not be reached (no DNS answer, no connection) in this run: later feeds skip them at once
+    /// instead of waiting out their retries, so an air-gapped `db update` fails in seconds, not minutes.
+    pub unreachable: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+fn host_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// What happened to one feed.
@@ -131,7 +146,7 @@ fn agent() -> ureq::Agent {
                 .root_certs(ureq::tls::RootCerts::PlatformVerifier)
                 .build(),
         )
-        .timeout_connect(Some(Duration::from_secs(20)))
+        .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_per_read(Some(Duration::from_secs(60)))
         .user_agent(concat!("customs/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -151,17 +166,35 @@ pub fn download(feed: &Feed, options: &DownloadOptions) -> Result<Fetched, Downl
     }
     let mut tried = Vec::new();
     for url in urls {
+        let host = host_of(&url);
+        if options.unreachable.lock().unwrap_or_else(|e| e.into_inner()).contains(&host) {
+            tried.push((url, format!("skipped: {host} could not be reached earlier in this run")));
+            continue;
+        }
         let mut pause = options.backoff;
         let mut last = String::new();
         for attempt in 1..=options.attempts.max(1) {
-            match fetch_once(&agent, feed, &url, &options.cache_dir) {
+            let failure = match fetch_once(&agent, feed, &url, &options.cache_dir) {
                 Ok(f) => return Ok(f),
                 Err(Failure::Permanent(e)) => {
                     last = e;
                     break;
                 }
-                Err(Failure::Retry(e)) => last = e,
+                Err(Failure::Unreachable(e)) => {
+                    options.unreachable.lock().unwrap_or_else(|e| e.into_inner()).insert(host.clone());
+                    last = e;
+                    break;
+                }
+                Err(Failure::Retry(e)) => e,
+            };
+            if let Some(tell) = options.on_retry {
+                tell(&format!(
+                    "{}: try {attempt} of {} at {url} failed: {failure}",
+                    feed.name,
+                    options.attempts.max(1)
+                ));
             }
+            last = failure;
             if attempt < options.attempts {
                 std::thread::sleep(pause);
                 pause = pause.saturating_mul(2);
@@ -178,6 +211,8 @@ pub fn download(feed: &Feed, options: &DownloadOptions) -> Result<Fetched, Downl
 enum Failure {
     /// Worth another attempt (network errors, 5xx, 429, truncated bodies).
     Retry(String),
+    /// The host has no DNS answer or refuses connections: retrying it now, or for another feed, is no use.
+    Unreachable(String),
     /// Not worth retrying this URL (404, checksum mismatch from the same server twice is still a mismatch).
     Permanent(String),
 }
@@ -202,7 +237,19 @@ fn fetch_once(agent: &ureq::Agent, feed: &Feed, url: &str, cache: &Path) -> Resu
     {
         req = req.header("If-None-Match", etag.trim());
     }
-    let resp = req.call().map_err(|e| Failure::Retry(e.to_string()))?;
+    let resp = req.call().map_err(|e| match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => Failure::Unreachable(e.to_string()),
+        // getaddrinfo's "failed to lookup address information" arrives as a plain I/O error.
+        ureq::Error::Io(ref io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable
+            ) || io.to_string().contains("lookup address") =>
+        {
+            Failure::Unreachable(e.to_string())
+        }
+        e => Failure::Retry(e.to_string()),
+    })?;
     let status = resp.status().as_u16();
     if status == 304 {
         return Ok(Fetched::Unchanged {

@@ -127,6 +127,8 @@ fn options(mirrors: Vec<String>, cache: &std::path::Path) -> DownloadOptions {
         attempts: 3,
         backoff: Duration::from_millis(10),
         cache_dir: cache.to_path_buf(),
+        on_retry: None,
+        unreachable: Default::default(),
     }
 }
 
