@@ -76,6 +76,10 @@ enum Command {
         /// pass over the image, rules from ./customs-secret.yaml when present).
         #[arg(long, value_delimiter = ',', default_values = ["vuln", "secret"])]
         scanners: Vec<ScanKind>,
+        /// Exit with this code when anything at or above --severity is found (Trivy's --exit-code; the default 0
+        /// keeps exit 0 either way; `customs gate` is the build breaker with exceptions).
+        #[arg(long, default_value_t = 0)]
+        exit_code: u8,
         /// Write to this file instead of standard output (replaced atomically).
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -112,6 +116,9 @@ enum Command {
         /// TARGET is a git repository: also scan every blob any commit on any ref ever added (needs `git`).
         #[arg(long)]
         history: bool,
+        /// Exit with this code when any secret is found (Trivy's --exit-code; 0 keeps exit 0 either way).
+        #[arg(long, default_value_t = 0)]
+        exit_code: u8,
         /// Write to this file instead of standard output (replaced atomically).
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -1165,6 +1172,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             pkg_types,
             freshness,
             scanners,
+            exit_code,
             output,
         } => {
             let vuln = scanners.contains(&ScanKind::Vuln);
@@ -1218,6 +1226,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             emit(&text, output.as_deref())?;
+            if exit_code != 0 && !(findings.is_empty() && secrets.is_empty()) {
+                return Ok(ExitCode::from(exit_code));
+            }
         }
         Command::Gate(args) => return run_gate(*args),
         Command::Lint(args) => return lint::run(args, emit),
@@ -1232,6 +1243,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             disable_rules,
             config,
             history,
+            exit_code,
             output,
         } => {
             let skip: Vec<String> = skip_dirs
@@ -1287,7 +1299,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None
             };
             let text = match format {
-                ScanFormat::Json | ScanFormat::Sarif => {
+                ScanFormat::Sarif => {
+                    for w in &warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    if let Some(past) = &past {
+                        eprintln!(
+                            "note: {} secret(s) from the git history are in the JSON and table formats, not SARIF",
+                            past.findings.len()
+                        );
+                    }
+                    customs_report::findings_sarif_with_secrets(&subject, &[], &findings)
+                }
+                ScanFormat::Json => {
                     let mut doc = serde_json::json!({"schema": "customs.secrets/v1", "subject": subject, "skipped_layers": first_layer, "findings": findings, "warnings": warnings});
                     if let Some(past) = &past {
                         doc["history"] = serde_json::to_value(past)?;
@@ -1303,6 +1327,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             emit(&text, output.as_deref())?;
+            let found = !findings.is_empty() || past.as_ref().is_some_and(|p| !p.findings.is_empty());
+            if exit_code != 0 && found {
+                return Ok(ExitCode::from(exit_code));
+            }
         }
         Command::Exclusions {
             command:

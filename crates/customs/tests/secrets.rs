@@ -202,3 +202,41 @@ fn rootfs_scans_skip_kernel_folders_and_survive_unreadable_entries() {
     let warnings = doc["warnings"].to_string();
     assert!(warnings.contains(": skipped "), "{doc:#}");
 }
+
+/// `secrets --format sarif` is SARIF (it printed customs' own JSON), valid against the schema; `--exit-code N`
+/// on `secrets` and `scan` exits N when something is found (Trivy's convention), 0 otherwise.
+#[test]
+fn secrets_sarif_is_sarif_and_exit_code_reports_findings() {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let sarif = tmp.path().join("s.sarif");
+    let out = cargo_bin_cmd!("customs")
+        .args(["secrets", &demo, "--format", "sarif", "-o"])
+        .arg(&sarif)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log: Value = serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    assert_eq!(log["runs"][0]["results"][0]["ruleId"], "aws-access-key-id");
+    if let Some((ok, text)) = customs_testkit::validate_report("sarif", &sarif) {
+        assert!(ok, "{text}");
+    }
+    let code = |args: &[&str]| cargo_bin_cmd!("customs").args(args).output().unwrap().status.code();
+    assert_eq!(code(&["secrets", &demo, "--exit-code", "5"]), Some(5));
+    assert_eq!(code(&["secrets", &demo]), Some(0), "0 unless asked");
+    assert_eq!(
+        code(&["secrets", &demo, "--exit-code", "5", "--skip-dirs", "app"]),
+        Some(0),
+        "nothing found"
+    );
+    assert_eq!(code(&["scan", &demo, "--scanners", "secret", "--exit-code", "3"]), Some(3));
+    assert_eq!(
+        code(&["scan", &demo, "--scanners", "secret", "--exit-code", "3", "--severity", "LOW"]),
+        Some(0),
+        "below --severity"
+    );
+}
