@@ -216,3 +216,43 @@ fn gate_lints_the_dockerfile() {
     .unwrap();
     assert_eq!(gate(&[]).0, Some(0));
 }
+
+/// The attack run's deep scripts (2,000 nested `if`, `$(` 10,000 deep, `${A:-` 20,000 deep) aborted `customs lint`
+/// and `gate --dockerfile` with a stack overflow (exit 134, no report); they are linted, with a report.
+#[test]
+fn deeply_nested_run_scripts_get_a_report_not_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scripts = [
+        "if true; then ".repeat(2000) + "echo hi" + &"; fi".repeat(2000),
+        "echo ".to_string() + &"$(".repeat(10_000) + "x" + &")".repeat(10_000),
+        "echo ${A:-".to_string() + &"${A:-".repeat(20_000) + "x" + &"}".repeat(20_001),
+    ];
+    for (i, script) in scripts.iter().enumerate() {
+        let name = format!("Deep{i}.Dockerfile");
+        std::fs::write(tmp.path().join(&name), format!("FROM debian:12\nRUN {script}\nUSER 1000\n")).unwrap();
+        let (code, out, err) = run(tmp.path(), &["--format", "json", &name]);
+        assert!(matches!(code, Some(0) | Some(1)), "{name}: exit {code:?}: {err}");
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: no report ({e}): {err}"));
+        assert_eq!(doc["files"][0]["path"], name.as_str());
+        let gate = cargo_bin_cmd!("customs")
+            .current_dir(tmp.path())
+            .args([
+                "gate",
+                &demo_image(),
+                "--scanners",
+                "lint",
+                "--dockerfile",
+                &name,
+                "--report",
+                "json=g.json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            matches!(gate.status.code(), Some(0) | Some(1)),
+            "{name}: gate exit {:?}",
+            gate.status.code()
+        );
+        assert!(tmp.path().join("g.json").is_file());
+    }
+}

@@ -230,7 +230,7 @@ impl Walk<'_> {
 
     /// Commands inside `$(...)` and backquotes count too.
     fn substitutions(&mut self, word: &ast::Word) {
-        if self.depth > 4 || !(word.value.contains("$(") || word.value.contains('`')) {
+        if self.depth > 4 || !(word.value.contains("$(") || word.value.contains('`')) || nesting_depth(&word.value) > MAX_NESTING {
             return;
         }
         let Ok(pieces) = brush_parser::word::parse(&word.value, self.options) else {
@@ -250,10 +250,54 @@ impl Walk<'_> {
     }
 }
 
+/// Nesting past this is not parsed with the bash grammar: its parser, the walk over its tree and dropping the
+/// tree all recurse once per level, and a hostile `$($($(…` 10,000 deep overflowed the stack. Real scripts
+/// nest a handful of levels; deeper ones get the fallback tokenizer, as scripts bash cannot parse do.
+pub(crate) const MAX_NESTING: usize = 64;
+
+/// An upper bound of how deep `text` nests: brackets, braces, substitutions and compound commands (`if`,
+/// `for`, `while`, `until`, `case`) counted without regard to quotes, so it never underestimates.
+pub(crate) fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut backquoted) = (0usize, 0usize, false);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' | b'{' | b'[' => depth += 1,
+            b')' | b'}' | b']' => depth = depth.saturating_sub(1),
+            b'`' => {
+                backquoted = !backquoted;
+                if backquoted { depth += 1 } else { depth = depth.saturating_sub(1) }
+            }
+            c if c.is_ascii_alphabetic() && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) => {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|b| !b.is_ascii_alphanumeric())
+                    .map_or(bytes.len(), |n| i + n);
+                match &text[i..end] {
+                    "if" | "for" | "while" | "until" | "case" | "select" => depth += 1,
+                    "fi" | "done" | "esac" => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                i = end;
+                max = max.max(depth);
+                continue;
+            }
+            _ => {}
+        }
+        max = max.max(depth);
+        i += 1;
+    }
+    max
+}
+
 impl Script {
     /// The bash grammar only (no fallback); `depth` counts nested `$(...)`.
     fn parse_depth(text: &str, depth: usize) -> Script {
         let mut script = Script::default();
+        if nesting_depth(text) > MAX_NESTING {
+            return script;
+        }
         let options = brush_parser::ParserOptions::default();
         let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text.as_bytes()), &options);
         if let Ok(program) = parser.parse_program() {
