@@ -23,7 +23,7 @@ for d in "${depths[@]}"; do
   for shape in flat deep; do
     img=$work/$shape-$d
     python3 bench/deep-tree.py "$d" "$img" $([ $shape = flat ] && echo --flat)
-    mb=$(du -m "$img" | cut -f1)
+    mb=$(du -sm "$img" | cut -f1)
     s=$(best "$customs" sbom "$img" -f json)
     x=$(best "$customs" secrets "$img" -f json)
     printf '%-8s %-6s %12.3f %12.3f %10s\n' "$d" "$shape" "$s" "$x" "$mb"

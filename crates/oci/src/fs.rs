@@ -232,18 +232,29 @@ impl FsView {
     /// Linear in the path's length (plus the targets followed): the prefix grows in one buffer with its hash,
     /// and `files` is only consulted when the hash says the prefix may be a symlink.
     fn resolve_path(&self, path: &str, follow_last: bool) -> Option<String> {
-        let mut pending: Vec<String> = path.split('/').filter(|p| !p.is_empty()).rev().map(String::from).collect();
+        // What is left to walk, and where in it we are: components are slices of it, never allocated one by one.
+        let mut todo: String = path.trim_end_matches('/').to_string();
+        let mut pos = 0;
         let mut current = String::with_capacity(path.len());
         let mut hash = FNV_OFFSET;
         let mut hops = 0;
-        while let Some(part) = pending.pop() {
+        loop {
+            let bytes = todo.as_bytes();
+            while pos < bytes.len() && bytes[pos] == b'/' {
+                pos += 1;
+            }
+            if pos >= bytes.len() {
+                break;
+            }
+            let end = todo[pos..].find('/').map_or(todo.len(), |i| pos + i);
             if !current.is_empty() {
                 current.push('/');
                 hash = fnv_step(hash, b'/');
             }
-            current.push_str(&part);
-            hash = part.bytes().fold(hash, fnv_step);
-            let is_last = pending.is_empty();
+            current.push_str(&todo[pos..end]);
+            hash = todo[pos..end].bytes().fold(hash, fnv_step);
+            pos = end;
+            let is_last = end == todo.len();
             if (follow_last || !is_last)
                 && self.symlinks.contains_key(&hash)
                 && let Some(EntryKind::Symlink(target)) = self.files.get(&current).map(|e| &e.kind)
@@ -252,8 +263,10 @@ impl FsView {
                 if hops > MAX_SYMLINK_HOPS {
                     return None;
                 }
-                let joined = join_in_scope(parent(&current), target);
-                pending.extend(joined.split('/').filter(|p| !p.is_empty()).rev().map(String::from));
+                let mut next = join_in_scope(parent(&current), target);
+                next.push_str(&todo[pos..]);
+                todo = next.trim_end_matches('/').to_string();
+                pos = 0;
                 current.clear();
                 hash = FNV_OFFSET;
             }
