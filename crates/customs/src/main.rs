@@ -588,6 +588,31 @@ fn load_policy(path: Option<PathBuf>) -> Result<(customs_policy::PolicyFile, Pat
     Ok((file, base))
 }
 
+/// Secrets as the policy sees them: rule id, path and fingerprint, for exceptions to match.
+fn secret_hits(secrets: &[customs_secrets::ImageFinding]) -> Vec<customs_policy::RuleHit<'_>> {
+    secrets
+        .iter()
+        .map(|s| customs_policy::RuleHit {
+            rule_id: &s.finding.rule_id,
+            path: &s.finding.path,
+            fingerprint: &s.finding.fingerprint,
+        })
+        .collect()
+}
+
+/// Fails the verdict for `reason`: it replaces the "pass" sentence, or joins the other reasons (at `at`, else last).
+fn fail_verdict(verdict: &mut customs_policy::Verdict, reason: String, at: Option<usize>) {
+    if verdict.pass {
+        verdict.reasons[0] = reason;
+    } else {
+        match at {
+            Some(i) => verdict.reasons.insert(i.min(verdict.reasons.len()), reason),
+            None => verdict.reasons.push(reason),
+        }
+    }
+    verdict.pass = false;
+}
+
 /// The gate: settings from flags over the policy file over defaults, then the verdict, reports and notifications.
 fn run_gate(a: GateArgs) -> Result<ExitCode> {
     let (policy, base) = load_policy(a.policy.clone())?;
@@ -702,22 +727,10 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
                 "fail: {} package(s) of {} were not checked: the database holds no advisory for it (import data for it, or --allow-uncovered {})",
                 c.packages, c.ecosystem, c.ecosystem
             );
-            if verdict.pass {
-                verdict.reasons[0] = reason;
-            } else {
-                verdict.reasons.push(reason);
-            }
-            verdict.pass = false;
+            fail_verdict(&mut verdict, reason, None);
         }
     }
-    let refs: Vec<customs_policy::RuleHit<'_>> = secrets
-        .iter()
-        .map(|s| customs_policy::RuleHit {
-            rule_id: &s.finding.rule_id,
-            path: &s.finding.path,
-            fingerprint: &s.finding.fingerprint,
-        })
-        .collect();
+    let refs = secret_hits(&secrets);
     let (mut secret_failing, secret_suppressed) = customs_policy::decide_rule_hits(&refs, &exceptions, &thresholds, today);
     if !a.fail_on_secret.is_empty() {
         // `none` parses to `None` and matches no severity.
@@ -728,12 +741,7 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
             "fail: {} secret(s) in the image without a valid exception; revoke them and rebuild without them",
             secret_failing.len()
         );
-        if verdict.pass {
-            verdict.reasons[0] = reason;
-        } else {
-            verdict.reasons.insert(1, reason);
-        }
-        verdict.pass = false;
+        fail_verdict(&mut verdict, reason, Some(1));
     }
     // Lint findings are excepted like secrets: `id` is the rule (`DL3008`), `path` a glob on the Dockerfile path.
     let lint_suppressed = match &linted {
@@ -770,12 +778,7 @@ fn run_gate(a: GateArgs) -> Result<ExitCode> {
                 l.path,
                 lint_threshold.map_or("none", |t| t.as_str())
             );
-            if verdict.pass {
-                verdict.reasons[0] = reason;
-            } else {
-                verdict.reasons.insert(1, reason);
-            }
-            verdict.pass = false;
+            fail_verdict(&mut verdict, reason, Some(1));
         }
     }
     notify_all(&policy, &subject, &findings, &verdict);
@@ -900,14 +903,7 @@ fn check_exclusions(
             true,
         )?;
         let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
-        let hits: Vec<customs_policy::RuleHit<'_>> = secrets
-            .iter()
-            .map(|s| customs_policy::RuleHit {
-                rule_id: &s.finding.rule_id,
-                path: &s.finding.path,
-                fingerprint: &s.finding.fingerprint,
-            })
-            .collect();
+        let hits = secret_hits(&secrets);
         let (_, secret_suppressed) = customs_policy::decide_rule_hits(&hits, &exceptions, &thresholds, today);
         verdict.unused.retain(|&i| !secret_suppressed.iter().any(|s| s.exception == i));
         // Lint exceptions are checked by `customs gate --dockerfile`; with an image alone they cannot be judged.
