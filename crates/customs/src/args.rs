@@ -1,0 +1,223 @@
+//! Flags several commands share: the image, the database, registries, report and scanner names.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use customs_oci::{Platform, RegistryOptions, Source, docker_config_credentials};
+use customs_vulndb::Severity;
+
+/// Which image and how to reach it.
+#[derive(clap::Args)]
+pub(crate) struct Target {
+    /// The image: a docker-archive tarball, an OCI layout, a rootfs directory or a registry reference.
+    pub(crate) image: String,
+    /// Platform to pick from a multi-platform image [default: linux/amd64]; a single-platform image of another
+    /// platform is an error when this is given.
+    #[arg(long, env = "CUSTOMS_PLATFORM")]
+    pub(crate) platform: Option<Platform>,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+}
+
+
+/// How old the vulnerability database may be.
+#[derive(clap::Args)]
+pub(crate) struct Freshness {
+    /// Warn when the database is older than this (`90m`, `36h`, `7d`).
+    #[arg(long, default_value = "7d", env = "CUSTOMS_DB_MAX_AGE", value_parser = parse_age)]
+    pub(crate) db_max_age: i64,
+    /// Fail instead of warning when the database is older than --db-max-age.
+    #[arg(long)]
+    pub(crate) fail_on_stale_db: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReportFormat {
+    Json,
+    Sarif,
+    Junit,
+    Markdown,
+    Vex,
+    Table,
+}
+
+pub(crate) fn parse_report(s: &str) -> Result<(ReportFormat, PathBuf), String> {
+    let (format, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid report {s:?}: use FORMAT=PATH, e.g. sarif=customs.sarif"))?;
+    let format = match format {
+        "json" => ReportFormat::Json,
+        "sarif" => ReportFormat::Sarif,
+        "junit" => ReportFormat::Junit,
+        "table" => ReportFormat::Table,
+        "markdown" => ReportFormat::Markdown,
+        "vex" => ReportFormat::Vex,
+        other => {
+            return Err(format!(
+                "unknown report format {other:?}: use json, sarif, junit, markdown, vex or table"
+            ));
+        }
+    };
+    if path.is_empty() {
+        return Err(format!("invalid report {s:?}: the path is empty"));
+    }
+    Ok((format, PathBuf::from(path)))
+}
+
+/// Where the vulnerability database lives.
+#[derive(clap::Args)]
+pub(crate) struct DbArgs {
+    /// Database file [default: $XDG_CACHE_HOME/customs/vulndb.sqlite or ~/.cache/customs/vulndb.sqlite].
+    #[arg(long = "db", env = "CUSTOMS_DB")]
+    pub(crate) path: Option<PathBuf>,
+}
+
+impl DbArgs {
+    pub(crate) fn path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.path {
+            return Ok(p.clone());
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .context("no --db given and neither XDG_CACHE_HOME nor HOME is set")?;
+        Ok(cache.join("customs/vulndb.sqlite"))
+    }
+}
+
+/// How to reach registries, for images given as references.
+#[derive(clap::Args)]
+pub(crate) struct RegistryArgs {
+    /// Registry username (else the docker config's `auths`, else anonymous).
+    #[arg(long, env = "CUSTOMS_REGISTRY_USERNAME")]
+    pub(crate) username: Option<String>,
+    /// Registry password or token; from the environment only, so it stays out of process lists.
+    #[arg(skip = std::env::var("CUSTOMS_REGISTRY_PASSWORD").ok())]
+    pub(crate) password: Option<String>,
+    /// PEM file of extra CA certificates to trust (a private registry's CA).
+    #[arg(long, env = "CUSTOMS_REGISTRY_CA_FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Speak plain HTTP to a loopback registry (refused for any other host: the policy requires TLS).
+    #[arg(long)]
+    pub(crate) plain_http: bool,
+}
+
+impl RegistryArgs {
+    pub(crate) fn options(&self, image: &str) -> RegistryOptions {
+        let (username, password) = match (&self.username, &self.password) {
+            (Some(u), Some(p)) => (Some(u.clone()), Some(p.clone())),
+            _ => match Source::parse(image) {
+                Ok(Source::Registry(r)) => docker_config_credentials(&r.registry).map_or((None, None), |(u, p)| (Some(u), Some(p))),
+                _ => (None, None),
+            },
+        };
+        RegistryOptions {
+            username,
+            password,
+            ca_file: self.ca_file.clone(),
+            plain_http: self.plain_http,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum SbomFormat {
+    /// A table for people.
+    Table,
+    /// customs' own JSON.
+    Json,
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
+    /// SPDX 2.3 JSON.
+    SpdxJson,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ScanFormat {
+    /// A table for people.
+    Table,
+    /// customs' own JSON.
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning.
+    Sarif,
+}
+
+/// What `customs scan` looks for.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ScanKind {
+    /// Known vulnerabilities in OS and language packages.
+    Vuln,
+    /// Secrets in every layer and the image config.
+    Secret,
+}
+
+/// The gate's scanners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GateScanner {
+    /// Known vulnerabilities (needs the database).
+    Vuln,
+    /// Secrets in the image (and in the Dockerfile when it is linted).
+    Secret,
+    /// The Dockerfile's lint rules (needs --dockerfile).
+    Lint,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PkgType {
+    /// Packages of the distribution's package manager.
+    Os,
+    /// Language packages (Python, Node, Java, Go, Rust).
+    Library,
+}
+
+
+/// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` (any case), or `none` (`None`).
+/// A vulnerability severity, or `none` (`None`).
+pub(crate) fn parse_fail_on(s: &str) -> Result<Option<Severity>, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    s.parse::<Severity>().map(Some).map_err(|e| format!("{e}, or none"))
+}
+
+pub(crate) fn parse_secret_severity(s: &str) -> Result<Option<customs_secrets::Severity>, String> {
+    use customs_secrets::Severity;
+    match s.trim().to_ascii_uppercase().as_str() {
+        "CRITICAL" => Ok(Some(Severity::Critical)),
+        "HIGH" => Ok(Some(Severity::High)),
+        "MEDIUM" => Ok(Some(Severity::Medium)),
+        "LOW" => Ok(Some(Severity::Low)),
+        "NONE" => Ok(None),
+        other => Err(format!("`{other}`: use CRITICAL, HIGH, MEDIUM, LOW or none")),
+    }
+}
+
+/// `45 seconds`, `10 minutes`, `36 hours`, `9 days`: the largest unit that keeps the number whole-ish.
+pub(crate) fn human_duration(secs: i64) -> String {
+    let (n, unit) = match secs {
+        s if s < 120 => (s, "second"),
+        s if s < 2 * 3600 => (s / 60, "minute"),
+        s if s < 2 * 86400 => (s / 3600, "hour"),
+        s => (s / 86400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Reads `90m`, `36h`, `7d` (or plain seconds) into seconds.
+pub(crate) fn parse_age(s: &str) -> Result<i64, String> {
+    let (digits, unit) = s
+        .trim()
+        .split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("invalid age {s:?}: use a number with m, h or d, e.g. 7d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("invalid age {s:?}: use a number with m, h or d, e.g. 7d")),
+    };
+    Ok(n * factor)
+}

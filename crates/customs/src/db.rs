@@ -1,0 +1,182 @@
+//! `customs db`: import, update and inspect the local vulnerability database.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use customs_vulndb::{DEFAULT_OSV_ECOSYSTEMS, Database, DownloadOptions, Feed, Fetched};
+
+use crate::args::DbArgs;
+use crate::output::emit;
+
+#[derive(Subcommand)]
+pub enum DbCommand {
+    /// Import advisories from files, folders or zips, all in one transaction (air-gapped updates).
+    ///
+    /// Reads OSV records (JSON or YAML; osv.dev `all.zip`), the Debian security
+    /// tracker JSON and Alpine secdb (YAML or JSON).
+    Import {
+        /// Files, folders or zips to import.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Download the feeds (osv.dev `all.zip` per ecosystem, the Debian tracker) and import them.
+    ///
+    /// Mirrors are tried first, in order, then the official URL; each URL is
+    /// retried with backoff, interrupted downloads resume, `<url>.sha256` is
+    /// checked when published, and unchanged feeds are not downloaded again.
+    Update {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Feeds to fetch: `osv:<Ecosystem>` (e.g. osv:PyPI, osv:Debian) or `debian-tracker`; default: the main OSV ecosystems.
+        #[arg(long = "feed")]
+        feeds: Vec<String>,
+        /// Mirror base URL holding `osv/<Ecosystem>/all.zip` and `debian/tracker.json`; repeat for several.
+        #[arg(long = "mirror", env = "CUSTOMS_DB_MIRRORS", value_delimiter = ',')]
+        mirrors: Vec<String>,
+        /// Use the mirrors only, never the official URLs.
+        #[arg(long)]
+        no_official: bool,
+        /// Where downloads are kept [default: a `feeds` folder beside the database].
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Attempts per URL.
+        #[arg(long, default_value_t = 3)]
+        attempts: u32,
+    },
+    /// Show the database's sources, their last update and counts.
+    Status {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one `customs db` command.
+pub fn run(command: DbCommand) -> Result<ExitCode> {
+    match command {
+        DbCommand::Import { paths, db } => {
+            let path = db.path()?;
+            let mut database = Database::open(&path)?;
+            let started = std::time::Instant::now();
+            let report = database.import(&paths)?;
+            let total: usize = report.by_source.values().sum();
+            println!(
+                "imported {total} advisories from {} files into {} in {:.1}s",
+                report.files,
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            for (source, n) in &report.by_source {
+                println!("  {source}: {n}");
+            }
+            if report.git_ranges_skipped > 0 {
+                println!(
+                    "  skipped {} GIT ranges (commit ranges can't be matched against installed versions)",
+                    report.git_ranges_skipped
+                );
+            }
+        }
+        DbCommand::Update {
+            db,
+            feeds,
+            mirrors,
+            no_official,
+            cache_dir,
+            attempts,
+        } => {
+            let path = db.path()?;
+            let feeds: Vec<Feed> = if feeds.is_empty() {
+                DEFAULT_OSV_ECOSYSTEMS.iter().map(|e| Feed::osv(e)).collect()
+            } else {
+                feeds
+                    .iter()
+                    .map(|n| Feed::by_name(n).with_context(|| format!("unknown feed {n:?}: use osv:<Ecosystem> or debian-tracker")))
+                    .collect::<Result<_>>()?
+            };
+            if no_official && mirrors.is_empty() {
+                bail!("--no-official needs at least one --mirror");
+            }
+            let cache_dir = cache_dir.unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).join("feeds"));
+            let options = DownloadOptions {
+                mirrors,
+                official: !no_official,
+                attempts,
+                backoff: std::time::Duration::from_secs(1),
+                cache_dir,
+                on_retry: Some(|line| eprintln!("  {line}")),
+                unreachable: Default::default(),
+            };
+            let mut files = Vec::new();
+            let mut failures = Vec::new();
+            for feed in &feeds {
+                eprintln!("{}: downloading…", feed.name);
+                match customs_vulndb::download(feed, &options) {
+                    Ok(Fetched::New { url, path }) => {
+                        println!("{}: downloaded from {url}", feed.name);
+                        files.push(path);
+                    }
+                    Ok(Fetched::Unchanged { url, path }) => {
+                        println!("{}: unchanged at {url}", feed.name);
+                        files.push(path);
+                    }
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            if !files.is_empty() {
+                let report = Database::open(&path)?.import(&files)?;
+                println!(
+                    "imported {} advisories into {}",
+                    report.by_source.values().sum::<usize>(),
+                    path.display()
+                );
+            }
+            if !failures.is_empty() && files.is_empty() {
+                bail!(
+                    "no feed could be downloaded ({} tried):\n{}\nWithout network access, point --mirror URL (or CUSTOMS_DB_MIRRORS) at an internal mirror, \
+                     or bring the files in another way and run `customs db import PATH…`",
+                    feeds.len(),
+                    failures.join("\n")
+                );
+            }
+            if !failures.is_empty() {
+                bail!(
+                    "{} of {} feeds failed; the others were imported:\n{}",
+                    failures.len(),
+                    feeds.len(),
+                    failures.join("\n")
+                );
+            }
+        }
+        DbCommand::Status { db, json } => {
+            let path = db.path()?;
+            let status = Database::open_existing(&path)?.status()?;
+            if json {
+                emit(&(serde_json::to_string_pretty(&status)? + "\n"), None)?;
+            } else {
+                let mut out = format!(
+                    "{}\n  schema {}, built {}, updated {}\n  {} advisories, {} affected-package entries\n",
+                    status.path,
+                    status.schema_version,
+                    status.built.as_deref().unwrap_or("-"),
+                    status.updated.as_deref().unwrap_or("never"),
+                    status.advisories,
+                    status.affected
+                );
+                for s in &status.sources {
+                    out.push_str(&format!(
+                        "  {:<20} {:>7} advisories, updated {} from {}\n",
+                        s.name, s.advisories, s.updated, s.origin
+                    ));
+                }
+                emit(&out, None)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

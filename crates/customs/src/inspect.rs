@@ -1,0 +1,184 @@
+//! One pass over an image: open it, inventory its packages, find its secrets, match the database.
+
+use anyhow::{Result, bail};
+use customs_catalog::{CatalogInterest, Inventory, catalog};
+use customs_oci::{Image, OpenOptions, Platform, Source};
+use customs_report::Subject;
+use customs_vulndb::Database;
+use std::path::Path;
+
+use crate::args::*;
+
+/// What one pass over an image found: the subject, vulnerabilities, warnings, (when asked) secrets, and what the
+/// database could check per ecosystem.
+pub(crate) type ImageScan = (
+    Subject,
+    Vec<customs_vulndb::Finding>,
+    Vec<String>,
+    Vec<customs_secrets::ImageFinding>,
+    Vec<customs_vulndb::Coverage>,
+);
+
+/// Opens the database (checking its age), inventories the image and matches it; with a scanner, finds secrets
+/// in the same pass. With `require_data` (a gate that fails on vulnerabilities) a database with nothing imported
+/// is an error: a gate that cannot see must not pass.
+pub(crate) fn vulnerabilities(
+    target: &Target,
+    db: &DbArgs,
+    freshness: &Freshness,
+    pkg_types: &[PkgType],
+    secrets: Option<&customs_secrets::Scanner>,
+    require_data: bool,
+    vuln: bool,
+) -> Result<ImageScan> {
+    if !vuln {
+        // No vulnerability scanner: no database is needed, or opened.
+        let (subject, inventory, secret_findings) = inventory(target, secrets)?;
+        return Ok((subject, Vec::new(), inventory.warnings, secret_findings, Vec::new()));
+    }
+    let path = db.path()?;
+    let database = Database::open_existing(&path)?;
+    let mut warnings = Vec::new();
+    match database.age_seconds()? {
+        None if require_data => bail!(
+            "{}: nothing imported yet, so the gate cannot see any vulnerability; run `customs db update` or `customs db import` first (or `--fail-on none` for a gate without vulnerabilities)",
+            path.display()
+        ),
+        None => warnings.push(format!("{}: nothing imported yet; every scan will come back clean", path.display())),
+        Some(age) if age > freshness.db_max_age => {
+            let msg = format!(
+                "{}: last updated {} ago, over the {} limit (--db-max-age); run `customs db update` or `customs db import` with fresh data",
+                path.display(),
+                human_duration(age),
+                human_duration(freshness.db_max_age)
+            );
+            if freshness.fail_on_stale_db {
+                bail!(msg);
+            }
+            warnings.push(msg);
+        }
+        Some(_) => {}
+    }
+    let (subject, mut inventory, secret_findings) = inventory(target, secrets)?;
+    inventory
+        .packages
+        .retain(|p| pkg_types.contains(if p.kind.is_os() { &PkgType::Os } else { &PkgType::Library }));
+    let findings = customs_vulndb::scan(&database, &inventory)?;
+    let coverage = customs_vulndb::coverage(&database, &inventory)?;
+    // What the database cannot check comes first: it qualifies every "0 vulnerabilities".
+    warnings.extend(coverage.iter().filter(|c| !c.covered()).map(customs_vulndb::Coverage::warning));
+    warnings.extend(inventory.warnings.iter().cloned());
+    Ok((subject, findings, warnings, secret_findings, coverage))
+}
+
+/// The secrets scanner: built-in rules plus the rules file (`--config`, else `./customs-secret.yaml` when present).
+pub(crate) fn secret_scanner(config: Option<&Path>, options: customs_secrets::ScanOptions) -> Result<customs_secrets::Scanner> {
+    let default = Path::new("customs-secret.yaml");
+    let file = match config.or_else(|| default.is_file().then_some(default)) {
+        Some(p) => customs_secrets::SecretConfig::read(p).map_err(anyhow::Error::msg)?,
+        None => customs_secrets::SecretConfig::default(),
+    };
+    customs_secrets::Scanner::from_config(customs_secrets::BUILTIN, &file, &options).map_err(anyhow::Error::msg)
+}
+
+/// Layer facts for reports, with secrets in build commands masked: a report must not leak what it reports.
+pub(crate) fn redacted_layers(layers: &[customs_oci::LayerInfo]) -> Vec<customs_oci::LayerInfo> {
+    let scanner = customs_secrets::Scanner::builtin();
+    layers
+        .iter()
+        .map(|l| customs_oci::LayerInfo {
+            created_by: l.created_by.as_deref().map(|c| scanner.redact(c)),
+            ..l.clone()
+        })
+        .collect()
+}
+
+/// Opens an image. A bare argument that is no file or folder here and names no registry host (`team/app`,
+/// `nonexist/dir`) is an image on Docker Hub, or a mistyped path: say which registry is contacted before doing
+/// so, and when that fails, that no such file or folder exists either.
+pub(crate) fn open_image(spec: &str, options: &OpenOptions) -> Result<Image> {
+    let Some(reference) = implicit_registry(spec) else {
+        return Ok(Image::open_with(spec, options)?);
+    };
+    let shown = format!("{}/{}:{}", reference.registry, reference.repository, reference.target());
+    eprintln!("note: {spec} is no file or folder here; pulling it as {shown} (prefix docker:// to say so)");
+    Image::open_with(spec, options).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n(no file or folder named {spec} exists here either; for a registry image, name its host: registry.example.com/{spec})"
+        )
+    })
+}
+
+/// A `--platform` the image is not built for is an error naming the platform it has: a single-platform image is
+/// read whatever the platform asked, and scanning amd64 when arm64 was asked for would report the wrong image.
+pub(crate) fn check_platform(img: &Image, wanted: Option<&Platform>) -> Result<()> {
+    let (Some(wanted), Some(os), Some(arch)) = (wanted, &img.config.os, &img.config.architecture) else {
+        return Ok(());
+    };
+    let variant_ok = match (&wanted.variant, &img.config.variant) {
+        (Some(w), Some(v)) => w == v,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if wanted.os != *os || wanted.architecture != *arch || !variant_ok {
+        let have = [Some(os.as_str()), Some(arch.as_str()), img.config.variant.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("/");
+        bail!("{}: the image is {have} only; --platform {wanted} is not in it", img.name);
+    }
+    Ok(())
+}
+
+/// The Docker Hub reference a bare argument becomes when it is no file or folder and names no registry host.
+pub(crate) fn implicit_registry(spec: &str) -> Option<customs_oci::Reference> {
+    match Source::parse(spec) {
+        Ok(Source::Registry(r)) if !spec.starts_with("docker://") && !spec.starts_with("registry:") => {
+            let first = spec.split('/').next().unwrap_or_default();
+            let names_host = spec.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+            (!names_host).then_some(r)
+        }
+        _ => None,
+    }
+}
+
+/// Opens the image and inventories it; with a secret scanner, finds its secrets in the same pass over the layers.
+pub(crate) fn inventory(
+    target: &Target,
+    secrets: Option<&customs_secrets::Scanner>,
+) -> Result<(Subject, Inventory, Vec<customs_secrets::ImageFinding>)> {
+    let options = OpenOptions {
+        platform: target.platform.clone().unwrap_or_default(),
+        registry: target.registry.options(&target.image),
+    };
+    let img = open_image(&target.image, &options)?;
+    check_platform(&img, target.platform.as_ref())?;
+    let (view, found) = match secrets {
+        None => (img.filesystem(&CatalogInterest)?, Vec::new()),
+        Some(scanner) => {
+            let interest = customs_oci::Both(CatalogInterest, customs_secrets::SecretInterest { scanner, first_layer: 0 });
+            let both = img.filesystem(&interest)?;
+            let secret_view = both.map_content(customs_oci::Both::<CatalogInterest, customs_secrets::SecretInterest>::second);
+            let found = customs_secrets::image_findings(&secret_view, &img.config, scanner, 0);
+            (
+                both.map_content(customs_oci::Both::<CatalogInterest, customs_secrets::SecretInterest>::first),
+                found,
+            )
+        }
+    };
+    let mut inventory = catalog(&view);
+    inventory.warnings.splice(0..0, view.warnings.iter().cloned());
+    let subject = Subject {
+        name: img.name.clone(),
+        manifest_digest: img.manifest_digest.clone(),
+        config_digest: img.config_digest.clone(),
+        tags: img.tags.clone(),
+        platform: match (&img.config.os, &img.config.architecture) {
+            (Some(os), Some(arch)) => Some(format!("{os}/{arch}")),
+            _ => None,
+        },
+        layers: redacted_layers(&view.layers),
+    };
+    Ok((subject, inventory, found))
+}
