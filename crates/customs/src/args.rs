@@ -20,7 +20,6 @@ pub(crate) struct Target {
     pub(crate) registry: RegistryArgs,
 }
 
-
 /// How old the vulnerability database may be.
 #[derive(clap::Args)]
 pub(crate) struct Freshness {
@@ -68,7 +67,7 @@ pub(crate) fn parse_report(s: &str) -> Result<(ReportFormat, PathBuf), String> {
 /// Where the vulnerability database lives.
 #[derive(clap::Args)]
 pub(crate) struct DbArgs {
-    /// Database file [default: $XDG_CACHE_HOME/customs/vulndb.sqlite or ~/.cache/customs/vulndb.sqlite].
+    /// Database file [default: vulndb.sqlite in --cache-dir, $XDG_CACHE_HOME/customs or ~/.cache/customs].
     #[arg(long = "db", env = "CUSTOMS_DB")]
     pub(crate) path: Option<PathBuf>,
 }
@@ -78,6 +77,9 @@ impl DbArgs {
         if let Some(p) = &self.path {
             return Ok(p.clone());
         }
+        if let Some(dir) = &crate::session::get().cache_dir {
+            return Ok(dir.join("vulndb.sqlite"));
+        }
         let cache = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -86,15 +88,31 @@ impl DbArgs {
     }
 }
 
+/// The first line of standard input, read once however many images are opened.
+fn stdin_password() -> Option<String> {
+    static READ: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    READ.get_or_init(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).ok()?;
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        (!line.is_empty()).then_some(line)
+    })
+    .clone()
+}
+
 /// How to reach registries, for images given as references.
 #[derive(clap::Args)]
 pub(crate) struct RegistryArgs {
     /// Registry username (else the docker config's `auths`, else anonymous).
     #[arg(long, env = "CUSTOMS_REGISTRY_USERNAME")]
     pub(crate) username: Option<String>,
-    /// Registry password or token; from the environment only, so it stays out of process lists.
-    #[arg(skip = std::env::var("CUSTOMS_REGISTRY_PASSWORD").ok())]
+    /// Registry password or token. On the command line it shows in process lists: prefer CUSTOMS_REGISTRY_PASSWORD
+    /// or --password-stdin.
+    #[arg(long, env = "CUSTOMS_REGISTRY_PASSWORD", hide_env_values = true)]
     pub(crate) password: Option<String>,
+    /// Read the registry password or token from standard input (its first line).
+    #[arg(long, conflicts_with = "password")]
+    pub(crate) password_stdin: bool,
     /// PEM file of extra CA certificates to trust (a private registry's CA).
     #[arg(long, env = "CUSTOMS_REGISTRY_CA_FILE")]
     pub(crate) ca_file: Option<PathBuf>,
@@ -105,7 +123,8 @@ pub(crate) struct RegistryArgs {
 
 impl RegistryArgs {
     pub(crate) fn options(&self, image: &str) -> RegistryOptions {
-        let (username, password) = match (&self.username, &self.password) {
+        let password = self.password.clone().or_else(|| self.password_stdin.then(stdin_password).flatten());
+        let (username, password) = match (&self.username, &password) {
             (Some(u), Some(p)) => (Some(u.clone()), Some(p.clone())),
             _ => match Source::parse(image) {
                 Ok(Source::Registry(r)) => docker_config_credentials(&r.registry).map_or((None, None), |(u, p)| (Some(u), Some(p))),
@@ -171,7 +190,6 @@ pub(crate) enum PkgType {
     Library,
 }
 
-
 /// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` (any case), or `none` (`None`).
 /// A vulnerability severity, or `none` (`None`).
 pub(crate) fn parse_fail_on(s: &str) -> Result<Option<Severity>, String> {
@@ -220,4 +238,71 @@ pub(crate) fn parse_age(s: &str) -> Result<i64, String> {
         _ => return Err(format!("invalid age {s:?}: use a number with m, h or d, e.g. 7d")),
     };
     Ok(n * factor)
+}
+
+/// Paths not to report (Trivy's `--skip-dirs`, `--skip-files`): secrets found there and packages recorded there.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct Skip {
+    /// Folders not to report (globs, relative to the image root); comma-separated or repeated.
+    #[arg(long = "skip-dirs", value_delimiter = ',')]
+    pub(crate) skip_dirs: Vec<String>,
+    /// Files not to report (globs); comma-separated or repeated.
+    #[arg(long = "skip-files", value_delimiter = ',')]
+    pub(crate) skip_files: Vec<String>,
+}
+
+impl Skip {
+    /// The globs, relative to the root: a folder covers everything below it.
+    pub(crate) fn globs(&self) -> Vec<String> {
+        self.skip_dirs
+            .iter()
+            .map(|d| format!("{}/**", d.trim_matches('/')))
+            .chain(self.skip_files.iter().map(|f| f.trim_start_matches('/').to_string()))
+            .collect()
+    }
+
+    /// A matcher for paths (leading `/` or not); `None` when nothing is skipped.
+    pub(crate) fn matcher(&self) -> Result<Option<globset::GlobSet>> {
+        let globs = self.globs();
+        if globs.is_empty() {
+            return Ok(None);
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for g in &globs {
+            set.add(globset::Glob::new(g).with_context(|| format!("--skip-dirs/--skip-files {g:?}"))?);
+        }
+        Ok(Some(set.build()?))
+    }
+}
+
+/// `customs scan`'s output formats.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum VulnFormat {
+    /// A table for people, with a report summary.
+    Table,
+    /// customs' own JSON.
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning.
+    Sarif,
+    /// CycloneDX 1.6 JSON: the SBOM with the vulnerabilities found.
+    Cyclonedx,
+    /// SPDX 2.3 JSON: the SBOM (SPDX has no place for vulnerabilities).
+    SpdxJson,
+    /// GitHub's dependency snapshot (needs GITHUB_SHA and GITHUB_REF, set in GitHub Actions).
+    Github,
+}
+
+/// Telling the base image's findings apart (the seed's `docker scan --exclude-base`).
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct BaseImage {
+    /// List what the base image's layers bring apart from what the image adds; `gate` does not fail on it.
+    /// The base image ends where the history says, or at --base-layers / --base-image.
+    #[arg(long)]
+    pub(crate) exclude_base: bool,
+    /// The base image is this many bottom layers (when the history cannot tell).
+    #[arg(long, requires = "exclude_base", conflicts_with = "base_image")]
+    pub(crate) base_layers: Option<usize>,
+    /// The base image, opened to count its layers (its layers must be the image's bottom ones).
+    #[arg(long, requires = "exclude_base")]
+    pub(crate) base_image: Option<String>,
 }

@@ -40,9 +40,6 @@ pub enum DbCommand {
         /// Use the mirrors only, never the official URLs.
         #[arg(long)]
         no_official: bool,
-        /// Where downloads are kept [default: a `feeds` folder beside the database].
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
         /// Attempts per URL.
         #[arg(long, default_value_t = 3)]
         attempts: u32,
@@ -87,7 +84,6 @@ pub fn run(command: DbCommand) -> Result<ExitCode> {
             feeds,
             mirrors,
             no_official,
-            cache_dir,
             attempts,
         } => {
             let path = db.path()?;
@@ -102,7 +98,11 @@ pub fn run(command: DbCommand) -> Result<ExitCode> {
             if no_official && mirrors.is_empty() {
                 bail!("--no-official needs at least one --mirror");
             }
-            let cache_dir = cache_dir.unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).join("feeds"));
+            // Downloads go to `--cache-dir`'s `feeds/`, else beside the database.
+            let cache_dir = match &crate::session::get().cache_dir {
+                Some(dir) => dir.join("feeds"),
+                None => path.parent().unwrap_or(Path::new(".")).join("feeds"),
+            };
             let options = DownloadOptions {
                 mirrors,
                 official: !no_official,

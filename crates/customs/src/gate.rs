@@ -8,7 +8,7 @@ use customs_report::{DocumentStamp, Subject};
 use customs_vulndb::Severity;
 
 use crate::args::*;
-use crate::inspect::{secret_scanner, vulnerabilities};
+use crate::inspect::{ImageScan, Pass, base_layer_split, secret_scanner, vulnerabilities};
 use crate::output::emit;
 use crate::scan::secrets_table;
 use crate::{color, lint, notify};
@@ -22,8 +22,8 @@ pub(crate) struct GateArgs {
     pub(crate) db: DbArgs,
     #[command(flatten)]
     pub(crate) freshness: Freshness,
-    /// The project's policy file [default: ./customs.toml or ./.customs.yaml when present].
-    #[arg(long)]
+    /// The project file (`--policy`, global).
+    #[arg(skip)]
     pub(crate) policy: Option<PathBuf>,
     /// Vulnerability severities that fail the gate, comma-separated, or `none` to only report them (a secrets- or
     /// lint-only gate) [default: the policy's, else CRITICAL,HIGH].
@@ -70,6 +70,13 @@ pub(crate) struct GateArgs {
     /// `Debian:12,npm`); any other such ecosystem fails the gate, since none of its packages was checked.
     #[arg(long, value_delimiter = ',')]
     pub(crate) allow_uncovered: Vec<String>,
+    #[command(flatten)]
+    pub(crate) skip: Skip,
+    #[command(flatten)]
+    pub(crate) base: BaseImage,
+    /// Fail when the distribution release is past its security support (a warning either way).
+    #[arg(long)]
+    pub(crate) fail_on_eol: bool,
     /// Also lint this Dockerfile (the one the image was built from).
     #[arg(long)]
     pub(crate) dockerfile: Option<PathBuf>,
@@ -82,7 +89,11 @@ pub(crate) struct GateArgs {
 }
 
 /// Reads the exclusions file (and `.trivyignore`), if any.
-pub(crate) fn load_exceptions(exclusions: Option<&Path>, trivyignore: Option<&Path>, require_reason: bool) -> Result<Vec<customs_policy::Exception>> {
+pub(crate) fn load_exceptions(
+    exclusions: Option<&Path>,
+    trivyignore: Option<&Path>,
+    require_reason: bool,
+) -> Result<Vec<customs_policy::Exception>> {
     let mut out = Vec::new();
     if let Some(p) = exclusions {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading exclusions {}", p.display()))?;
@@ -202,7 +213,11 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
     let secret_rules = if a.no_secrets && a.dockerfile.is_none() {
         None
     } else {
-        Some(secret_scanner(None, customs_secrets::ScanOptions::default())?)
+        let options = customs_secrets::ScanOptions {
+            skip: a.skip.globs(),
+            ..Default::default()
+        };
+        Some(secret_scanner(None, options)?)
     };
     let linted = match &a.dockerfile {
         Some(path) => {
@@ -220,17 +235,53 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
         None => None,
     };
     // One pass over the image: packages and secrets together.
-    let (subject, findings, warnings, secrets, coverage) = vulnerabilities(
-        &a.target,
-        &a.db,
-        &a.freshness,
-        &[PkgType::Os, PkgType::Library],
-        secret_rules.as_ref().filter(|_| !a.no_secrets),
-        vuln && !thresholds.fail_on.is_empty(),
+    let scan = vulnerabilities(&Pass {
+        target: &a.target,
+        db: &a.db,
+        freshness: &a.freshness,
+        pkg_types: &[PkgType::Os, PkgType::Library],
+        secrets: secret_rules.as_ref().filter(|_| !a.no_secrets),
+        require_data: vuln && !thresholds.fail_on.is_empty(),
         vuln,
-    )?;
+        skip: &a.skip,
+    })?;
+    let split = base_layer_split(&a.base, &scan, &a.target)?;
     let today = time::OffsetDateTime::now_utc().date();
-    let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
+    let eol = scan
+        .inventory
+        .distro
+        .as_ref()
+        .and_then(customs_vulndb::support)
+        .filter(|s| s.ended(today));
+    let ImageScan {
+        subject,
+        findings,
+        mut warnings,
+        secrets,
+        coverage,
+        ..
+    } = scan;
+    if let Some(s) = &eol {
+        warnings.insert(0, s.warning());
+    }
+    // With --exclude-base the base image's findings come last and only the image's own ones can fail it;
+    // exceptions count as used when they match either.
+    let in_base = |layer: Option<usize>| split.is_some_and(|n| layer.is_some_and(|l| l < n));
+    let (base_findings, mut findings): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| in_base(f.package.layer));
+    let own = findings.len();
+    findings.extend(base_findings);
+    let mut verdict = customs_policy::decide(&findings[..own], &exceptions, &thresholds, today);
+    if let Some(n) = split {
+        let all = customs_policy::decide(&findings, &exceptions, &thresholds, today);
+        (verdict.unused, verdict.suppressed) = (all.unused, all.suppressed);
+        warnings.push(format!(
+            "{} vulnerabilities come from the base image (its {n} bottom layers) and do not fail the gate (--exclude-base)",
+            findings.len() - own
+        ));
+    }
+    if let Some(s) = eol.as_ref().filter(|_| a.fail_on_eol) {
+        fail_verdict(&mut verdict, format!("fail: {} (--fail-on-eol)", s.warning()), None);
+    }
     // A gate that fails on vulnerabilities cannot pass an ecosystem it could not check.
     if vuln && !thresholds.fail_on.is_empty() {
         let allowed: Vec<String> = if a.allow_uncovered.is_empty() {
@@ -251,6 +302,8 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
     }
     let refs = secret_hits(&secrets);
     let (mut secret_failing, secret_suppressed) = customs_policy::decide_rule_hits(&refs, &exceptions, &thresholds, today);
+    // A secret the base image ships is listed but, with --exclude-base, fails nothing.
+    secret_failing.retain(|&i| !in_base(secrets[i].layer));
     if !a.fail_on_secret.is_empty() {
         // `none` parses to `None` and matches no severity.
         secret_failing.retain(|&i| a.fail_on_secret.contains(&Some(secrets[i].finding.severity)));
@@ -323,16 +376,16 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
         ReportFormat::Markdown => customs_report::gate_markdown(&result),
         ReportFormat::Vex => customs_report::gate_vex(&result, &DocumentStamp::now()),
         ReportFormat::Sarif => customs_report::gate_sarif(&result),
-        ReportFormat::Table => gate_table(&result, a.show_suppressed, false),
+        ReportFormat::Table => gate_table(&result, a.show_suppressed, false, split),
     };
     for (format, path) in &a.reports {
         emit(&render(*format), Some(path))?;
     }
     // A report on standard output (`--report json=-`) keeps it clean for a pipe: the table goes to stderr then.
     if a.reports.iter().any(|(_, p)| p == Path::new("-")) {
-        eprint!("{}", gate_table(&result, a.show_suppressed, false));
+        eprint!("{}", gate_table(&result, a.show_suppressed, false, split));
     } else {
-        emit(&gate_table(&result, a.show_suppressed, color()), None)?;
+        emit(&gate_table(&result, a.show_suppressed, color(), split), None)?;
     }
     Ok(if verdict.pass {
         ExitCode::SUCCESS
@@ -402,6 +455,7 @@ pub(crate) fn check_exclusions(
             registry: RegistryArgs {
                 username: None,
                 password: None,
+                password_stdin: false,
                 ca_file: None,
                 plain_http: false,
             },
@@ -412,15 +466,21 @@ pub(crate) fn check_exclusions(
         };
         // Secrets too, in the same pass, with the gate's rules: a secret exception is used when it suppresses one.
         let scanner = secret_scanner(None, customs_secrets::ScanOptions::default())?;
-        let (subject, findings, _, secrets, _) = vulnerabilities(
-            &target,
+        let ImageScan {
+            subject,
+            findings,
+            secrets,
+            ..
+        } = vulnerabilities(&Pass {
+            target: &target,
             db,
-            &freshness,
-            &[PkgType::Os, PkgType::Library],
-            Some(&scanner),
-            false,
-            true,
-        )?;
+            freshness: &freshness,
+            pkg_types: &[PkgType::Os, PkgType::Library],
+            secrets: Some(&scanner),
+            require_data: false,
+            vuln: true,
+            skip: &Skip::default(),
+        })?;
         let mut verdict = customs_policy::decide(&findings, &exceptions, &thresholds, today);
         let hits = secret_hits(&secrets);
         let (_, secret_suppressed) = customs_policy::decide_rule_hits(&hits, &exceptions, &thresholds, today);
@@ -528,8 +588,16 @@ pub(crate) fn shown(
 }
 
 /// The gate for people: the findings that count, then the verdict and its reasons.
-pub(crate) fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: bool) -> String {
-    let mut out = customs_report::findings_table_styled(r.subject, &r.unsuppressed(), r.warnings, color);
+pub(crate) fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: bool, base: Option<usize>) -> String {
+    let (from_base, own): (Vec<_>, Vec<_>) = r
+        .unsuppressed()
+        .into_iter()
+        .partition(|f| base.is_some_and(|n| f.package.layer.is_some_and(|l| l < n)));
+    let mut out = customs_report::findings_table_styled(r.subject, &own, r.warnings, color);
+    if base.is_some() {
+        out.push_str("\nfrom the base image (does not fail the gate):\n");
+        out.push_str(&customs_report::findings_table_styled(r.subject, &from_base, &[], color));
+    }
     if !r.secret_failing.is_empty() {
         let failing: Vec<customs_secrets::ImageFinding> = r.secret_failing.iter().map(|&i| r.secrets[i].clone()).collect();
         out.push('\n');

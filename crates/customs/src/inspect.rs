@@ -9,66 +9,103 @@ use std::path::Path;
 
 use crate::args::*;
 
-/// What one pass over an image found: the subject, vulnerabilities, warnings, (when asked) secrets, and what the
-/// database could check per ecosystem.
-pub(crate) type ImageScan = (
-    Subject,
-    Vec<customs_vulndb::Finding>,
-    Vec<String>,
-    Vec<customs_secrets::ImageFinding>,
-    Vec<customs_vulndb::Coverage>,
-);
+/// What one pass over an image found.
+pub(crate) struct ImageScan {
+    /// The image.
+    pub(crate) subject: Subject,
+    /// The packages that were matched (after `--pkg-types` and `--skip-dirs`/`--skip-files`).
+    pub(crate) inventory: Inventory,
+    /// Known vulnerabilities.
+    pub(crate) findings: Vec<customs_vulndb::Finding>,
+    /// What qualifies the result: ecosystems the database does not cover first.
+    pub(crate) warnings: Vec<String>,
+    /// Secrets, when a scanner was given.
+    pub(crate) secrets: Vec<customs_secrets::ImageFinding>,
+    /// What the database could check, per ecosystem.
+    pub(crate) coverage: Vec<customs_vulndb::Coverage>,
+    /// How many bottom layers the base image has, when the history tells.
+    pub(crate) base_layers: Option<usize>,
+}
+
+/// What to look for in one pass over an image.
+pub(crate) struct Pass<'a> {
+    pub(crate) target: &'a Target,
+    pub(crate) db: &'a DbArgs,
+    pub(crate) freshness: &'a Freshness,
+    pub(crate) pkg_types: &'a [PkgType],
+    /// Finds secrets in the same pass (its own skip globs apply).
+    pub(crate) secrets: Option<&'a customs_secrets::Scanner>,
+    /// A database with nothing imported is an error (a gate that fails on vulnerabilities cannot see).
+    pub(crate) require_data: bool,
+    /// Match packages against the database at all.
+    pub(crate) vuln: bool,
+    /// Packages recorded under these paths are left out.
+    pub(crate) skip: &'a Skip,
+}
 
 /// Opens the database (checking its age), inventories the image and matches it; with a scanner, finds secrets
 /// in the same pass. With `require_data` (a gate that fails on vulnerabilities) a database with nothing imported
 /// is an error: a gate that cannot see must not pass.
-pub(crate) fn vulnerabilities(
-    target: &Target,
-    db: &DbArgs,
-    freshness: &Freshness,
-    pkg_types: &[PkgType],
-    secrets: Option<&customs_secrets::Scanner>,
-    require_data: bool,
-    vuln: bool,
-) -> Result<ImageScan> {
-    if !vuln {
+pub(crate) fn vulnerabilities(pass: &Pass<'_>) -> Result<ImageScan> {
+    let skip = pass.skip.matcher()?;
+    let keep = |inventory: &mut Inventory, warnings: &mut Vec<String>| {
+        let before = inventory.packages.len();
+        inventory.packages.retain(|p| {
+            pass.pkg_types
+                .contains(if p.kind.is_os() { &PkgType::Os } else { &PkgType::Library })
+        });
+        let typed = inventory.packages.len();
+        if let Some(skip) = &skip {
+            inventory.packages.retain(|p| !skip.is_match(p.location.trim_start_matches('/')));
+        }
+        if inventory.packages.len() < typed {
+            warnings.push(format!(
+                "{} of {before} packages are under --skip-dirs/--skip-files and were not checked",
+                typed - inventory.packages.len()
+            ));
+        }
+    };
+    if !pass.vuln {
         // No vulnerability scanner: no database is needed, or opened.
-        let (subject, inventory, secret_findings) = inventory(target, secrets)?;
-        return Ok((subject, Vec::new(), inventory.warnings, secret_findings, Vec::new()));
+        let mut scan = inventory(pass.target, pass.secrets)?;
+        let mut warnings = std::mem::take(&mut scan.inventory.warnings);
+        keep(&mut scan.inventory, &mut warnings);
+        scan.warnings = warnings;
+        return Ok(scan);
     }
-    let path = db.path()?;
+    let path = pass.db.path()?;
     let database = Database::open_existing(&path)?;
     let mut warnings = Vec::new();
     match database.age_seconds()? {
-        None if require_data => bail!(
+        None if pass.require_data => bail!(
             "{}: nothing imported yet, so the gate cannot see any vulnerability; run `customs db update` or `customs db import` first (or `--fail-on none` for a gate without vulnerabilities)",
             path.display()
         ),
         None => warnings.push(format!("{}: nothing imported yet; every scan will come back clean", path.display())),
-        Some(age) if age > freshness.db_max_age => {
+        Some(age) if age > pass.freshness.db_max_age => {
             let msg = format!(
                 "{}: last updated {} ago, over the {} limit (--db-max-age); run `customs db update` or `customs db import` with fresh data",
                 path.display(),
                 human_duration(age),
-                human_duration(freshness.db_max_age)
+                human_duration(pass.freshness.db_max_age)
             );
-            if freshness.fail_on_stale_db {
+            if pass.freshness.fail_on_stale_db {
                 bail!(msg);
             }
             warnings.push(msg);
         }
         Some(_) => {}
     }
-    let (subject, mut inventory, secret_findings) = inventory(target, secrets)?;
-    inventory
-        .packages
-        .retain(|p| pkg_types.contains(if p.kind.is_os() { &PkgType::Os } else { &PkgType::Library }));
-    let findings = customs_vulndb::scan(&database, &inventory)?;
-    let coverage = customs_vulndb::coverage(&database, &inventory)?;
+    let mut scan = inventory(pass.target, pass.secrets)?;
+    let mut later = std::mem::take(&mut scan.inventory.warnings);
+    keep(&mut scan.inventory, &mut later);
+    scan.findings = customs_vulndb::scan(&database, &scan.inventory)?;
+    scan.coverage = customs_vulndb::coverage(&database, &scan.inventory)?;
     // What the database cannot check comes first: it qualifies every "0 vulnerabilities".
-    warnings.extend(coverage.iter().filter(|c| !c.covered()).map(customs_vulndb::Coverage::warning));
-    warnings.extend(inventory.warnings.iter().cloned());
-    Ok((subject, findings, warnings, secret_findings, coverage))
+    warnings.extend(scan.coverage.iter().filter(|c| !c.covered()).map(customs_vulndb::Coverage::warning));
+    warnings.extend(later);
+    scan.warnings = warnings;
+    Ok(scan)
 }
 
 /// The secrets scanner: built-in rules plus the rules file (`--config`, else `./customs-secret.yaml` when present).
@@ -101,7 +138,9 @@ pub(crate) fn open_image(spec: &str, options: &OpenOptions) -> Result<Image> {
         return Ok(Image::open_with(spec, options)?);
     };
     let shown = format!("{}/{}:{}", reference.registry, reference.repository, reference.target());
-    eprintln!("note: {spec} is no file or folder here; pulling it as {shown} (prefix docker:// to say so)");
+    crate::session::note(&format!(
+        "{spec} is no file or folder here; pulling it as {shown} (prefix docker:// to say so)"
+    ));
     Image::open_with(spec, options).map_err(|e| {
         anyhow::anyhow!(
             "{e}\n(no file or folder named {spec} exists here either; for a registry image, name its host: registry.example.com/{spec})"
@@ -144,21 +183,19 @@ pub(crate) fn implicit_registry(spec: &str) -> Option<customs_oci::Reference> {
 }
 
 /// Opens the image and inventories it; with a secret scanner, finds its secrets in the same pass over the layers.
-pub(crate) fn inventory(
-    target: &Target,
-    secrets: Option<&customs_secrets::Scanner>,
-) -> Result<(Subject, Inventory, Vec<customs_secrets::ImageFinding>)> {
+pub(crate) fn inventory(target: &Target, secrets: Option<&customs_secrets::Scanner>) -> Result<ImageScan> {
     let options = OpenOptions {
         platform: target.platform.clone().unwrap_or_default(),
         registry: target.registry.options(&target.image),
     };
     let img = open_image(&target.image, &options)?;
     check_platform(&img, target.platform.as_ref())?;
+    let progress = crate::progress::LayerProgress::new(img.layers.len(), img.layer_bytes());
     let (view, found) = match secrets {
-        None => (img.filesystem(&CatalogInterest)?, Vec::new()),
+        None => (img.filesystem_with_progress(&CatalogInterest, &progress)?, Vec::new()),
         Some(scanner) => {
             let interest = customs_oci::Both(CatalogInterest, customs_secrets::SecretInterest { scanner, first_layer: 0 });
-            let both = img.filesystem(&interest)?;
+            let both = img.filesystem_with_progress(&interest, &progress)?;
             let secret_view = both.map_content(customs_oci::Both::<CatalogInterest, customs_secrets::SecretInterest>::second);
             let found = customs_secrets::image_findings(&secret_view, &img.config, scanner, 0);
             (
@@ -180,5 +217,52 @@ pub(crate) fn inventory(
         },
         layers: redacted_layers(&view.layers),
     };
-    Ok((subject, inventory, found))
+    drop(progress);
+    Ok(ImageScan {
+        subject,
+        inventory,
+        findings: Vec::new(),
+        warnings: Vec::new(),
+        secrets: found,
+        coverage: Vec::new(),
+        base_layers: customs_secrets::base_layer_count(&img.config),
+    })
+}
+
+/// How many bottom layers belong to the base image with `--exclude-base`: `--base-layers`, else the layers of
+/// `--base-image` (which must be the image's bottom ones), else what the history tells. `None` without
+/// `--exclude-base`; an error when nothing tells, as splitting at a guess would hide or blame the wrong layers.
+pub(crate) fn base_layer_split(base: &BaseImage, scan: &ImageScan, target: &Target) -> Result<Option<usize>> {
+    if !base.exclude_base {
+        return Ok(None);
+    }
+    if let Some(n) = base.base_layers {
+        return Ok(Some(n));
+    }
+    if let Some(spec) = &base.base_image {
+        let options = OpenOptions {
+            platform: target.platform.clone().unwrap_or_default(),
+            registry: target.registry.options(spec),
+        };
+        let base_img = open_image(spec, &options)?;
+        let theirs = base_img.config.rootfs.as_ref().map_or(&[][..], |r| &r.diff_ids[..]);
+        let ours: Vec<_> = scan.subject.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let shared = theirs.len() <= ours.len() && theirs.iter().zip(&ours).all(|(t, o)| o.as_ref() == Some(t));
+        if !shared {
+            bail!(
+                "{}: its {} layers are not the bottom layers of {}; is it the image's base? (or give --base-layers N)",
+                spec,
+                theirs.len(),
+                scan.subject.name
+            );
+        }
+        return Ok(Some(theirs.len()));
+    }
+    match scan.base_layers {
+        Some(n) => Ok(Some(n)),
+        None => bail!(
+            "{}: the image history does not show where the base image ends; give --base-layers N or --base-image REF",
+            scan.subject.name
+        ),
+    }
 }

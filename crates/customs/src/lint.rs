@@ -31,7 +31,7 @@ pub struct LintArgs {
     #[arg(default_value = "Dockerfile")]
     pub files: Vec<PathBuf>,
     /// Lint config [default: .customs-lint.yaml, else .hadolint.yaml, in the current folder].
-    #[arg(long, short)]
+    #[arg(long, short, env = "CUSTOMS_LINT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = LintFormat::Tty)]

@@ -5,18 +5,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use customs_report::DocumentStamp;
 
 mod args;
 mod db;
+mod flags;
 mod gate;
 mod inspect;
 mod lint;
 mod notify;
 mod output;
+mod progress;
 mod registry;
 mod scan;
+mod session;
 
 use args::{DbArgs, SbomFormat, Target};
 use gate::{GateArgs, check_exclusions, run_gate};
@@ -26,6 +29,12 @@ use output::emit;
 #[derive(Parser)]
 #[command(name = "customs", version, about, propagate_version = true)]
 struct Cli {
+    /// The project file: the gate's policy and (in `[flags]`) defaults for any flag of scan, gate, secrets, lint
+    /// and sbom [default: ./customs.toml, ./customs.yaml or ./.customs.yaml when present].
+    #[arg(long, global = true)]
+    policy: Option<PathBuf>,
+    #[command(flatten)]
+    session: session::Session,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,9 +99,6 @@ enum ExclusionsCommand {
         image: Option<String>,
         #[command(flatten)]
         db: DbArgs,
-        /// The project's policy file [default: ./customs.toml or ./.customs.yaml when present].
-        #[arg(long)]
-        policy: Option<PathBuf>,
         /// The exceptions file [default: the policy's, else ./exclusions.json].
         #[arg(long)]
         exclusions: Option<PathBuf>,
@@ -103,7 +109,13 @@ enum ExclusionsCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -113,10 +125,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command line over `CUSTOMS_<FLAG>` variables over the project file's `[flags]` over the defaults.
+fn parse() -> Result<Cli> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cmd = flags::with_env(Cli::command());
+    if let Some(path) = flags::project_file(&args) {
+        let file = customs_policy::PolicyFile::read(&path).map_err(anyhow::Error::msg)?;
+        cmd = flags::with_file_defaults(cmd, &file, &path.display().to_string())?;
+    }
+    if args
+        .iter()
+        .any(|a| a == "--password" || a.to_string_lossy().starts_with("--password="))
+    {
+        eprintln!("warning: --password on the command line shows in process lists; use CUSTOMS_REGISTRY_PASSWORD or --password-stdin");
+    }
+    let matches = cmd.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    let policy = cli.policy;
+    let mut settings = cli.session;
+    if matches!(cli.command, Command::Registry(_)) {
+        // A server runs until it is stopped.
+        settings.timeout = None;
+    }
+    session::start(settings);
     match cli.command {
         Command::Sbom { target, format, output } => {
-            let (subject, inventory, _) = inspect::inventory(&target, None)?;
+            let inspect::ImageScan { subject, inventory, .. } = inspect::inventory(&target, None)?;
             let stamp = DocumentStamp::now();
             let text = match format {
                 SbomFormat::Table => customs_report::table(&subject, &inventory),
@@ -127,7 +164,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             emit(&text, output.as_deref())?;
         }
         Command::Scan(args) => return scan::run_scan(*args),
-        Command::Gate(args) => return run_gate(*args),
+        Command::Gate(mut args) => {
+            args.policy = policy;
+            return run_gate(*args);
+        }
         Command::Lint(args) => return lint::run(args, emit),
         Command::Registry(args) => return registry::run(args),
         Command::Secrets(args) => return scan::run_secrets(*args),
@@ -136,7 +176,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExclusionsCommand::Check {
                     image,
                     db,
-                    policy,
                     exclusions,
                     warn_days,
                 },
@@ -198,4 +237,3 @@ mod tests {
         assert!(super::args::parse_age("7w").is_err() && super::args::parse_age("d").is_err());
     }
 }
-

@@ -13,8 +13,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+/// Held while a report is written: `--timeout` waits for it, so a run cut short leaves no half-written report.
+pub static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Writes `text` to `path`, or to standard output when `path` is `None` or `-`.
 pub fn emit(text: &str, path: Option<&Path>) -> Result<()> {
+    let _writing = WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let path = match path {
         Some(p) if p != Path::new("-") => p,
         _ => return to_stdout(text),

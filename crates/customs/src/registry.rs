@@ -142,8 +142,11 @@ enum AccessCommand {
 enum AuditCommand {
     /// Check the hash chain of every record; exits 1 at the first broken record.
     Verify,
-    /// Print matching records as JSON lines.
+    /// Print matching records: a table on a terminal, JSON lines otherwise or with `--format json`.
     Query {
+        /// `table` or `json` (JSON lines) [default: table on a terminal, else json].
+        #[arg(long, value_parser = ["table", "json"])]
+        format: Option<String>,
         /// Only this principal.
         #[arg(long)]
         principal: Option<String>,
@@ -497,6 +500,7 @@ fn audit(path: &Path, command: AuditCommand) -> Result<ExitCode> {
             }
         },
         AuditCommand::Query {
+            format,
             principal,
             since,
             action,
@@ -511,7 +515,17 @@ fn audit(path: &Path, command: AuditCommand) -> Result<ExitCode> {
                 result,
                 repository,
             };
-            print_records(dir, &query)
+            use std::io::IsTerminal;
+            let table = match format.as_deref() {
+                Some("table") => true,
+                Some(_) => false,
+                None => std::io::stdout().is_terminal(),
+            };
+            if table {
+                print_table(dir, &query)
+            } else {
+                print_records(dir, &query)
+            }
         }
         AuditCommand::Export => print_records(dir, &AuditQuery::default()),
     }
@@ -535,6 +549,47 @@ fn print_records(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
     if let Some(e) = failed {
         return Err(e.into());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records for people: one line each, newest last, the fields an investigation starts from.
+fn print_table(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING)
+        .force_no_tty()
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+    t.set_header([
+        "SEQ",
+        "TIME",
+        "PRINCIPAL",
+        "CLIENT",
+        "ACTION",
+        "REPOSITORY",
+        "REFERENCE",
+        "RESULT",
+        "STATUS",
+        "DETAIL",
+    ]);
+    let mut n = 0usize;
+    customs_registry::audit::query(dir, query, |r| {
+        n += 1;
+        let e = &r.event;
+        t.add_row(vec![
+            r.seq.to_string(),
+            r.time.clone(),
+            e.principal.clone(),
+            e.client_ip.clone(),
+            e.action.clone(),
+            e.repository.clone(),
+            e.reference.chars().take(19).collect(),
+            e.result.clone(),
+            e.status.to_string(),
+            e.detail.chars().take(60).collect(),
+        ]);
+    })?;
+    let mut text: String = t.lines().map(|l| l.trim_end().to_string() + "\n").collect();
+    text.push_str(&format!("{n} records\n"));
+    crate::output::emit(&text, None)?;
     Ok(ExitCode::SUCCESS)
 }
 

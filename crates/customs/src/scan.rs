@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use customs_oci::OpenOptions;
-use customs_report::Subject;
+use customs_report::{DocumentStamp, Subject};
 use customs_vulndb::{FixState, Severity};
 
 use crate::args::*;
 use crate::color;
-use crate::inspect::{check_platform, open_image, redacted_layers, secret_scanner, vulnerabilities};
+use crate::inspect::{ImageScan, Pass, base_layer_split, check_platform, open_image, redacted_layers, secret_scanner, vulnerabilities};
 use crate::output::emit;
 
 /// Secrets for people: one line each, masked, with layer and whether a later layer deleted the file.
@@ -76,8 +76,8 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Output format.
-    #[arg(long, short, value_enum, default_value_t = ScanFormat::Table)]
-    pub format: ScanFormat,
+    #[arg(long, short, value_enum, default_value_t = VulnFormat::Table)]
+    pub format: VulnFormat,
     /// Show only these severities (comma-separated: CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN).
     #[arg(long, value_delimiter = ',')]
     pub severity: Vec<Severity>,
@@ -93,10 +93,21 @@ pub struct ScanArgs {
     /// pass over the image, rules from ./customs-secret.yaml when present).
     #[arg(long, value_delimiter = ',', default_values = ["vuln", "secret"])]
     pub scanners: Vec<ScanKind>,
+    #[command(flatten)]
+    pub skip: Skip,
+    #[command(flatten)]
+    pub base: BaseImage,
+    /// JSON: also list every package, vulnerable or not (Trivy's --list-all-pkgs).
+    #[arg(long)]
+    pub list_all_pkgs: bool,
     /// Exit with this code when anything at or above --severity is found (Trivy's --exit-code; the default 0
     /// keeps exit 0 either way; `customs gate` is the build breaker with exceptions).
     #[arg(long, default_value_t = 0)]
     pub exit_code: u8,
+    /// Exit with this code when the distribution release is past its security support (it is a warning either
+    /// way).
+    #[arg(long, default_value_t = 0)]
+    pub exit_on_eol: u8,
     /// Write to this file instead of standard output (replaced atomically).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -104,73 +115,180 @@ pub struct ScanArgs {
 
 /// `customs scan`: vulnerabilities and secrets, shown; `--exit-code` makes findings fail the step.
 pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
-    let ScanArgs {
-        target,
-        db,
-        format,
-        severity,
-        ignore_unfixed,
-        pkg_types,
-        freshness,
-        scanners,
-        exit_code,
-        output,
-    } = a;
-    let vuln = scanners.contains(&ScanKind::Vuln);
-    let secret_rules = if scanners.contains(&ScanKind::Secret) {
-        Some(secret_scanner(None, customs_secrets::ScanOptions::default())?)
+    let vuln = a.scanners.contains(&ScanKind::Vuln);
+    if !vuln && matches!(a.format, VulnFormat::Cyclonedx | VulnFormat::SpdxJson | VulnFormat::Github) {
+        bail!("--format cyclonedx, spdx-json and github describe packages: add `vuln` to --scanners");
+    }
+    let secret_rules = if a.scanners.contains(&ScanKind::Secret) {
+        let options = customs_secrets::ScanOptions {
+            skip: a.skip.globs(),
+            ..Default::default()
+        };
+        Some(secret_scanner(None, options)?)
     } else {
         None
     };
-    let (subject, mut findings, mut warnings, mut secrets, _) =
-        vulnerabilities(&target, &db, &freshness, &pkg_types, secret_rules.as_ref(), false, vuln)?;
+    let mut scan = vulnerabilities(&Pass {
+        target: &a.target,
+        db: &a.db,
+        freshness: &a.freshness,
+        pkg_types: &a.pkg_types,
+        secrets: secret_rules.as_ref(),
+        require_data: false,
+        vuln,
+        skip: &a.skip,
+    })?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let eol = scan
+        .inventory
+        .distro
+        .as_ref()
+        .and_then(customs_vulndb::support)
+        .filter(|s| s.ended(today));
+    if let Some(s) = &eol {
+        scan.warnings.insert(0, s.warning());
+    }
+    let split = base_layer_split(&a.base, &scan, &a.target)?;
+    let ImageScan {
+        subject,
+        inventory,
+        mut findings,
+        mut warnings,
+        mut secrets,
+        coverage,
+        ..
+    } = scan;
     let (all_findings, all_secrets) = (findings.len(), secrets.len());
     findings
-        .retain(|f| (severity.is_empty() || severity.contains(&f.severity)) && !(ignore_unfixed && f.fix_state != FixState::Fixed));
+        .retain(|f| (a.severity.is_empty() || a.severity.contains(&f.severity)) && !(a.ignore_unfixed && f.fix_state != FixState::Fixed));
     // --severity applies to secrets too (rule severities, LOW to CRITICAL).
-    secrets.retain(|s| severity.is_empty() || severity.iter().any(|v| v.as_str() == s.finding.severity.as_str()));
+    secrets.retain(|s| a.severity.is_empty() || a.severity.iter().any(|v| v.as_str() == s.finding.severity.as_str()));
     let hidden = (all_findings - findings.len(), all_secrets - secrets.len());
     if hidden != (0, 0) {
         warnings.push(format!(
             "{} vulnerabilities and {} secrets not shown (--severity{})",
             hidden.0,
             hidden.1,
-            if ignore_unfixed { ", --ignore-unfixed" } else { "" }
+            if a.ignore_unfixed { ", --ignore-unfixed" } else { "" }
         ));
     }
-    let text = match format {
-        ScanFormat::Table if !vuln => secrets_table(&subject, &secrets, &warnings),
-        ScanFormat::Table => {
-            let mut text = customs_report::findings_table_styled(&subject, &findings, &warnings, output.is_none() && color());
-            if secret_rules.is_some() {
+    // With --exclude-base, what the base image's layers bring is listed apart.
+    let in_base = |layer: Option<usize>| split.is_some_and(|n| layer.is_some_and(|l| l < n));
+    let (base_findings, findings): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| in_base(f.package.layer));
+    let (base_secrets, secrets): (Vec<_>, Vec<_>) = secrets.into_iter().partition(|s| in_base(s.layer));
+    if let Some(n) = split {
+        warnings.push(format!(
+            "{} vulnerabilities and {} secrets come from the base image (its {n} bottom layers) and are listed apart (--exclude-base)",
+            base_findings.len(),
+            base_secrets.len()
+        ));
+    }
+    let stamp = DocumentStamp::now();
+    let text = match a.format {
+        VulnFormat::Table => {
+            let styled = a.output.is_none() && color();
+            let mut text = if vuln {
+                customs_report::findings_table_styled(&subject, &findings, &warnings, styled)
+            } else {
+                secrets_table(&subject, &secrets, &warnings)
+            };
+            if vuln && secret_rules.is_some() {
                 text.push('\n');
                 text.push_str(&secrets_table(&subject, &secrets, &[]));
             }
-            text
-        }
-        ScanFormat::Json => {
-            let text = customs_report::findings_json(&subject, &findings, &warnings);
-            match &secret_rules {
-                None => text,
-                Some(_) => {
-                    let mut doc: serde_json::Value = serde_json::from_str(&text)?;
-                    doc["secrets"] = serde_json::to_value(&secrets)?;
-                    serde_json::to_string_pretty(&doc)? + "\n"
+            if split.is_some() {
+                text.push_str("\nfrom the base image:\n");
+                if vuln {
+                    text.push_str(&customs_report::findings_table_styled(&subject, &base_findings, &[], styled));
+                }
+                if secret_rules.is_some() {
+                    text.push_str(&secrets_table(&subject, &base_secrets, &[]));
                 }
             }
+            let every: Vec<_> = findings.iter().chain(&base_findings).cloned().collect();
+            let every_secret: Vec<_> = secrets.iter().chain(&base_secrets).cloned().collect();
+            text.push('\n');
+            text.push_str(&customs_report::scan_summary(
+                &coverage,
+                &every,
+                secret_rules.is_some().then_some(every_secret.as_slice()),
+            ));
+            text
         }
-        ScanFormat::Sarif => {
+        VulnFormat::Json => {
+            let mut doc: serde_json::Value = serde_json::from_str(&customs_report::findings_json(&subject, &findings, &warnings))?;
+            if secret_rules.is_some() {
+                doc["secrets"] = serde_json::to_value(&secrets)?;
+            }
+            if let Some(n) = split {
+                doc["base_image"] = serde_json::json!({"layers": n, "findings": base_findings, "secrets": base_secrets});
+            }
+            if let Some(distro) = &inventory.distro {
+                let support = customs_vulndb::support(distro);
+                doc["distro"] = serde_json::json!({
+                    "id": distro.id,
+                    "version_id": distro.version_id,
+                    "security_support_ends": support.as_ref().map(|s| s.ends.to_string()),
+                    "eol": eol.is_some(),
+                });
+            }
+            if vuln {
+                doc["coverage"] = serde_json::to_value(&coverage)?;
+            }
+            if a.list_all_pkgs {
+                doc["packages"] = serde_json::to_value(&inventory.packages)?;
+            }
+            serde_json::to_string_pretty(&doc)? + "\n"
+        }
+        VulnFormat::Sarif => {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
-            customs_report::findings_sarif_with_secrets(&subject, &findings, &secrets)
+            let every: Vec<_> = findings.iter().chain(&base_findings).cloned().collect();
+            let every_secret: Vec<_> = secrets.iter().chain(&base_secrets).cloned().collect();
+            customs_report::findings_sarif_with_secrets(&subject, &every, &every_secret)
+        }
+        VulnFormat::Cyclonedx | VulnFormat::SpdxJson | VulnFormat::Github => {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            let every: Vec<_> = findings.iter().chain(&base_findings).cloned().collect();
+            match a.format {
+                VulnFormat::Cyclonedx => customs_report::cyclonedx_with_vulnerabilities(&subject, &inventory, &every, &stamp),
+                VulnFormat::SpdxJson => customs_report::spdx(&subject, &inventory, &stamp),
+                _ => customs_report::github_snapshot(&subject, &inventory, &github_job()?, &stamp),
+            }
         }
     };
-    emit(&text, output.as_deref())?;
-    if exit_code != 0 && !(findings.is_empty() && secrets.is_empty()) {
-        return Ok(ExitCode::from(exit_code));
+    emit(&text, a.output.as_deref())?;
+    if a.exit_code != 0 && !(findings.is_empty() && secrets.is_empty() && base_findings.is_empty() && base_secrets.is_empty()) {
+        return Ok(ExitCode::from(a.exit_code));
+    }
+    if a.exit_on_eol != 0 && eol.is_some() {
+        return Ok(ExitCode::from(a.exit_on_eol));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The workflow run a dependency snapshot belongs to, from the variables GitHub Actions sets.
+fn github_job() -> Result<customs_report::GithubJob> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(sha), Some(git_ref)) = (var("GITHUB_SHA"), var("GITHUB_REF")) else {
+        bail!("--format github needs GITHUB_SHA and GITHUB_REF (GitHub Actions sets them; elsewhere set them to the commit and ref)");
+    };
+    if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("GITHUB_SHA {sha:?}: a dependency snapshot needs the commit's 40 hex digits");
+    }
+    Ok(customs_report::GithubJob {
+        sha,
+        git_ref,
+        run_id: var("GITHUB_RUN_ID").unwrap_or_else(|| "0".into()),
+        correlator: format!(
+            "{}_{}",
+            var("GITHUB_WORKFLOW").unwrap_or_else(|| "customs".into()),
+            var("GITHUB_JOB").unwrap_or_else(|| "scan".into())
+        ),
+    })
 }
 
 /// `customs secrets`'s flags.
@@ -181,12 +299,8 @@ pub struct SecretsArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
-    /// Directories not to report (globs, relative to the root); repeat for several.
-    #[arg(long = "skip-dirs", value_delimiter = ',')]
-    pub skip_dirs: Vec<String>,
-    /// Files not to report (globs); repeat for several.
-    #[arg(long = "skip-files", value_delimiter = ',')]
-    pub skip_files: Vec<String>,
+    #[command(flatten)]
+    pub skip: Skip,
     /// Skip the base image's layers, found from the image history.
     #[arg(long)]
     pub skip_base_layers: bool,
@@ -197,7 +311,7 @@ pub struct SecretsArgs {
     #[arg(long = "disable-rule", value_delimiter = ',')]
     pub disable_rules: Vec<String>,
     /// Rules file in Trivy's `trivy-secret.yaml` format [default: ./customs-secret.yaml when present].
-    #[arg(long)]
+    #[arg(long, env = "CUSTOMS_SECRET_CONFIG")]
     pub config: Option<PathBuf>,
     /// TARGET is a git repository: also scan every blob any commit on any ref ever added (needs `git`).
     #[arg(long)]
@@ -215,8 +329,7 @@ pub fn run_secrets(a: SecretsArgs) -> Result<ExitCode> {
     let SecretsArgs {
         target,
         format,
-        skip_dirs,
-        skip_files,
+        skip,
         skip_base_layers,
         base_layers,
         disable_rules,
@@ -225,15 +338,10 @@ pub fn run_secrets(a: SecretsArgs) -> Result<ExitCode> {
         exit_code,
         output,
     } = a;
-    let skip: Vec<String> = skip_dirs
-        .iter()
-        .map(|d| format!("{}/**", d.trim_matches('/')))
-        .chain(skip_files.iter().map(|f| f.trim_start_matches('/').to_string()))
-        .collect();
     let scanner = secret_scanner(
         config.as_deref(),
         customs_secrets::ScanOptions {
-            skip,
+            skip: skip.globs(),
             disable: disable_rules,
         },
     )?;
@@ -247,9 +355,8 @@ pub fn run_secrets(a: SecretsArgs) -> Result<ExitCode> {
     let first_layer = match (skip_base_layers, base_layers) {
         (_, Some(n)) => n,
         (true, None) => customs_secrets::base_layer_count(&img.config).unwrap_or_else(|| {
-            warnings.push(
-                "the image history does not show where the base image ends; all layers were scanned (use --base-layers N)".into(),
-            );
+            warnings
+                .push("the image history does not show where the base image ends; all layers were scanned (use --base-layers N)".into());
             0
         }),
         (false, None) => 0,

@@ -140,6 +140,8 @@ pub struct LayerChanges {
     pub(crate) changes: Vec<Change>,
     /// Non-fatal problems, each naming the file.
     pub warnings: Vec<String>,
+    /// Files not read for being over their kind's size limit: path, size, limit. Reported once per image.
+    pub oversized: Vec<(String, u64, u64)>,
 }
 
 impl LayerChanges {
@@ -167,9 +169,7 @@ impl LayerChanges {
             })
         {
             if size > limit {
-                self.warnings.push(format!(
-                    "{input}: skipped {path}: {size} bytes is over the {limit}-byte limit for this kind of file"
-                ));
+                self.oversized.push((path.clone(), size, limit));
             } else {
                 let bytes = content(size).map_err(|e| tar_error(&format!("{input}: {path}"), e))?;
                 let meta = EntryMeta {

@@ -296,7 +296,21 @@ impl Image {
     ///
     /// Layers are read on all cores; only files `interest` wants are kept in memory.
     pub fn filesystem(&self, interest: &dyn Interest) -> Result<FsView> {
-        let read_one = |layer: &LayerBlob| self.read_layer(layer, interest);
+        self.filesystem_with_progress(interest, &NoProgress)
+    }
+
+    /// The compressed size of all layers, when every descriptor gives one (what [`Progress`] counts up to).
+    pub fn layer_bytes(&self) -> Option<u64> {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+
+    /// [`Image::filesystem`], telling `progress` how many bytes of each layer blob have been read.
+    pub fn filesystem_with_progress(&self, interest: &dyn Interest, progress: &dyn Progress) -> Result<FsView> {
+        let read_one = |layer: &LayerBlob| {
+            let changes = self.read_layer(layer, interest, progress);
+            progress.layer_done(layer.info.index);
+            changes
+        };
         let mut results: Vec<Result<LayerChanges>> = Vec::with_capacity(self.layers.len());
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -324,16 +338,26 @@ impl Image {
             results.extend(slots.into_iter().map(|r| r.expect("every layer was read")));
         }
         let mut builder = FsBuilder::new();
+        let mut oversized = Vec::new();
         for (layer, changes) in self.layers.iter().zip(results) {
             let changes = changes?;
             builder.begin_layer(layer.info.clone());
             for w in changes.warnings {
                 builder.warn(w);
             }
+            oversized.extend(
+                changes
+                    .oversized
+                    .into_iter()
+                    .map(|(path, size, limit)| (layer.info.index, path, size, limit)),
+            );
             for c in changes.changes {
                 builder.apply(c);
             }
             builder.finish_layer();
+        }
+        if let Some(w) = oversized_warning(&self.name, &oversized) {
+            builder.warn(w);
         }
         Ok(builder.build())
     }
@@ -345,12 +369,13 @@ impl Image {
         }
     }
 
-    fn read_layer(&self, layer: &LayerBlob, interest: &dyn Interest) -> Result<LayerChanges> {
+    fn read_layer(&self, layer: &LayerBlob, interest: &dyn Interest, progress: &dyn Progress) -> Result<LayerChanges> {
         let input = self.layer_name(layer);
         let raw = match &self.store {
             BlobStore::Rootfs(root) => return crate::rootfs::read_rootfs(root, interest),
             store => store.open(&layer.location, &input)?,
         };
+        let raw = Counting { inner: raw, progress };
         let mut raw = VerifyingReader::new(raw, layer.info.digest.clone());
         // Verify even when the tar is unreadable: a digest mismatch is the root cause to report.
         let parsed = {
@@ -378,6 +403,53 @@ impl Image {
 
     fn read_blob(&self, location: &str, expected: Option<&Digest>, input: &str) -> Result<Vec<u8>> {
         read_small(&self.store, location, expected, input)
+    }
+}
+
+/// One warning for every file left unread for its size: how many, and the first few with their sizes.
+fn oversized_warning(image: &str, files: &[(usize, String, u64, u64)]) -> Option<String> {
+    let shown: Vec<String> = files
+        .iter()
+        .take(3)
+        .map(|(layer, path, size, limit)| format!("{path} in layer {layer} ({size} bytes, limit {limit})"))
+        .collect();
+    let more = files.len().saturating_sub(shown.len());
+    (!files.is_empty()).then(|| {
+        format!(
+            "{image}: {} file(s) not read for being over the size limit for their kind: {}{}",
+            files.len(),
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        )
+    })
+}
+
+/// Told how reading an image's layers advances (a progress display); called from the threads that read them.
+pub trait Progress: Sync {
+    /// `bytes` more of some layer's blob (compressed, as stored) were read.
+    fn read(&self, bytes: u64);
+    /// The layer with this index is read whole.
+    fn layer_done(&self, _index: usize) {}
+}
+
+/// Nobody is told.
+struct NoProgress;
+
+impl Progress for NoProgress {
+    fn read(&self, _bytes: u64) {}
+}
+
+/// Passes reads through, telling `progress` their size.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.read(n as u64);
+        Ok(n)
     }
 }
 

@@ -14,6 +14,11 @@
 //! [[notify]]
 //! url_env = "SLACK_WEBHOOK_URL"   # the URL itself stays out of the repository
 //! format = "slack"                # slack, teams or json
+//!
+//! [flags]                         # command-line defaults (Trivy's trivy.yaml)
+//! severity = ["CRITICAL", "HIGH"] # for every command that has --severity
+//! [flags.scan]
+//! skip-dirs = ["node_modules"]    # for `customs scan` only
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -34,6 +39,10 @@ pub struct PolicyFile {
     /// Who hears about failures.
     #[serde(default)]
     pub notify: Vec<NotifyTarget>,
+    /// Command-line defaults: a flag's long name and its value, at the top for every command that has the flag,
+    /// or in a table named after one command (`[flags.scan]`). The command line interprets them.
+    #[serde(default)]
+    pub flags: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// `[gate]`.
@@ -103,6 +112,24 @@ pub enum NotifyFormat {
     Teams,
 }
 
+impl GateSection {
+    /// The keys this section sets, as they are spelled in the file (`fail_on`).
+    pub fn keys_set(&self) -> Vec<&'static str> {
+        let set = [
+            ("fail_on", self.fail_on.is_some()),
+            ("ignore_unfixed", self.ignore_unfixed.is_some()),
+            ("exit_code", self.exit_code.is_some()),
+            ("secrets", self.secrets.is_some()),
+            ("fail_on_secret", self.fail_on_secret.is_some()),
+            ("dockerfile", self.dockerfile.is_some()),
+            ("fail_on_lint", self.fail_on_lint.is_some()),
+            ("lint_config", self.lint_config.is_some()),
+            ("allow_uncovered", self.allow_uncovered.is_some()),
+        ];
+        set.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).collect()
+    }
+}
+
 impl PolicyFile {
     /// Severities parsed from `fail_on`; an unknown name is an error naming it.
     pub fn fail_on(&self) -> Result<Option<Vec<Severity>>, String> {
@@ -137,9 +164,9 @@ impl PolicyFile {
         Ok(file)
     }
 
-    /// The policy file in `dir`, if there is one: `customs.toml`, then `.customs.yaml`.
+    /// The policy file in `dir`, if there is one: `customs.toml`, then `customs.yaml`, then `.customs.yaml`.
     pub fn find(dir: &Path) -> Option<PathBuf> {
-        ["customs.toml", ".customs.yaml", ".customs.yml"]
+        ["customs.toml", "customs.yaml", "customs.yml", ".customs.yaml", ".customs.yml"]
             .iter()
             .map(|n| dir.join(n))
             .find(|p| p.is_file())

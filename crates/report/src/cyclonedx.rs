@@ -1,12 +1,59 @@
 //! CycloneDX 1.6 JSON.
 
 use customs_catalog::{Inventory, PackageKind};
+use customs_vulndb::Finding;
 use serde_json::{Value, json};
 
 use crate::{DocumentStamp, Subject, TOOL_VERSION, package_ref};
 
 /// The inventory as a CycloneDX 1.6 BOM describing the image as a `container` component.
 pub fn cyclonedx(subject: &Subject, inventory: &Inventory, stamp: &DocumentStamp) -> String {
+    let (image, body) = sbom_parts(subject, inventory);
+    bom(stamp, image, body)
+}
+
+/// The SBOM with the vulnerabilities found in its packages (`customs scan --format cyclonedx`, as Trivy's):
+/// each vulnerability `affects` its package's component, with the installed version marked affected.
+pub fn cyclonedx_with_vulnerabilities(subject: &Subject, inventory: &Inventory, findings: &[Finding], stamp: &DocumentStamp) -> String {
+    let (image, mut body) = sbom_parts(subject, inventory);
+    let vulnerabilities: Vec<Value> = findings
+        .iter()
+        .enumerate()
+        .map(|(n, f)| {
+            let mut affects = json!({"versions": [{"version": f.installed, "status": "affected"}]});
+            if let Some(i) = inventory.packages.iter().position(|p| *p == f.package) {
+                affects["ref"] = json!(package_ref(i, &f.package));
+            } else {
+                affects["ref"] = json!("image");
+            }
+            let mut rating =
+                json!({"severity": f.severity.as_str().to_ascii_lowercase(), "method": "other", "source": {"name": f.severity_source}});
+            if let Some(score) = f.cvss_score {
+                rating["score"] = json!(score);
+            }
+            let mut v = json!({
+                "bom-ref": format!("vuln-{n}"),
+                "id": f.id,
+                "source": {"name": f.ecosystem},
+                "ratings": [rating],
+                "description": f.title,
+                "affects": [affects],
+            });
+            if let Some(fixed) = &f.fixed_version {
+                v["recommendation"] = json!(format!("Upgrade {} to {fixed}", f.package.name));
+            }
+            if !f.aliases.is_empty() {
+                v["references"] = f.aliases.iter().map(|a| json!({"id": a, "source": {"name": "alias"}})).collect();
+            }
+            v
+        })
+        .collect();
+    body["vulnerabilities"] = Value::Array(vulnerabilities);
+    bom(stamp, image, body)
+}
+
+/// The image component and the document body (components, dependencies) of an SBOM.
+fn sbom_parts(subject: &Subject, inventory: &Inventory) -> (Value, Value) {
     let image_ref = "image";
     let mut components: Vec<Value> = Vec::new();
     let mut refs: Vec<String> = Vec::new();
@@ -65,8 +112,7 @@ pub fn cyclonedx(subject: &Subject, inventory: &Inventory, stamp: &DocumentStamp
     if let Some(d) = subject.manifest_digest.as_ref().or(subject.config_digest.as_ref()) {
         image["version"] = json!(d.to_string());
     }
-    bom(
-        stamp,
+    (
         image,
         json!({
             "components": components,

@@ -10,21 +10,25 @@
 mod cyclonedx;
 mod findings;
 mod gate;
+mod github;
 mod lint;
 mod sarif;
 mod spdx;
+mod summary;
 mod table;
 
 use customs_catalog::Inventory;
 use customs_oci::{Digest, LayerInfo};
 use serde::Serialize;
 
-pub use cyclonedx::cyclonedx;
+pub use cyclonedx::{cyclonedx, cyclonedx_with_vulnerabilities};
 pub use findings::{findings_json, findings_table, findings_table_styled};
 pub use gate::{GateResult, findings_sarif_with_secrets, gate_json, gate_junit, gate_markdown, gate_sarif, gate_vex};
+pub use github::{GithubJob, github_snapshot};
 pub use lint::{LintedFile, lint_checkstyle, lint_json, lint_junit, lint_sarif, lint_tty};
 pub use sarif::findings_sarif;
 pub use spdx::spdx;
+pub use summary::scan_summary;
 pub use table::table;
 
 /// The image (or directory) an inventory describes.

@@ -1292,6 +1292,17 @@ pub const BUILTIN_ALLOWED_PATHS: &[(&str, &[&str])] = &[
     ("examples", &["**/examples/**"]),
     ("docs", &["usr/share/doc/**", "usr/share/man/**"]),
     ("markdown", &["**/*.md"]),
+    // The distribution's package indexes and file lists: tens of MB on every Debian image, written by apt from
+    // the archive, never by the image's authors (credentials for apt live in /etc/apt/auth.conf.d, still read).
+    (
+        "package-indexes",
+        &[
+            "var/lib/apt/lists/**",
+            "var/cache/apt/**",
+            "var/lib/dpkg/info/*.list",
+            "var/lib/dpkg/info/*.md5sums",
+        ],
+    ),
 ];
 
 /// Whole values (case aside, once quotes, braces and `$` are stripped) that stand for a credential in docs and

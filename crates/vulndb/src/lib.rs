@@ -15,6 +15,7 @@ mod matcher;
 mod model;
 mod names;
 mod osv;
+mod support;
 mod version;
 
 pub use db::{Database, DbError, ImportReport, SCHEMA_VERSION, SourceStatus, Status};
@@ -23,4 +24,5 @@ pub use matcher::{Coverage, Finding, coverage, evaluate, query_for, scan};
 pub use model::{Advisory, Affected, Event, FixState, Rated, Severity};
 pub use names::normalize_package;
 pub use osv::normalize_ecosystem;
+pub use support::{Support, support};
 pub use version::Scheme;
