@@ -306,3 +306,22 @@ pub(crate) struct BaseImage {
     #[arg(long, requires = "exclude_base")]
     pub(crate) base_image: Option<String>,
 }
+
+/// A Trivy vulnerability status (`--ignore-status`): the fix states customs reports, plus Trivy's states that
+/// customs never reports (`unknown`, `not_affected`, `under_investigation`: `None`, matching nothing).
+pub(crate) fn parse_status(s: &str) -> Result<Option<customs_vulndb::FixState>, String> {
+    use customs_vulndb::FixState;
+    Ok(match s.trim().to_ascii_lowercase().as_str() {
+        "fixed" => Some(FixState::Fixed),
+        "affected" => Some(FixState::Affected),
+        "will_not_fix" => Some(FixState::WillNotFix),
+        "fix_deferred" | "deferred" => Some(FixState::Deferred),
+        "end_of_life" => Some(FixState::EndOfLife),
+        "unknown" | "not_affected" | "under_investigation" => None,
+        other => {
+            return Err(format!(
+                "unknown status {other:?}: use fixed, affected, will_not_fix, fix_deferred, end_of_life (or Trivy's unknown, not_affected, under_investigation)"
+            ));
+        }
+    })
+}

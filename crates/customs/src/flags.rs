@@ -19,7 +19,8 @@ pub const CONFIGURABLE: [&str; 5] = ["scan", "gate", "secrets", "lint", "sbom"];
 
 /// Environment variables customs reads that are no flag's: a flag's variable must not take one of these names.
 #[cfg(test)]
-const RESERVED_ENV: [&str; 8] = [
+const RESERVED_ENV: [&str; 9] = [
+    "CUSTOMS_PROGRESS_DELAY_MS",
     "CUSTOMS_LOG",
     "CUSTOMS_NOTIFY_URL",
     "CUSTOMS_NOTIFY_FORMAT",

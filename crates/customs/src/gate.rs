@@ -35,11 +35,15 @@ pub(crate) struct GateArgs {
     /// Findings without a fixed version do not fail the gate.
     #[arg(long)]
     pub(crate) ignore_unfixed: bool,
+    /// Findings in these states are left out (comma-separated: fixed, affected, will_not_fix, fix_deferred,
+    /// end_of_life); the output says how many.
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    pub(crate) ignore_status: Vec<Option<customs_vulndb::FixState>>,
     /// The project's exceptions [default: the policy's, else ./exclusions.json when present].
     #[arg(long)]
     pub(crate) exclusions: Option<PathBuf>,
-    /// Also read a `.trivyignore` (migration from Trivy).
-    #[arg(long)]
+    /// Also read a `.trivyignore` (migration from Trivy) [default: ./.trivyignore when present, as Trivy does].
+    #[arg(long, visible_alias = "ignorefile")]
     pub(crate) trivyignore: Option<PathBuf>,
     /// Exceptions expire this many days after their `date`.
     #[arg(long)]
@@ -165,7 +169,11 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
     let trivyignore = a
         .trivyignore
         .clone()
-        .or_else(|| policy.exceptions.trivyignore.as_ref().map(|f| base.join(f)));
+        .or_else(|| policy.exceptions.trivyignore.as_ref().map(|f| base.join(f)))
+        .or_else(|| {
+            let default = PathBuf::from(".trivyignore");
+            default.is_file().then_some(default)
+        });
     let require_reason = a.require_reason || policy.exceptions.require_reason.unwrap_or(false);
     let thresholds = customs_policy::Thresholds {
         fail_on,
@@ -267,6 +275,14 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
     // With --exclude-base the base image's findings come last and only the image's own ones can fail it;
     // exceptions count as used when they match either.
     let in_base = |layer: Option<usize>| split.is_some_and(|n| layer.is_some_and(|l| l < n));
+    let found = findings.len();
+    let findings: Vec<_> = findings
+        .into_iter()
+        .filter(|f| !a.ignore_status.contains(&Some(f.fix_state)))
+        .collect();
+    if findings.len() < found {
+        warnings.push(format!("{} vulnerabilities left out (--ignore-status)", found - findings.len()));
+    }
     let (base_findings, mut findings): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| in_base(f.package.layer));
     let own = findings.len();
     findings.extend(base_findings);
@@ -280,7 +296,11 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
         ));
     }
     if let Some(s) = eol.as_ref().filter(|_| a.fail_on_eol) {
-        fail_verdict(&mut verdict, format!("fail: {} (--fail-on-eol)", s.warning()), None);
+        let reason = format!(
+            "fail: {} is past its security support, which ended on {} (--fail-on-eol)",
+            s.release, s.ends
+        );
+        fail_verdict(&mut verdict, reason, None);
     }
     // A gate that fails on vulnerabilities cannot pass an ecosystem it could not check.
     if vuln && !thresholds.fail_on.is_empty() {
@@ -376,16 +396,19 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
         ReportFormat::Markdown => customs_report::gate_markdown(&result),
         ReportFormat::Vex => customs_report::gate_vex(&result, &DocumentStamp::now()),
         ReportFormat::Sarif => customs_report::gate_sarif(&result),
-        ReportFormat::Table => gate_table(&result, a.show_suppressed, false, split),
+        ReportFormat::Table => gate_table(&result, a.show_suppressed, false, split, &coverage, !a.no_secrets),
     };
     for (format, path) in &a.reports {
         emit(&render(*format), Some(path))?;
     }
     // A report on standard output (`--report json=-`) keeps it clean for a pipe: the table goes to stderr then.
     if a.reports.iter().any(|(_, p)| p == Path::new("-")) {
-        eprint!("{}", gate_table(&result, a.show_suppressed, false, split));
+        eprint!("{}", gate_table(&result, a.show_suppressed, false, split, &coverage, !a.no_secrets));
     } else {
-        emit(&gate_table(&result, a.show_suppressed, color(), split), None)?;
+        emit(
+            &gate_table(&result, a.show_suppressed, color(), split, &coverage, !a.no_secrets),
+            None,
+        )?;
     }
     Ok(if verdict.pass {
         ExitCode::SUCCESS
@@ -588,7 +611,14 @@ pub(crate) fn shown(
 }
 
 /// The gate for people: the findings that count, then the verdict and its reasons.
-pub(crate) fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bool, color: bool, base: Option<usize>) -> String {
+pub(crate) fn gate_table(
+    r: &customs_report::GateResult<'_>,
+    show_suppressed: bool,
+    color: bool,
+    base: Option<usize>,
+    coverage: &[customs_vulndb::Coverage],
+    secrets_scanned: bool,
+) -> String {
     let (from_base, own): (Vec<_>, Vec<_>) = r
         .unsuppressed()
         .into_iter()
@@ -642,6 +672,12 @@ pub(crate) fn gate_table(r: &customs_report::GateResult<'_>, show_suppressed: bo
             r.exceptions[i].place()
         ));
     }
+    out.push('\n');
+    out.push_str(&customs_report::scan_summary(
+        coverage,
+        r.findings,
+        secrets_scanned.then_some(r.secrets),
+    ));
     out.push('\n');
     for reason in &r.verdict.reasons {
         out.push_str(reason);

@@ -56,7 +56,10 @@ pub(crate) fn vulnerabilities(pass: &Pass<'_>) -> Result<ImageScan> {
         });
         let typed = inventory.packages.len();
         if let Some(skip) = &skip {
-            inventory.packages.retain(|p| !skip.is_match(p.location.trim_start_matches('/')));
+            // A package inside an archive (`app.jar!BOOT-INF/lib/x.jar!…`) is where the archive is.
+            inventory
+                .packages
+                .retain(|p| !skip.is_match(p.location.split('!').next().unwrap_or_default().trim_start_matches('/')));
         }
         if inventory.packages.len() < typed {
             warnings.push(format!(

@@ -6,13 +6,20 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// How long work runs before a display appears: short scans stay silent.
-const DELAY: Duration = Duration::from_secs(2);
+/// How long work runs before a display appears: short scans stay silent. `CUSTOMS_PROGRESS_DELAY_MS` changes it
+/// (tests show the display at once).
+fn delay() -> Duration {
+    std::env::var("CUSTOMS_PROGRESS_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(2), Duration::from_millis)
+}
 
 /// A display for reading one image's layers.
 pub(crate) struct LayerProgress {
     bar: ProgressBar,
     started: Instant,
+    delay: Duration,
     shown: std::sync::atomic::AtomicBool,
     enabled: bool,
     layers: usize,
@@ -35,6 +42,7 @@ impl LayerProgress {
         LayerProgress {
             bar,
             started: Instant::now(),
+            delay: delay(),
             shown: false.into(),
             enabled,
             layers,
@@ -46,7 +54,7 @@ impl LayerProgress {
         use std::sync::atomic::Ordering;
         if self.enabled
             && !self.shown.load(Ordering::Relaxed)
-            && self.started.elapsed() >= DELAY
+            && self.started.elapsed() >= self.delay
             && !self.shown.swap(true, Ordering::Relaxed)
         {
             self.bar.set_draw_target(ProgressDrawTarget::stderr());

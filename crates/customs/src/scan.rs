@@ -84,6 +84,10 @@ pub struct ScanArgs {
     /// Hide vulnerabilities that have no fixed version yet.
     #[arg(long)]
     pub ignore_unfixed: bool,
+    /// Hide vulnerabilities in these states (comma-separated: fixed, affected, will_not_fix, fix_deferred,
+    /// end_of_life).
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    pub ignore_status: Vec<Option<FixState>>,
     /// Package types to scan: `os` (dpkg, apk, rpm), `library` (language packages), or both.
     #[arg(long, value_delimiter = ',', default_values = ["os", "library"])]
     pub pkg_types: Vec<PkgType>,
@@ -159,17 +163,28 @@ pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
         ..
     } = scan;
     let (all_findings, all_secrets) = (findings.len(), secrets.len());
-    findings
-        .retain(|f| (a.severity.is_empty() || a.severity.contains(&f.severity)) && !(a.ignore_unfixed && f.fix_state != FixState::Fixed));
+    findings.retain(|f| {
+        (a.severity.is_empty() || a.severity.contains(&f.severity))
+            && !(a.ignore_unfixed && f.fix_state != FixState::Fixed)
+            && !a.ignore_status.contains(&Some(f.fix_state))
+    });
     // --severity applies to secrets too (rule severities, LOW to CRITICAL).
     secrets.retain(|s| a.severity.is_empty() || a.severity.iter().any(|v| v.as_str() == s.finding.severity.as_str()));
     let hidden = (all_findings - findings.len(), all_secrets - secrets.len());
     if hidden != (0, 0) {
+        let filters: Vec<&str> = [
+            (!a.severity.is_empty()).then_some("--severity"),
+            a.ignore_unfixed.then_some("--ignore-unfixed"),
+            (!a.ignore_status.is_empty()).then_some("--ignore-status"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         warnings.push(format!(
-            "{} vulnerabilities and {} secrets not shown (--severity{})",
+            "{} vulnerabilities and {} secrets not shown ({})",
             hidden.0,
             hidden.1,
-            if a.ignore_unfixed { ", --ignore-unfixed" } else { "" }
+            filters.join(", ")
         ));
     }
     // With --exclude-base, what the base image's layers bring is listed apart.

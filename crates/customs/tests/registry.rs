@@ -135,6 +135,31 @@ fn pulls_over_tls_with_basic_auth_and_matches_the_local_copy() {
     assert_eq!(names(&remote), names(&local(&demo)));
     assert!(remote["subject"]["manifest_digest"].as_str().unwrap().starts_with("sha256:"));
 
+    // The password from standard input (docker login's --password-stdin); a wrong one fails.
+    let with_stdin = |password: &str| {
+        cargo_bin_cmd!("customs")
+            .args([
+                "sbom",
+                &format!("{}/team/demo:1.0", reg.addr),
+                "-f",
+                "json",
+                "--username",
+                "ci-user",
+                "--password-stdin",
+            ])
+            .arg("--ca-file")
+            .arg(reg.dir.path().join("ca.pem"))
+            .env_remove("CUSTOMS_REGISTRY_PASSWORD")
+            .env("DOCKER_CONFIG", reg.dir.path())
+            .write_stdin(format!("{password}\n"))
+            .output()
+            .unwrap()
+    };
+    let out = with_stdin("ci-pass");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(names(&serde_json::from_slice(&out.stdout).unwrap()), names(&local(&demo)));
+    assert!(!with_stdin("wrong").status.success());
+
     // A real Debian image too.
     let Some(app) = customs_testkit::test_image("bookworm-app.oci") else {
         return;

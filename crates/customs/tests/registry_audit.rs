@@ -54,6 +54,28 @@ fn verify_names_the_first_tampered_record_and_query_filters() {
         alice.iter().map(|r| r["action"].as_str().unwrap()).collect::<Vec<_>>(),
         ["principal.create", "principal.create"]
     );
+    // For people: a table with a header and a line per record, then the count.
+    let table = registry(d, "x", &["audit", "query", "--principal", "cli:alice", "--format", "table"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].split_whitespace().eq([
+            "SEQ",
+            "TIME",
+            "PRINCIPAL",
+            "CLIENT",
+            "ACTION",
+            "REPOSITORY",
+            "REFERENCE",
+            "RESULT",
+            "STATUS",
+            "DETAIL"
+        ]),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[1].contains("cli:alice") && lines[1].contains("principal.create"), "{text}");
+    assert_eq!(lines[3], "2 records");
     let bob = records(&registry(d, "x", &["audit", "query", "--principal", "cli:bob"]));
     assert_eq!(
         bob.iter().map(|r| r["action"].as_str().unwrap()).collect::<Vec<_>>(),

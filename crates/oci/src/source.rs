@@ -860,3 +860,20 @@ impl Image {
         self.read_blob(&blob_location(digest), Some(digest), &format!("{}: {digest}", self.name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn files_over_their_size_limit_are_said_once_for_the_image() {
+        let files: Vec<(usize, String, u64, u64)> = (0..5).map(|i| (i % 2, format!("var/big{i}"), 50 << 20, 32 << 20)).collect();
+        let w = super::oversized_warning("img", &files).unwrap();
+        assert!(
+            w.starts_with(
+                "img: 5 file(s) not read for being over the size limit for their kind: var/big0 in layer 0 (52428800 bytes, limit 33554432)"
+            ),
+            "{w}"
+        );
+        assert!(w.ends_with(" and 2 more"), "{w}");
+        assert_eq!(super::oversized_warning("img", &[]), None);
+    }
+}

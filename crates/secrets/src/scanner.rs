@@ -774,6 +774,9 @@ mod tests {
         assert!(s.reads("app/config.json") && s.reads("app/lib.jar") && s.reads("app/.gz"));
         assert!(!s.reads("usr/share/x/changelog.Debian.gz") && !s.reads("app/logo.PNG") && !s.reads("a/f.woff2"));
         assert!(!s.reads("usr/share/doc/x/README"), "allowed paths are not read either");
+        // apt's package indexes (50 MB on bookworm, over the size limit): the archive's, never the image author's.
+        assert!(!s.reads("var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"));
+        assert!(s.reads("etc/apt/auth.conf.d/private.conf"), "apt's credentials are read");
         assert!(!s.reads("usr/lib/x86_64-linux-gnu/libssl.so.3") && s.reads("usr/bin/openssl"));
     }
 
