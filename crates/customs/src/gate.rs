@@ -130,6 +130,7 @@ pub(crate) fn secret_hits(secrets: &[customs_secrets::ImageFinding]) -> Vec<cust
             rule_id: &s.finding.rule_id,
             path: &s.finding.path,
             fingerprint: &s.finding.fingerprint,
+            former_ids: customs_secrets::former_ids(&s.finding.rule_id),
         })
         .collect()
 }
@@ -346,6 +347,7 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
                     rule_id: &f.rule,
                     path: &l.path,
                     fingerprint: "",
+                    former_ids: Vec::new(),
                 })
                 .collect();
             customs_policy::decide_rule_hits(&hits, &exceptions, &thresholds, today).1

@@ -111,13 +111,38 @@ pub(crate) fn vulnerabilities(pass: &Pass<'_>) -> Result<ImageScan> {
     Ok(scan)
 }
 
-/// The secrets scanner: built-in rules plus the rules file (`--config`, else `./customs-secret.yaml` when present).
+/// The secrets scanner: built-in rules plus the rules file (`--config`, else `./customs-secret.yaml`, else
+/// Trivy's `./trivy-secret.yaml`, the one used said in a note). Rule ids the file or `--disable-rule` names but no
+/// rule has are warnings (errors with `--strict`): a typo must not silently leave a rule on.
 pub(crate) fn secret_scanner(config: Option<&Path>, options: customs_secrets::ScanOptions) -> Result<customs_secrets::Scanner> {
-    let default = Path::new("customs-secret.yaml");
-    let file = match config.or_else(|| default.is_file().then_some(default)) {
-        Some(p) => customs_secrets::SecretConfig::read(p).map_err(anyhow::Error::msg)?,
+    let found = || {
+        ["customs-secret.yaml", "trivy-secret.yaml"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+    };
+    let path = config.or_else(found);
+    let file = match path {
+        Some(p) => {
+            if config.is_none() {
+                crate::session::note(&format!("secret rules from ./{}", p.display()));
+            }
+            customs_secrets::SecretConfig::read(p).map_err(anyhow::Error::msg)?
+        }
         None => customs_secrets::SecretConfig::default(),
     };
+    let unknown = customs_secrets::Scanner::unknown_ids(customs_secrets::BUILTIN, &file, &options);
+    if !unknown.is_empty() {
+        let source = path.map_or("--disable-rule".to_string(), |p| format!("{} or --disable-rule", p.display()));
+        let message = format!(
+            "{source} names rule ids no rule has: {} (`customs secrets --list-rules` lists them)",
+            unknown.join(", ")
+        );
+        if crate::session::get().strict {
+            bail!("{message}; --strict makes this an error");
+        }
+        eprintln!("warning: {message}");
+    }
     customs_secrets::Scanner::from_config(customs_secrets::BUILTIN, &file, &options).map_err(anyhow::Error::msg)
 }
 

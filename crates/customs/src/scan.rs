@@ -309,8 +309,17 @@ fn github_job() -> Result<customs_report::GithubJob> {
 /// `customs secrets`'s flags.
 #[derive(clap::Args)]
 pub struct SecretsArgs {
+    /// The image: a docker-archive tarball, an OCI layout, a folder or a registry reference.
+    #[arg(required_unless_present = "list_rules")]
+    pub image: Option<String>,
+    /// Platform to pick from a multi-platform image [default: linux/amd64].
+    #[arg(long, env = "CUSTOMS_PLATFORM")]
+    pub platform: Option<customs_oci::Platform>,
     #[command(flatten)]
-    pub target: Target,
+    pub registry: RegistryArgs,
+    /// Print the built-in rules (id, severity, category, title, former ids), then exit.
+    #[arg(long)]
+    pub list_rules: bool,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
@@ -339,10 +348,35 @@ pub struct SecretsArgs {
     pub output: Option<PathBuf>,
 }
 
+/// The built-in rules for people: what a rules file or `--disable-rule` may name.
+fn rules_table() -> String {
+    let mut out = String::new();
+    for r in customs_secrets::BUILTIN {
+        let former = customs_secrets::former_ids(r.id);
+        out.push_str(&format!(
+            "{:<42} {:<8} {:<22} {}{}\n",
+            r.id,
+            r.severity.as_str(),
+            r.category,
+            r.title,
+            if former.is_empty() {
+                String::new()
+            } else {
+                format!(" (formerly {})", former.join(", "))
+            }
+        ));
+    }
+    out.push_str(&format!("{} rules\n", customs_secrets::BUILTIN.len()));
+    out
+}
+
 /// `customs secrets`: secrets in an image, a folder or (with `--history`) a git history.
 pub fn run_secrets(a: SecretsArgs) -> Result<ExitCode> {
     let SecretsArgs {
-        target,
+        image,
+        platform,
+        registry,
+        list_rules,
         format,
         skip,
         skip_base_layers,
@@ -353,6 +387,15 @@ pub fn run_secrets(a: SecretsArgs) -> Result<ExitCode> {
         exit_code,
         output,
     } = a;
+    if list_rules {
+        emit(&rules_table(), output.as_deref())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = Target {
+        image: image.expect("clap requires it without --list-rules"),
+        platform,
+        registry,
+    };
     let scanner = secret_scanner(
         config.as_deref(),
         customs_secrets::ScanOptions {

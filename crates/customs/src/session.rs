@@ -1,5 +1,5 @@
-//! Settings that hold for the whole run, whichever command: `--quiet`, `--no-progress`, `--timeout` and
-//! `--cache-dir`. They are global flags, read once at start.
+//! Settings that hold for the whole run, whichever command: `--quiet`, `--no-progress`, `--strict`,
+//! `--timeout` and `--cache-dir`. They are global flags, read once at start.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -14,6 +14,9 @@ pub(crate) struct Session {
     /// No progress display (it only ever appears on a terminal, for work that takes over two seconds).
     #[arg(long, global = true)]
     pub(crate) no_progress: bool,
+    /// Unknown rule ids in a secret rules file or `--disable-rule` are errors, not warnings.
+    #[arg(long, global = true)]
+    pub(crate) strict: bool,
     /// Give up after this long (`90s`, `10m`, `1h`) with exit 2 and no report written; the default is no limit.
     #[arg(long, global = true, value_parser = parse_timeout)]
     pub(crate) timeout: Option<Duration>,

@@ -240,3 +240,128 @@ fn secrets_sarif_is_sarif_and_exit_code_reports_findings() {
         "below --severity"
     );
 }
+
+/// A one-layer docker-archive of `entries` (path, bytes, or a hard link's target) with this config `config`
+/// section (`Labels`, `Cmd`, …).
+fn docker_archive(dir: &std::path::Path, entries: &[(&str, Result<&[u8], &str>)], config: serde_json::Value) -> std::path::PathBuf {
+    use sha2::Digest;
+    let mut layer = tar::Builder::new(Vec::new());
+    for (path, what) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        match what {
+            Ok(bytes) => {
+                h.set_size(bytes.len() as u64);
+                h.set_entry_type(tar::EntryType::Regular);
+                layer.append_data(&mut h, path, *bytes).unwrap();
+            }
+            Err(target) => {
+                h.set_size(0);
+                h.set_entry_type(tar::EntryType::Link);
+                layer.append_link(&mut h, path, target).unwrap();
+            }
+        }
+    }
+    let layer = layer.into_inner().unwrap();
+    let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer)));
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "COPY app /app"}],
+    });
+    let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": ["t:1"], "Layers": ["layer.tar"]}]);
+    let path = dir.join("image.tar");
+    let mut archive = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    for (name, bytes) in [
+        ("layer.tar", layer),
+        ("config.json", config.to_string().into_bytes()),
+        ("manifest.json", manifest.to_string().into_bytes()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        archive.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    archive.finish().unwrap();
+    path
+}
+
+#[test]
+fn a_hard_linked_secret_is_reported_once_and_labels_and_cmd_are_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    // Assembled so this file holds no credential-shaped literal.
+    let key = format!("aws_access_key_id = {}{}\n", "AKIAZ4N5QW3R", "TY7UPX2K");
+    let token = format!("ghp_{}{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7t", "V9wX1yZ3a5C7");
+    let image = docker_archive(
+        dir.path(),
+        &[("app/secret.env", Ok(key.as_bytes())), ("app/copy.env", Err("app/secret.env"))],
+        serde_json::json!({"Labels": {"ci.token": token}, "Cmd": ["serve", "--api-key", format!("sk_live_{}", "4eC39HqLyjWDarjtT1zdp7dc")]}),
+    );
+    let doc = secrets_json(image.to_str().unwrap(), &[]);
+    let mut found: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().to_string(), f["rule_id"].as_str().unwrap().to_string()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("app/secret.env".to_string(), "aws-access-key-id".to_string()),
+            ("config:cmd".to_string(), "stripe-secret-token".to_string()),
+            ("config:label[ci.token]".to_string(), "github-pat".to_string()),
+        ],
+        "the hard link's copy is the same secret: once"
+    );
+}
+
+#[test]
+fn a_rules_file_naming_an_unknown_rule_warns_or_fails_with_strict_and_trivys_file_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo-image")
+        .display()
+        .to_string();
+    let run = |args: &[&str]| {
+        cargo_bin_cmd!("customs")
+            .current_dir(tmp.path())
+            .args(["secrets", &demo, "-f", "json"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Trivy's file, read when no customs-secret.yaml is there; a typo in it disables nothing, and says so.
+    std::fs::write(
+        tmp.path().join("trivy-secret.yaml"),
+        "disable-rules:\n  - aws-acess-key-id\n  - generic-credential\n",
+    )
+    .unwrap();
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("note: secret rules from ./trivy-secret.yaml"), "{stderr}");
+    assert!(stderr.contains("names rule ids no rule has: aws-acess-key-id"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["findings"][0]["rule_id"], "aws-access-key-id",
+        "the misspelt id disabled nothing"
+    );
+    let out = run(&["--strict"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--strict makes this an error"));
+    // A former id still means its rules: disabling `openai-api-key` disables the five OpenAI key rules.
+    std::fs::write(
+        tmp.path().join("trivy-secret.yaml"),
+        "disable-rules: [aws-access-key-id, generic-credential]\n",
+    )
+    .unwrap();
+    let out = run(&["--disable-rule", "openai-api-key", "--strict"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["findings"].as_array().map(Vec::len), Some(0), "{doc:#}");
+    // customs' own file wins over Trivy's.
+    std::fs::write(tmp.path().join("customs-secret.yaml"), "disable-rules: []\n").unwrap();
+    let out = run(&[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("note: secret rules from ./customs-secret.yaml"));
+}

@@ -117,7 +117,7 @@ fn describe(e: &Exception) -> String {
 
 /// A finding of a rule-based check as the policy sees it: a secret (rule id, path in the image, fingerprint)
 /// or a Dockerfile lint finding (rule id such as `DL3008`, the Dockerfile's path, no fingerprint).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RuleHit<'a> {
     /// Rule id (`aws-access-key-id`, `CP002`).
     pub rule_id: &'a str,
@@ -125,14 +125,17 @@ pub struct RuleHit<'a> {
     pub path: &'a str,
     /// The finding's stable fingerprint (empty when it has none).
     pub fingerprint: &'a str,
+    /// Ids the rule had before a rename (`openai-api-key` for `openai-project-api-key`): an exception written
+    /// with one still covers the hit.
+    pub former_ids: Vec<&'a str>,
 }
 
 /// Whether exception `e` covers a rule hit: its `id` names the rule or the fingerprint,
 /// and its `path` glob (when set) matches. `library_name` and `version` never match rule hits.
 pub fn covers_rule_hit(e: &Exception, s: &RuleHit<'_>) -> bool {
-    let id_ok =
-        e.id.as_ref()
-            .is_some_and(|id| id == s.rule_id || (!s.fingerprint.is_empty() && id.eq_ignore_ascii_case(s.fingerprint)));
+    let id_ok = e.id.as_ref().is_some_and(|id| {
+        id == s.rule_id || s.former_ids.contains(&id.as_str()) || (!s.fingerprint.is_empty() && id.eq_ignore_ascii_case(s.fingerprint))
+    });
     let path_ok = e.path.as_ref().is_none_or(|p| p.is_match(s.path));
     id_ok && path_ok && e.library_name.is_none() && e.version.is_none()
 }
@@ -316,22 +319,34 @@ mod tests {
                 rule_id: "aws-access-key-id",
                 path: "app/settings.env",
                 fingerprint: "0011aabb",
+                former_ids: Vec::new(),
             },
             RuleHit {
                 rule_id: "github-pat",
                 path: "src/ci.yml",
                 fingerprint: "ccdd",
+                former_ids: Vec::new(),
+            },
+            RuleHit {
+                rule_id: "openai-project-api-key",
+                path: "app/.env",
+                fingerprint: "eeff",
+                former_ids: vec!["openai-api-key"],
             },
         ];
         let ex = exclusions::parse(
-            r#"[{"id": "aws-access-key-id", "path": "app/*.env"}, {"id": "CCDD", "expires": "2020-01-01"}]"#,
+            r#"[{"id": "aws-access-key-id", "path": "app/*.env"}, {"id": "CCDD", "expires": "2020-01-01"}, {"id": "openai-api-key"}]"#,
             "x",
             false,
         )
         .unwrap();
         let (failing, suppressed) = decide_rule_hits(&secrets, &ex, &Thresholds::default(), date!(2026 - 01 - 01));
         assert_eq!(failing, vec![1], "the second exception has expired");
-        assert_eq!(suppressed, vec![Suppression { finding: 0, exception: 0 }]);
+        assert_eq!(
+            suppressed,
+            vec![Suppression { finding: 0, exception: 0 }, Suppression { finding: 2, exception: 2 }],
+            "an exception under the rule's former id still covers it"
+        );
     }
 
     #[test]

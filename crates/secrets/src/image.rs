@@ -1,6 +1,6 @@
 //! Secrets in images: every layer's files (deleted and overwritten versions too), and the config.
 
-use customs_oci::{EntryMeta, FsView, HiddenBy, ImageConfig, Interest};
+use customs_oci::{EntryKind, EntryMeta, FsView, HiddenBy, ImageConfig, Interest};
 use serde::Serialize;
 
 use crate::scanner::{Finding, Scanner};
@@ -67,18 +67,41 @@ pub fn image_findings(view: &FsView, config: &ImageConfig, scanner: &Scanner, fi
     let created_by = |l: usize| view.layers.get(l).and_then(|i| i.created_by.as_deref()).map(|c| scanner.redact(c));
     let decode = |bytes: &[u8]| serde_json::from_slice::<Vec<Finding>>(bytes).unwrap_or_default();
     let mut out = Vec::new();
+    // A hard link shares its target's bytes (and the findings the target's path was scanned under): report them
+    // once, at the target while it is there, else at the link.
+    let via_link = |e: &customs_oci::FileEntry| match &e.kind {
+        EntryKind::Hardlink(target) => Some(view.get(target).is_some_and(|t| t.content.is_some())),
+        _ => None,
+    };
     for e in view.files().filter(|e| e.layer >= first_layer) {
+        if via_link(e) == Some(true) {
+            continue;
+        }
         if let Some(c) = &e.content {
-            out.extend(decode(c).into_iter().map(|finding| ImageFinding {
-                finding,
-                layer: Some(e.layer),
-                created_by: created_by(e.layer),
-                hidden: None,
-                hidden_in: None,
-            }));
+            let relinked = via_link(e).is_some();
+            out.extend(
+                decode(c)
+                    .into_iter()
+                    .map(|mut finding| {
+                        if relinked {
+                            finding.path = e.path.clone();
+                        }
+                        finding
+                    })
+                    .map(|finding| ImageFinding {
+                        finding,
+                        layer: Some(e.layer),
+                        created_by: created_by(e.layer),
+                        hidden: None,
+                        hidden_in: None,
+                    }),
+            );
         }
     }
     for h in view.hidden().iter().filter(|h| h.entry.layer >= first_layer) {
+        if via_link(&h.entry) == Some(true) {
+            continue;
+        }
         if let Some(c) = &h.entry.content {
             let how = match h.by {
                 HiddenBy::Whiteout => "deleted",
@@ -105,6 +128,16 @@ pub fn image_findings(view: &FsView, config: &ImageConfig, scanner: &Scanner, fi
     if let Some(rc) = &config.config {
         for (i, env) in rc.env.iter().enumerate() {
             in_config(format!("config:env[{i}]"), env);
+        }
+        // Labels, the entrypoint and the command ship in the image config just as ENV does.
+        for (name, value) in &rc.labels {
+            in_config(format!("config:label[{name}]"), &format!("{name}={value}"));
+        }
+        if !rc.entrypoint.is_empty() {
+            in_config("config:entrypoint".into(), &rc.entrypoint.join(" "));
+        }
+        if !rc.cmd.is_empty() {
+            in_config("config:cmd".into(), &rc.cmd.join(" "));
         }
     }
     for (i, h) in config.history.iter().enumerate() {

@@ -17,5 +17,5 @@ mod scanner;
 pub use config::{AllowRule, CustomRule, ExcludeBlock, SecretConfig};
 pub use git::{GitError, GitFinding, HistoryScan, scan_history};
 pub use image::{ImageFinding, MAX_FILE_BYTES, SecretInterest, base_layer_count, image_findings};
-pub use rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, RuleSpec, Severity};
+pub use rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, FORMER_IDS, RuleSpec, Severity, former_ids, names_rule};
 pub use scanner::{Finding, ScanOptions, Scanner, is_binary, mask, printable_strings, shannon_entropy};

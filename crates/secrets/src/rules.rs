@@ -50,6 +50,8 @@ pub struct RuleSpec {
     /// Least Shannon entropy (bits per byte) the secret must have, for rules whose pattern alone also matches
     /// placeholders and ordinary words (`None`: any match counts).
     pub entropy: Option<f64>,
+    /// A pattern the file's path must match (`settings.xml` for Maven's passwords); `None`: any file.
+    pub path: Option<&'static str>,
 }
 
 // Shared fragments: a token must not be glued to more token characters.
@@ -82,7 +84,7 @@ macro_rules! assigned {
 // `rule!(id, category, title, Severity, [keywords], regex)`, with `, entropy = BITS` for rules whose pattern
 // alone also matches placeholders and words.
 macro_rules! rule {
-    ($id:literal, $category:literal, $title:literal, $severity:ident, [$($keyword:literal),* $(,)?], $regex:expr $(, entropy = $entropy:literal)? $(,)?) => {
+    ($id:literal, $category:literal, $title:literal, $severity:ident, [$($keyword:literal),* $(,)?], $regex:expr $(, entropy = $entropy:literal)? $(, path = $path:literal)? $(,)?) => {
         RuleSpec {
             id: $id,
             category: $category,
@@ -90,14 +92,15 @@ macro_rules! rule {
             severity: Severity::$severity,
             keywords: &[$($keyword),*],
             regex: $regex,
-            entropy: rule!(@entropy $($entropy)?),
+            entropy: rule!(@opt $($entropy)?),
+            path: rule!(@opt $($path)?),
         }
     };
-    (@entropy) => {
+    (@opt) => {
         None
     };
-    (@entropy $bits:literal) => {
-        Some($bits)
+    (@opt $value:literal) => {
+        Some($value)
     };
 }
 
@@ -135,7 +138,8 @@ pub const BUILTIN: &[RuleSpec] = &[
         "GitHub Fine-grained Personal Access Token",
         Critical,
         ["github_pat_"],
-        b!(r"(?P<secret>github_pat_[0-9A-Za-z_]{82})")
+        // `github_pat_` is distinctive enough to be found glued to a preceding word (`ourgithub_pat_…`).
+        r"(?P<secret>github_pat_[0-9A-Za-z_]{82})(?:$|[^0-9A-Za-z_\-])"
     ),
     rule!(
         "github-oauth",
@@ -223,7 +227,7 @@ pub const BUILTIN: &[RuleSpec] = &[
         "Asymmetric private key",
         High,
         ["private key-----"],
-        r"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?P<secret>[\sA-Za-z0-9+/=:.,\\\-]{32,}?)-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
+        r"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----\s{0,256}(?P<secret>[A-Za-z0-9+/=\\][\sA-Za-z0-9+/=:.,\\\-]{31,}?)-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
     ),
     rule!(
         "jwt-token",
@@ -282,23 +286,42 @@ pub const BUILTIN: &[RuleSpec] = &[
         r"(?:^|[^0-9A-Za-z_~.\-])(?P<secret>[0-9A-Za-z_\-.]{3}[0-9]Q~[0-9A-Za-z_~.\-]{31,34})(?:$|[^0-9A-Za-z_~.\-])"
     ),
     rule!(
-        "azure-acr-login-password",
+        "azure-container-registry-password",
         "Azure",
         "Azure Container Registry login password",
         Critical,
         ["azurecr.io"],
         r"(?i)azurecr\.io[^\n]{0,60}?(?:password|passwd|pwd)\s*[:=]\s*[\x22']?(?P<secret>[A-Za-z0-9+/=]{32,})"
     ),
+    // Azure's 84-character keys: `JQQJ99` after 52 characters, then a service signature (`ACOG` AI services,
+    // `AZCR` Container Registry) 18 characters on. The specific rules come first: the same text is reported
+    // once, under the first rule that finds it.
+    rule!(
+        "azure-ai-services-key",
+        "Azure",
+        "Azure AI services key",
+        Critical,
+        ["jqqj99"],
+        b!(r"(?P<secret>[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{18}ACOG[A-Za-z0-9]{4})")
+    ),
+    rule!(
+        "azure-container-registry-credential",
+        "Azure",
+        "Azure Container Registry token credential",
+        Critical,
+        ["jqqj99"],
+        b!(r"(?P<secret>[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{18}AZCR[A-Za-z0-9]{4})")
+    ),
     rule!(
         "azure-api-key",
         "Azure",
-        "Azure API key (AI services, Container Registry tokens)",
+        "Azure API key (other services)",
         Critical,
         ["jqqj99"],
         b!(r"(?P<secret>[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{26})")
     ),
     rule!(
-        "azure-app-configuration-connection-string",
+        "azure-app-config-connection-string",
         "Azure",
         "Azure App Configuration connection string",
         Critical,
@@ -306,9 +329,9 @@ pub const BUILTIN: &[RuleSpec] = &[
         r"Endpoint=https://[^;\s]+\.azconfig\.io;Id=[^;\s]+;Secret=(?P<secret>[A-Za-z0-9+/=]{30,})"
     ),
     rule!(
-        "azure-container-registry-password",
+        "azure-container-registry-token-password",
         "Azure",
-        "Azure Container Registry password",
+        "Azure Container Registry token password",
         Critical,
         ["+acr"],
         b!(r"(?P<secret>[0-9A-Za-z+/]{42}\+ACR[A-Za-z0-9]{6})")
@@ -321,13 +344,46 @@ pub const BUILTIN: &[RuleSpec] = &[
         ["hf_"],
         b!(r"(?P<secret>hf_[A-Za-z0-9]{34,40})")
     ),
+    // OpenAI's keys carry `T3BlbkFJ` (base64 of "OpenAI") in the middle; the prefix tells the kind (Trivy's ids).
     rule!(
-        "openai-api-key",
+        "openai-project-api-key",
         "OpenAI",
-        "OpenAI API key",
+        "OpenAI project API key",
+        Critical,
+        ["sk-proj-"],
+        b!(r"(?P<secret>sk-proj-[A-Za-z0-9_\-]{20,200}T3BlbkFJ[A-Za-z0-9_\-]{20,200})")
+    ),
+    rule!(
+        "openai-service-account-key",
+        "OpenAI",
+        "OpenAI service account key",
+        Critical,
+        ["sk-svcacct-"],
+        b!(r"(?P<secret>sk-svcacct-[A-Za-z0-9_\-]{20,200}T3BlbkFJ[A-Za-z0-9_\-]{20,200})")
+    ),
+    rule!(
+        "openai-service-api-key",
+        "OpenAI",
+        "OpenAI service API key",
+        Critical,
+        ["sk-service-"],
+        b!(r"(?P<secret>sk-service-[A-Za-z0-9_\-]{20,200}T3BlbkFJ[A-Za-z0-9_\-]{20,200})")
+    ),
+    rule!(
+        "openai-admin-api-key",
+        "OpenAI",
+        "OpenAI admin API key",
+        Critical,
+        ["sk-admin-"],
+        b!(r"(?P<secret>sk-admin-[A-Za-z0-9_\-]{20,200}T3BlbkFJ[A-Za-z0-9_\-]{20,200})")
+    ),
+    rule!(
+        "openai-legacy-api-key",
+        "OpenAI",
+        "OpenAI legacy user API key",
         Critical,
         ["t3blbkfj"],
-        b!(r"(?P<secret>sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,74}|[A-Za-z0-9]{20,74})T3BlbkFJ[A-Za-z0-9_\-]{20,74})")
+        b!(r"(?P<secret>sk-[A-Za-z0-9]{20,74}T3BlbkFJ[A-Za-z0-9]{20,74})")
     ),
     rule!(
         "openai-realtime-client-secret",
@@ -1232,7 +1288,46 @@ pub const BUILTIN: &[RuleSpec] = &[
         "Password in a .netrc entry",
         High,
         ["machine"],
-        r"machine\s{1,20}[^\s]{1,253}\s{1,20}login\s{1,20}[^\s]{1,253}\s{1,20}password\s{1,20}(?P<secret>[^\s]{6,256})"
+        // `login`, `port`, `account` and `protocol` may come in any order before the password.
+        r"machine\s{1,20}[^\s]{1,253}(?:\s{1,20}(?:login|port|account|protocol)\s{1,20}[^\s]{1,253}){0,4}\s{1,20}password\s{1,20}(?P<secret>[^\s]{6,256})"
+    ),
+    // Maven keeps repository passwords and the GPG passphrase in settings.xml, and the master password that
+    // encrypts them in settings-security.xml; `{…}` values are encrypted and `${…}` ones come from elsewhere.
+    rule!(
+        "maven-settings-password",
+        "Maven",
+        "Password in Maven settings.xml",
+        High,
+        ["<password>"],
+        r"<password>\s{0,20}(?P<secret>[^<{$\s][^<\n]{0,200}?)\s{0,20}</password>",
+        path = r"(?:^|/)settings\.xml$"
+    ),
+    rule!(
+        "maven-settings-passphrase",
+        "Maven",
+        "Passphrase in Maven settings.xml",
+        High,
+        ["<passphrase>"],
+        r"<passphrase>\s{0,20}(?P<secret>[^<{$\s][^<\n]{0,200}?)\s{0,20}</passphrase>",
+        path = r"(?:^|/)settings\.xml$"
+    ),
+    rule!(
+        "maven-settings-security-master",
+        "Maven",
+        "Master password in Maven settings-security.xml",
+        Critical,
+        ["<master>"],
+        r"<master>\s{0,20}(?P<secret>[^<{$\s][^<\n]{0,200}?)\s{0,20}</master>",
+        path = r"(?:^|/)settings-security\.xml$"
+    ),
+    // Symfony's published default `APP_SECRET`: anyone can forge what the application signs with it.
+    rule!(
+        "symfony-default-secret",
+        "Symfony",
+        "Symfony default secret",
+        High,
+        ["thistokenisnotsosecretchangeit"],
+        r"(?P<secret>ThisTokenIsNotSoSecretChangeIt)"
     ),
     rule!(
         "url-credentials",
@@ -1287,6 +1382,7 @@ pub const BUILTIN_ALLOWED_PATHS: &[(&str, &[&str])] = &[
             "**/*.test.ts",
             "**/*.spec.js",
             "**/*.spec.ts",
+            "**/test.*",
         ],
     ),
     ("examples", &["**/examples/**"]),
@@ -1332,3 +1428,36 @@ pub const BUILTIN_ALLOWED_VALUES: &[&str] = &[
     "2YotnFZFEjr1zCsicMWpAA",
     "tGzv3JOkF0XG5Qx2TlKWIA",
 ];
+
+/// Ids built-in rules had before they took Trivy's ids or were split by key kind: a rules file, a
+/// `--disable-rule` or an exception naming one of these means the rules listed.
+pub const FORMER_IDS: &[(&str, &[&str])] = &[
+    (
+        "openai-api-key",
+        &[
+            "openai-project-api-key",
+            "openai-service-account-key",
+            "openai-service-api-key",
+            "openai-admin-api-key",
+            "openai-legacy-api-key",
+        ],
+    ),
+    ("azure-api-key", &["azure-ai-services-key", "azure-container-registry-credential"]),
+    ("azure-app-configuration-connection-string", &["azure-app-config-connection-string"]),
+    ("azure-acr-login-password", &["azure-container-registry-password"]),
+];
+
+/// Whether `name` (as a rules file or `--disable-rule` writes it) stands for the rule `id`: the same id, or a
+/// former id of it.
+pub fn names_rule(name: &str, id: &str) -> bool {
+    name == id || FORMER_IDS.iter().any(|(old, new)| *old == name && new.contains(&id))
+}
+
+/// The former ids that stand for rule `id` (for exceptions written before a rename).
+pub fn former_ids(id: &str) -> Vec<&'static str> {
+    FORMER_IDS
+        .iter()
+        .filter(|(_, new)| new.contains(&id))
+        .map(|(old, _)| *old)
+        .collect()
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{AllowRule, ExcludeBlock, SecretConfig};
-use crate::rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, BUILTIN_ALLOWED_VALUES, PLACEHOLDERS, RuleSpec, Severity};
+use crate::rules::{BUILTIN, BUILTIN_ALLOWED_PATHS, BUILTIN_ALLOWED_VALUES, PLACEHOLDERS, RuleSpec, Severity, names_rule};
 
 /// Bytes scanned per window; windows overlap so a secret on a border is whole in one of them.
 const CHUNK: usize = 1 << 20;
@@ -117,6 +117,30 @@ impl Scanner {
         Scanner::new(BUILTIN, &ScanOptions::default()).expect("built-in rules compile")
     }
 
+    /// Rule and allow-rule ids that `config` and `options` name but no rule has (a typo disables nothing, and
+    /// must be said): not a built-in rule of `specs`, a former id, or a rule of the file itself.
+    pub fn unknown_ids(specs: &[RuleSpec], config: &SecretConfig, options: &ScanOptions) -> Vec<String> {
+        let known = |name: &str| specs.iter().any(|s| names_rule(name, s.id)) || config.rules.iter().any(|r| r.id == name);
+        let mut unknown: Vec<String> = options
+            .disable
+            .iter()
+            .chain(&config.disable_rules)
+            .chain(config.enable_builtin_rules.iter().flatten())
+            .filter(|n| !known(n))
+            .cloned()
+            .collect();
+        unknown.extend(
+            config
+                .disable_allow_rules
+                .iter()
+                .filter(|n| !BUILTIN_ALLOWED_PATHS.iter().any(|(name, _)| name == n))
+                .cloned(),
+        );
+        unknown.sort();
+        unknown.dedup();
+        unknown
+    }
+
     /// Compiles `specs`, minus disabled ones, with the built-in allowed paths plus `options.skip`.
     pub fn new(specs: &[RuleSpec], options: &ScanOptions) -> Result<Scanner, String> {
         Scanner::from_config(specs, &SecretConfig::default(), options)
@@ -124,8 +148,13 @@ impl Scanner {
 
     /// Compiles the built-in `specs` and a rules file (Trivy's `trivy-secret.yaml` format).
     pub fn from_config(specs: &[RuleSpec], config: &SecretConfig, options: &ScanOptions) -> Result<Scanner, String> {
-        let disabled = |id: &str| options.disable.iter().chain(&config.disable_rules).any(|d| d == id);
-        let enabled = |id: &str| config.enable_builtin_rules.as_ref().is_none_or(|only| only.iter().any(|o| o == id));
+        let disabled = |id: &str| options.disable.iter().chain(&config.disable_rules).any(|d| names_rule(d, id));
+        let enabled = |id: &str| {
+            config
+                .enable_builtin_rules
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|o| names_rule(o, id)))
+        };
         let mut rules = Vec::new();
         for spec in specs.iter().filter(|s| enabled(s.id) && !disabled(s.id)) {
             // Secrets are ASCII: byte-wise classes (`[^\n]`, `\s`, `(?i)`) compile to small automata, fast to
@@ -144,7 +173,11 @@ impl Scanner {
                 keywords: spec.keywords.iter().map(|k| k.to_string()).collect(),
                 regex,
                 secret,
-                path: None,
+                path: spec
+                    .path
+                    .map(|p| RegexBuilder::new(p).unicode(false).build())
+                    .transpose()
+                    .map_err(|e| format!("rule {}: path: {e}", spec.id))?,
                 allow: Vec::new(),
                 exclude: Vec::new(),
                 entropy: spec.entropy,
@@ -696,8 +729,10 @@ mod tests {
         assert!(ids(&format!("API_KEY = \"{random}\"  # customs:allow\n")).is_empty());
         assert!(ids(&format!("api_key: {random} # pragma: allowlist secret\n")).is_empty());
         assert!(ids("password = \"aaaabbbbaaaabbbb11112222\"\n").is_empty(), "low entropy");
+        // No digit: not a generic credential; but this one is Symfony's published default secret.
+        assert_eq!(ids("secret: ThisTokenIsNotSoSecretChangeIt\n"), ["symfony-default-secret"]);
         assert!(
-            ids("secret: ThisTokenIsNotSoSecretChangeIt\n").is_empty(),
+            ids("secret: ThisValueIsNotSoSecretChangeIt\n").is_empty(),
             "no digit: a placeholder"
         );
         assert!(
@@ -766,6 +801,16 @@ mod tests {
         }
         let real = format!("machine ci.example.com login bob password {}{}", "k3Qz9", "Lm2Vx");
         assert_eq!(s.scan("app/.netrc", real.as_bytes()).len(), 1);
+        // `port` (and `account`) may stand between the host and the password, in any order with `login`.
+        let with_port = format!("machine ci.example.com port 8443 login bob password {}{}", "k3Qz9", "Lm2Vx");
+        assert_eq!(s.scan("app/.netrc", with_port.as_bytes()).len(), 1, "{with_port}");
+        let login_last = format!("machine ci.example.com account ops login bob password {}{}", "k3Qz9", "Lm2Vx");
+        assert_eq!(s.scan("app/.netrc", login_last.as_bytes()).len(), 1, "{login_last}");
+        // Test fixtures by file name (git ships `contrib/credential/netrc/test.netrc`), as Trivy allows them.
+        assert!(
+            s.scan("usr/share/git-core/contrib/credential/netrc/test.netrc", real.as_bytes())
+                .is_empty()
+        );
     }
 
     #[test]

