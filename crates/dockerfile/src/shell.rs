@@ -16,6 +16,9 @@ pub struct ShellCommand {
     pub pipeline: usize,
     /// Position inside its pipeline (0 for the first).
     pub position: usize,
+    /// The command a wrapper runs (`apt-get` in `sudo apt-get …`), listed after the wrapper: not written as a
+    /// command of its own (rules that count commands skip it).
+    pub wrapped: bool,
 }
 
 /// A parsed RUN script.
@@ -102,9 +105,43 @@ impl Script {
         if !script.parsed {
             fallback(&text, &mut script);
         }
+        unwrap_sudo(&mut script);
         script.text = text;
         script
     }
+}
+
+/// `sudo [options] apt-get install …` runs `apt-get install …`: the command sudo runs is added after it, at the
+/// same place in its pipeline, so the package-manager rules see it (DL3004 still sees `sudo`).
+fn unwrap_sudo(script: &mut Script) {
+    // sudo's options that take a value (`-u USER`).
+    const WITH_VALUE: &[&str] = &["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R"];
+    let mut out = Vec::with_capacity(script.commands.len());
+    for c in std::mem::take(&mut script.commands) {
+        let inner = (c.basename() == "sudo").then(|| {
+            let mut rest = c.args.iter();
+            loop {
+                match rest.next() {
+                    Some(a) if a == "--" => break rest.next(),
+                    Some(a) if WITH_VALUE.contains(&a.as_str()) => {
+                        rest.next();
+                    }
+                    Some(a) if a.starts_with('-') => {}
+                    other => break other,
+                }
+            }
+            .map(|name| ShellCommand {
+                name: name.clone(),
+                args: rest.cloned().collect(),
+                pipeline: c.pipeline,
+                position: c.position,
+                wrapped: true,
+            })
+        });
+        out.push(c);
+        out.extend(inner.flatten());
+    }
+    script.commands = out;
 }
 
 /// Drops comment lines inside a continued instruction: the Dockerfile frontend removes them
@@ -222,6 +259,7 @@ impl Walk<'_> {
             args: args.iter().map(|w| crate::syntax::unquote(&w.value)).collect(),
             pipeline,
             position,
+            wrapped: false,
         });
         for w in words {
             self.substitutions(w);
@@ -350,6 +388,7 @@ fn fallback(text: &str, script: &mut Script) {
                 args: it.collect(),
                 pipeline,
                 position,
+                wrapped: false,
             });
         }
     };

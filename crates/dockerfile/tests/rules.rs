@@ -79,6 +79,42 @@ fn cases() -> Vec<Case> {
             "FROM alpine:3.20\nRUN apk add --no-cache curl=8.0\n\nUSER 1000\n",
         ),
         c(
+            "CP011",
+            1,
+            "FROM alpine:3.20\nUSER 1000\n",
+            "FROM alpine:3.20\nHEALTHCHECK CMD wget -q --spider http://localhost:8080/ || exit 1\nUSER 1000\n",
+        ),
+        c(
+            "CP012",
+            2,
+            "FROM alpine:3.20\nEXPOSE 8080 22/tcp\nUSER 1000\n",
+            "FROM alpine:3.20\nEXPOSE 8080 2222\nUSER 1000\n",
+        ),
+        c(
+            "CP013",
+            2,
+            "FROM debian:12\nRUN apt-get update\nRUN apt-get install -y --no-install-recommends curl=7.88.1-10+deb12u5\nUSER 1000\n",
+            "FROM debian:12\nRUN apt-get update && apt-get install -y --no-install-recommends curl=7.88.1-10+deb12u5\nUSER 1000\n",
+        ),
+        c(
+            "CP014",
+            2,
+            "FROM debian:12\nRUN apt-get update && apt-get dist-upgrade -y\nUSER 1000\n",
+            "FROM debian:12\nRUN apt-get update && apt-get upgrade -y\nUSER 1000\n",
+        ),
+        c(
+            "CP015",
+            2,
+            "FROM ubi9/ubi-minimal:9.4\nRUN microdnf install -y tar-1.34\nUSER 1000\n",
+            "FROM ubi9/ubi-minimal:9.4\nRUN microdnf install -y tar-1.34 && microdnf clean all\nUSER 1000\n",
+        ),
+        c(
+            "CP016",
+            2,
+            "FROM alpine:3.20\nWORKDIR /proc/app\nUSER 1000\n",
+            "FROM alpine:3.20\nWORKDIR /process\nUSER 1000\n",
+        ),
+        c(
             "DL3000",
             2,
             "FROM alpine:3.20\nWORKDIR app\nUSER 1000\n",
@@ -541,9 +577,9 @@ fn pragmas_and_config_suppress() {
         "{rules:?}"
     );
     assert_eq!(report.suppressed, 3);
-    let global = "# hadolint global ignore=CP002\nFROM alpine:3.20\nUSER 1000\n";
+    let global = "# hadolint global ignore=CP002,CP011\nFROM alpine:3.20\nUSER 1000\n";
     assert!(lint(global, &LintConfig::new(), &LintContext::default()).findings.is_empty());
-    let config = LintConfig::parse("ignored: [CP002]\noverride:\n  error: [DL3059]\n").unwrap();
+    let config = LintConfig::parse("ignored: [CP002, CP011]\noverride:\n  error: [DL3059]\n").unwrap();
     let report = lint("FROM alpine:3.20\nRUN a\nRUN b\nUSER 1000\n", &config, &LintContext::default());
     assert_eq!(report.findings.len(), 1);
     assert_eq!(
@@ -571,4 +607,59 @@ fn non_ascii_paths_do_not_panic() {
     );
     let rules: Vec<_> = report.findings.iter().map(|f| (f.rule.as_str(), f.line)).collect();
     assert!(rules.contains(&("DL3045", 2)) && rules.contains(&("DL3000", 3)), "{rules:?}");
+}
+
+/// Issue 15 item 3: what Trivy's Dockerfile checks caught and customs missed.
+#[test]
+fn trivy_catches_that_were_missed() {
+    let rules = |text: &str| -> Vec<(String, usize)> {
+        lint(text, &LintConfig::new(), &LintContext::default())
+            .findings
+            .into_iter()
+            .map(|f| (f.rule, f.line))
+            .collect()
+    };
+    let has = |text: &str, rule: &str, line: usize| rules(text).contains(&(rule.to_string(), line));
+    // A final `FROM scratch` without USER runs as uid 0; so does a stage built on a stage that never set USER.
+    assert!(has(
+        "FROM golang:1.23 AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
+        "CP001",
+        3
+    ));
+    let inherited = "FROM alpine:3.20 AS base\nRUN apk add --no-cache curl=8.9.1-r0\nFROM base\nCMD [\"curl\"]\n";
+    assert!(has(inherited, "CP001", 3), "{:?}", rules(inherited));
+    let inherited_user = "FROM alpine:3.20 AS base\nUSER 1000\nFROM base\nCMD [\"sh\"]\n";
+    assert!(
+        !rules(inherited_user).iter().any(|(r, _)| r == "CP001"),
+        "USER is inherited from the stage"
+    );
+    // `FROM $BASE` reads `ARG BASE=rust`: untagged.
+    let via_arg = "ARG BASE=rust\nFROM $BASE\nUSER 1000\n";
+    assert!(has(via_arg, "DL3006", 2), "{:?}", rules(via_arg));
+    assert!(has("ARG BASE=rust:latest\nFROM ${BASE}\nUSER 1000\n", "DL3007", 2));
+    assert!(
+        !rules("ARG BASE=rust:1.83\nFROM ${BASE}\nUSER 1000\n")
+            .iter()
+            .any(|(r, _)| r == "DL3006" || r == "DL3007")
+    );
+    // `sudo apt-get install` is an apt-get install.
+    let sudo = "FROM debian:12\nRUN sudo apt-get install -y curl=7.88.1-10+deb12u5\nUSER 1000\n";
+    assert!(has(sudo, "DL3015", 2) && has(sudo, "DL3004", 2), "{:?}", rules(sudo));
+    assert!(has(
+        "FROM debian:12\nRUN sudo -E -u root apt-get install curl=7.88.1-10+deb12u5\nUSER 1000\n",
+        "DL3014",
+        2
+    ));
+    // Secret-named build arguments end up in the history; ENV copies them into the config.
+    assert!(has("FROM alpine:3.20\nARG GITHUB_TOKEN\nUSER 1000\n", "CP004", 2));
+    assert!(has(
+        "FROM alpine:3.20\nARG API_KEY\nENV API_KEY=${API_KEY}\nUSER 1000\n",
+        "CP004",
+        3
+    ));
+    assert!(
+        !rules("FROM alpine:3.20\nARG VERSION\nENV APP_VERSION=${VERSION}\nUSER 1000\n")
+            .iter()
+            .any(|(r, _)| r == "CP004")
+    );
 }

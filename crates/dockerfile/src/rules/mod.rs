@@ -8,6 +8,8 @@ use serde::Serialize;
 use crate::shell::{Script, ShellCommand};
 use crate::syntax::{CommandForm, Dockerfile, Flag, Kind, unquote};
 
+mod policy;
+
 /// How serious a lint finding is (hadolint's levels, most serious first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +78,12 @@ rules! {
     "CP008" Warning "Build tools end up in the final image" "Use a multi-stage build: compile in a builder stage and COPY --from only the artifacts.";
     "CP009" Warning "A file copied in an earlier layer is deleted later: it still ships in that layer" "Do not COPY secrets or temporary files; use `RUN --mount=type=bind` or a builder stage.";
     "CP010" Warning "Blank line inside a continued instruction: BuildKit joins the next line into it" "Remove the blank line or the trailing escape character before it.";
+    "CP011" Info "The final stage has no HEALTHCHECK" "Add `HEALTHCHECK CMD <probe>` (or `HEALTHCHECK NONE` when the orchestrator probes the container itself).";
+    "CP012" Warning "Port 22 is exposed: SSH does not belong in a container" "Remove `EXPOSE 22`; use `docker exec` or `kubectl exec` to get a shell.";
+    "CP013" Warning "A package index update alone in its RUN: later installs may use a stale cached index" "Update and install in the same RUN: `apt-get update && apt-get install -y …`.";
+    "CP014" Warning "dist-upgrade replaces the base image's release" "Move to a newer base image instead of upgrading the distribution inside it.";
+    "CP015" Warning "`microdnf clean all` missing after microdnf install" "End the RUN with `microdnf clean all`.";
+    "CP016" Warning "WORKDIR is a system folder" "Use an application folder such as `/app`.";
     "DL3000" Error "Use absolute WORKDIR" "Write `WORKDIR /path`.";
     "DL3001" Info "This command makes no sense in a container (ssh, vim, shutdown, service, ps, free, top, kill, mount, ifconfig)" "Remove it from RUN.";
     "DL3002" Warning "Last USER should not be root" "Switch to a non-root user at the end of the stage.";
@@ -561,14 +569,26 @@ impl Cx<'_> {
                 Kind::From {
                     image, resolved, alias, ..
                 } => {
-                    let bare = image.as_str();
+                    // `FROM ${BASE}` with `ARG BASE=rust` is `rust`, untagged: the tag rules read the image with the
+                    // ARG defaults expanded when that leaves no variable (hadolint cannot check it at all).
+                    let expanded = image.contains('$') && !resolved.contains('$') && !resolved.is_empty();
+                    let bare = if expanded { resolved.as_str() } else { image.as_str() };
                     let is_alias = aliases.iter().any(|a| a.eq_ignore_ascii_case(bare));
                     let (name, tag, digest) = split_image(bare);
+                    let via_arg = || format!("`{image}` is `{resolved}` with the ARG defaults");
                     if name != "scratch" && digest.is_none() && tag.is_none() && !is_alias && !bare.starts_with('$') {
-                        self.hit("DL3006", line);
+                        if expanded {
+                            self.hit_with("DL3006", line, via_arg());
+                        } else {
+                            self.hit("DL3006", line);
+                        }
                     }
                     if tag == Some("latest") && digest.is_none() && !is_alias {
-                        self.hit("DL3007", line);
+                        if expanded {
+                            self.hit_with("DL3007", line, via_arg());
+                        } else {
+                            self.hit("DL3007", line);
+                        }
                     }
                     // Our own checks read the image with ARG defaults expanded; hadolint's read it as written.
                     let (resolved_name, _, _) = split_image(resolved);
@@ -662,8 +682,8 @@ impl Cx<'_> {
                 continue;
             }
             let Kind::Run { flags, .. } = &inst.kind else { continue };
-            // DL3059
-            let count = script.commands.len();
+            // DL3059 (commands as written: `sudo apt-get …` is one)
+            let count = script.commands.iter().filter(|c| !c.wrapped).count();
             if let Some((prev_flags, prev_count)) = &last_run
                 && prev_flags == flags
                 && count <= 1
@@ -786,167 +806,7 @@ impl Cx<'_> {
             }
         }
     }
-
-    /// The Secure Image Policy's own rules.
-    fn policy_rules(&mut self) {
-        let file = self.file;
-        let stages = file.stage_count();
-        if stages == 0 {
-            return;
-        }
-        let last = stages - 1;
-        let final_from = file
-            .instructions
-            .iter()
-            .filter(|i| matches!(i.kind, Kind::From { .. }))
-            .nth(last)
-            .map(|i| i.line);
-        // CP001: a final stage without USER runs as root (an explicit root USER is DL3002).
-        let final_user = file.stage(last).any(|i| matches!(i.kind, Kind::User(_)));
-        let final_image = file.stage(last).find_map(|i| {
-            if let Kind::From { image, .. } = &i.kind {
-                Some(image.clone())
-            } else {
-                None
-            }
-        });
-        let builds_on_stage = final_image
-            .as_deref()
-            .is_some_and(|img| stage_names(file).any(|a| a.eq_ignore_ascii_case(img)));
-        if !final_user
-            && !builds_on_stage
-            && final_image.as_deref() != Some("scratch")
-            && let Some(line) = final_from
-        {
-            self.hit("CP001", line);
-        }
-        let aliases: Vec<String> = stage_names(file).map(str::to_string).collect();
-        let mut copied: Vec<(String, usize, usize)> = Vec::new();
-        for (idx, inst) in file.instructions.iter().enumerate() {
-            let line = inst.line;
-            match &inst.kind {
-                Kind::From { resolved, .. } => {
-                    let image = resolved;
-                    let (name, _, digest) = split_image(image);
-                    let is_alias = aliases.iter().any(|a| a.eq_ignore_ascii_case(image));
-                    if digest.is_none() && name != "scratch" && !is_alias && !image.is_empty() {
-                        self.hit("CP002", line);
-                    }
-                }
-                Kind::Add { flags, sources, .. } => {
-                    if sources.iter().any(|s| is_url(s) && !s.starts_with("git@")) && flag(flags, "checksum").is_none() {
-                        self.hit("CP003", line);
-                    }
-                    self.sensitive_sources(sources, line);
-                    copied.extend(sources.iter().map(|s| (s.clone(), inst.stage, line)));
-                }
-                Kind::Copy { flags, sources, dest, .. } if flag(flags, "from").is_none() => {
-                    self.sensitive_sources(sources, line);
-                    copied.extend(sources.iter().map(|s| (join_dest(s, dest), inst.stage, line)));
-                }
-                Kind::Env(pairs) => self.secret_pairs(pairs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))), "ENV", line),
-                Kind::Arg(pairs) => self.secret_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_deref())), "ARG", line),
-                _ => {}
-            }
-            let Some(script) = &self.scripts[idx] else { continue };
-            // CP005: curl/wget piped into a shell.
-            let piped = script.commands.iter().any(|c| {
-                ["sh", "bash", "zsh", "ash", "dash", "python", "python3", "perl"].contains(&c.basename())
-                    && c.position > 0
-                    && script
-                        .commands
-                        .iter()
-                        .any(|d| d.pipeline == c.pipeline && d.position < c.position && (d.name == "curl" || d.name == "wget"))
-            });
-            if piped {
-                self.hit("CP005", line);
-            }
-            // CP008: build tools in the final stage of a single-stage build.
-            if inst.stage == last && stages == 1 {
-                let installs_tools = script.commands.iter().any(|c| {
-                    let installing = c.has_args("apt-get", &["install"])
-                        || c.has_args("apk", &["add"])
-                        || c.has_args("yum", &["install"])
-                        || c.has_args("dnf", &["install"]);
-                    installing
-                        && c.args
-                            .iter()
-                            .any(|a| BUILD_TOOLS.contains(&a.split(['=', ':']).next().unwrap_or_default()))
-                });
-                let compiles = script.commands.iter().any(|c| {
-                    (c.name == "go" && c.args.first().is_some_and(|a| a == "build"))
-                        || (c.name == "cargo" && c.args.first().is_some_and(|a| a == "build"))
-                        || (c.name == "mvn" && c.args.iter().any(|a| a == "package" || a == "install"))
-                        || (c.name == "gradle" || c.name == "./gradlew") && c.args.iter().any(|a| a == "build")
-                });
-                if installs_tools || compiles {
-                    self.hit("CP008", line);
-                }
-            }
-            // CP009: rm of a file that an earlier COPY/ADD put in a layer of this stage.
-            for c in script.commands.iter().filter(|c| c.name == "rm") {
-                for target in c.args_no_flags() {
-                    if let Some((src, _, copy_line)) = copied
-                        .iter()
-                        .find(|(p, stage, _)| *stage == inst.stage && sensitive_name(p) && same_file(p, target))
-                    {
-                        self.hit_with("CP009", line, format!("`{src}` was added at line {copy_line}"));
-                    }
-                }
-            }
-        }
-        for &line in &file.empty_continuations {
-            self.hit("CP010", line);
-        }
-        if self.input.has_dockerignore == Some(false) {
-            self.hit("CP006", 1);
-        }
-    }
-
-    fn sensitive_sources(&mut self, sources: &[String], line: usize) {
-        for s in sources {
-            if !is_url(s) && sensitive_name(s) {
-                self.hit_with("CP007", line, format!("`{s}`"));
-            }
-        }
-    }
-
-    fn secret_pairs<'b>(&mut self, pairs: impl Iterator<Item = (&'b str, Option<&'b str>)>, keyword: &str, line: usize) {
-        for (key, value) in pairs {
-            let Some(value) = value else { continue };
-            if value.is_empty() || value.starts_with('$') {
-                continue;
-            }
-            let by_name = secret_name(key) && !value.contains("${") && !looks_like_placeholder(value);
-            let by_value = self
-                .input
-                .secrets
-                .is_some_and(|s| !s.scan_text(keyword, &format!("{key}={value}")).is_empty());
-            if by_name || by_value {
-                self.hit_with("CP004", line, format!("{keyword} {key}"));
-            }
-        }
-    }
 }
-
-const BUILD_TOOLS: &[&str] = &[
-    "gcc",
-    "g++",
-    "make",
-    "build-essential",
-    "build-base",
-    "clang",
-    "golang",
-    "golang-go",
-    "cargo",
-    "rustc",
-    "maven",
-    "gradle",
-    "gcc-c++",
-    "musl-dev",
-    "libc6-dev",
-    "cmake",
-];
 
 fn stage_names(file: &Dockerfile) -> impl Iterator<Item = &str> {
     file.instructions.iter().filter_map(|i| {
@@ -1142,101 +1002,6 @@ fn npm_unpinned(c: &ShellCommand) -> bool {
         };
         !(git_or_path || name_at)
     })
-}
-
-fn secret_name(key: &str) -> bool {
-    let k = key.to_ascii_uppercase();
-    let words = [
-        "PASSWORD",
-        "PASSWD",
-        "SECRET",
-        "TOKEN",
-        "API_KEY",
-        "APIKEY",
-        "PRIVATE_KEY",
-        "ACCESS_KEY",
-        "CREDENTIAL",
-        "AUTH_KEY",
-    ];
-    let benign = [
-        "_FILE",
-        "_PATH",
-        "_DIR",
-        "_URL",
-        "_HOST",
-        "_USER",
-        "_NAME",
-        "_LENGTH",
-        "_TYPE",
-        "_ENDPOINT",
-    ];
-    words.iter().any(|w| k.contains(w)) && !benign.iter().any(|b| k.ends_with(b))
-}
-
-fn looks_like_placeholder(value: &str) -> bool {
-    let v = value.to_ascii_lowercase();
-    [
-        "changeme",
-        "change-me",
-        "<",
-        "xxx",
-        "placeholder",
-        "example",
-        "dummy",
-        "none",
-        "null",
-        "false",
-        "true",
-    ]
-    .iter()
-    .any(|p| v.contains(p))
-        || value.len() < 4
-}
-
-fn sensitive_name(path: &str) -> bool {
-    let p = unquote(path);
-    let base = p.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
-    let exact = [
-        ".env",
-        "id_rsa",
-        "id_dsa",
-        "id_ecdsa",
-        "id_ed25519",
-        ".npmrc",
-        ".pypirc",
-        ".netrc",
-        ".git",
-        ".aws",
-        ".ssh",
-        ".docker",
-        "credentials",
-        "credentials.json",
-        ".git-credentials",
-        ".htpasswd",
-        "secrets.yaml",
-        "secrets.yml",
-        "secret.yaml",
-    ];
-    exact.contains(&base.as_str())
-        || base.starts_with(".env.") && !base.ends_with(".example") && !base.ends_with(".sample") && !base.ends_with(".template")
-        || [".pem", ".key", ".p12", ".pfx", ".jks", ".keystore"]
-            .iter()
-            .any(|e| base.ends_with(e))
-}
-
-fn join_dest(src: &str, dest: &str) -> String {
-    let base = src.trim_end_matches('/').rsplit('/').next().unwrap_or(src);
-    if dest.ends_with('/') {
-        format!("{dest}{base}")
-    } else {
-        dest.to_string()
-    }
-}
-
-fn same_file(copied: &str, removed: &str) -> bool {
-    let a = copied.trim_end_matches('/');
-    let b = removed.trim_end_matches('/');
-    a == b || a.rsplit('/').next() == b.rsplit('/').next() && (b.starts_with('/') == a.starts_with('/') || !b.contains('/'))
 }
 
 fn is_rfc3339(v: &str) -> bool {
