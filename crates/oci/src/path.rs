@@ -9,6 +9,23 @@ pub fn normalize_entry(name: &str) -> Result<String, &'static str> {
     if name.contains('\0') {
         return Err("path contains a NUL byte");
     }
+    // Almost every entry is already normal (`usr/bin/ls`, `./etc/`): trim it whole, in a few passes over the
+    // bytes, instead of splitting a path thousands of components deep into pieces and joining them again.
+    let trimmed = name.trim_start_matches("./").trim_matches('/');
+    let plain = |p: &str| {
+        !(p.contains("//")
+            || p.contains("/./")
+            || p.contains("/../")
+            || p.starts_with("./")
+            || p.starts_with("../")
+            || p.ends_with("/.")
+            || p.ends_with("/..")
+            || p == "."
+            || p == "..")
+    };
+    if plain(trimmed) {
+        return Ok(trimmed.to_string());
+    }
     let mut parts: Vec<&str> = Vec::new();
     for part in name.split('/') {
         match part {
@@ -69,6 +86,30 @@ mod tests {
         assert!(normalize_entry("../etc/passwd").is_err());
         assert!(normalize_entry("a/../../etc/passwd").is_err());
         assert!(normalize_entry("a\0b").is_err());
+    }
+
+    /// The split-and-join the fast path must agree with.
+    fn normalize_reference(name: &str) -> Result<String, &'static str> {
+        let mut parts: Vec<&str> = Vec::new();
+        for part in name.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() {
+                        return Err("path climbs above the image root with `..`");
+                    }
+                }
+                p => parts.push(p),
+            }
+        }
+        Ok(parts.join("/"))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_normalizes_as_splitting_does(name in "[a./]{0,24}") {
+            proptest::prop_assert_eq!(normalize_entry(&name), normalize_reference(&name));
+        }
     }
 
     #[test]
