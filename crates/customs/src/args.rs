@@ -240,9 +240,14 @@ pub(crate) fn parse_age(s: &str) -> Result<i64, String> {
     Ok(n * factor)
 }
 
-/// Paths not to report (Trivy's `--skip-dirs`, `--skip-files`): secrets found there and packages recorded there.
+/// What not to read or report: paths (Trivy's `--skip-dirs`, `--skip-files`: secrets found there and packages
+/// recorded there) and files too large for the secret scanner.
 #[derive(clap::Args, Clone, Default)]
 pub(crate) struct Skip {
+    /// The secret scanner reads files up to this many MiB [default: 32]; larger ones are listed once in the
+    /// warnings.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub(crate) max_file_size: Option<u64>,
     /// Folders not to report (globs, relative to the image root); comma-separated or repeated.
     #[arg(long = "skip-dirs", value_delimiter = ',')]
     pub(crate) skip_dirs: Vec<String>,
@@ -252,6 +257,11 @@ pub(crate) struct Skip {
 }
 
 impl Skip {
+    /// `--max-file-size` in bytes.
+    pub(crate) fn max_file_bytes(&self) -> Option<u64> {
+        self.max_file_size.map(|mib| mib << 20)
+    }
+
     /// The globs, relative to the root: a folder covers everything below it.
     pub(crate) fn globs(&self) -> Vec<String> {
         self.skip_dirs

@@ -224,6 +224,7 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
     } else {
         let options = customs_secrets::ScanOptions {
             skip: a.skip.globs(),
+            max_file_bytes: a.skip.max_file_bytes(),
             ..Default::default()
         };
         Some(secret_scanner(None, options)?)

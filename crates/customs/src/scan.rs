@@ -126,6 +126,7 @@ pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
     let secret_rules = if a.scanners.contains(&ScanKind::Secret) {
         let options = customs_secrets::ScanOptions {
             skip: a.skip.globs(),
+            max_file_bytes: a.skip.max_file_bytes(),
             ..Default::default()
         };
         Some(secret_scanner(None, options)?)
@@ -401,6 +402,7 @@ pub fn run_secrets(a: SecretsArgs) -> Result<ExitCode> {
         customs_secrets::ScanOptions {
             skip: skip.globs(),
             disable: disable_rules,
+            max_file_bytes: skip.max_file_bytes(),
         },
     )?;
     let options = OpenOptions {

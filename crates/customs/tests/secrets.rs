@@ -365,3 +365,25 @@ fn a_rules_file_naming_an_unknown_rule_warns_or_fails_with_strict_and_trivys_fil
     let out = run(&[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("note: secret rules from ./customs-secret.yaml"));
 }
+
+#[test]
+fn files_over_the_size_cap_are_said_once_and_the_cap_is_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = format!("aws_access_key_id = {}{}\n", "AKIAZ4N5QW3R", "TY7UPX2K");
+    // Two files of 2 MiB with the key at the end.
+    let big = |_: u8| {
+        let mut v = vec![b'#'; 2 << 20];
+        v.extend_from_slice(key.as_bytes());
+        v
+    };
+    let (a, b) = (big(0), big(1));
+    let image = docker_archive(dir.path(), &[("app/a.log", Ok(&a)), ("app/b.log", Ok(&b))], serde_json::json!({}));
+    let capped = secrets_json(image.to_str().unwrap(), &["--max-file-size", "1"]);
+    assert_eq!(capped["findings"].as_array().map(Vec::len), Some(0));
+    let warnings: Vec<&str> = capped["warnings"].as_array().unwrap().iter().filter_map(|w| w.as_str()).collect();
+    let over: Vec<&&str> = warnings.iter().filter(|w| w.contains("over the size limit")).collect();
+    assert_eq!(over.len(), 1, "said once: {warnings:?}");
+    assert!(over[0].contains("2 file(s)") && over[0].contains("--max-file-size"), "{}", over[0]);
+    let default = secrets_json(image.to_str().unwrap(), &[]);
+    assert_eq!(default["findings"].as_array().map(Vec::len), Some(2), "32 MiB by default");
+}

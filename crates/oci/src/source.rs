@@ -416,7 +416,7 @@ fn oversized_warning(image: &str, files: &[(usize, String, u64, u64)]) -> Option
     let more = files.len().saturating_sub(shown.len());
     (!files.is_empty()).then(|| {
         format!(
-            "{image}: {} file(s) not read for being over the size limit for their kind: {}{}",
+            "{image}: {} file(s) not read for being over the size limit for their kind (secrets: --max-file-size): {}{}",
             files.len(),
             shown.join(", "),
             if more > 0 { format!(" and {more} more") } else { String::new() }

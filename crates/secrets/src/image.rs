@@ -18,7 +18,7 @@ pub struct SecretInterest<'a> {
 
 impl Interest for SecretInterest<'_> {
     fn wants(&self, entry: &EntryMeta) -> Option<u64> {
-        (entry.layer >= self.first_layer && self.scanner.reads(entry.path)).then_some(MAX_FILE_BYTES)
+        (entry.layer >= self.first_layer && self.scanner.reads(entry.path)).then_some(self.scanner.max_file_bytes())
     }
 
     fn keep(&self, entry: &EntryMeta, bytes: &[u8]) -> Option<Vec<u8>> {

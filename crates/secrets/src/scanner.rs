@@ -100,6 +100,7 @@ pub struct Scanner {
     allowed_paths: GlobSet,
     allow: Vec<Allow>,
     exclude: Vec<Regex>,
+    max_file_bytes: u64,
 }
 
 /// What a scanner was asked to skip.
@@ -109,6 +110,8 @@ pub struct ScanOptions {
     pub skip: Vec<String>,
     /// Rule ids not to run.
     pub disable: Vec<String>,
+    /// Files larger than this are not read (default [`crate::MAX_FILE_BYTES`]).
+    pub max_file_bytes: Option<u64>,
 }
 
 impl Scanner {
@@ -255,6 +258,7 @@ impl Scanner {
             allowed_paths,
             allow,
             exclude: compile_blocks(&config.exclude_block)?,
+            max_file_bytes: options.max_file_bytes.unwrap_or(crate::MAX_FILE_BYTES),
         })
     }
 
@@ -276,6 +280,11 @@ impl Scanner {
     /// True without rules.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// The largest file this scanner reads.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_bytes
     }
 
     /// True when findings under `path` are not reported (tests, docs, skipped globs).

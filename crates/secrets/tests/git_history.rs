@@ -91,7 +91,7 @@ fn every_secret_ever_committed_is_found_once_with_its_commit() {
     // Skipped paths are skipped in history too.
     let options = customs_secrets::ScanOptions {
         skip: vec!["config/**".into()],
-        disable: Vec::new(),
+        ..Default::default()
     };
     let scanner = Scanner::new(customs_secrets::BUILTIN, &options).unwrap();
     let scan = scan_history(repo, &scanner).unwrap();
