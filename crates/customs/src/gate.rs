@@ -35,6 +35,10 @@ pub(crate) struct GateArgs {
     /// Findings without a fixed version do not fail the gate.
     #[arg(long)]
     pub(crate) ignore_unfixed: bool,
+    /// What a finding no source rated (UNKNOWN) does: `fail` (the default: "we don't know" is not "low") or
+    /// `warn` (counted in the verdict, not failing) [default: the policy's [gate] unknown, else fail].
+    #[arg(long, value_parser = ["fail", "warn"])]
+    pub(crate) unknown: Option<String>,
     /// Findings in these states are left out (comma-separated: fixed, affected, will_not_fix, fix_deferred,
     /// end_of_life); the output says how many.
     #[arg(long, value_delimiter = ',', value_parser = parse_status)]
@@ -176,10 +180,16 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
             default.is_file().then_some(default)
         });
     let require_reason = a.require_reason || policy.exceptions.require_reason.unwrap_or(false);
+    let unknown = match a.unknown.as_deref().or(policy.gate.unknown.as_deref()) {
+        None | Some("fail") => customs_policy::Unknown::Fail,
+        Some("warn") => customs_policy::Unknown::Warn,
+        Some(other) => bail!("unknown = {other:?}: use \"fail\" or \"warn\" (--unknown or the policy file's [gate] unknown)"),
+    };
     let thresholds = customs_policy::Thresholds {
         fail_on,
         ignore_unfixed: a.ignore_unfixed || policy.gate.ignore_unfixed.unwrap_or(false),
         max_exception_age_days: a.max_exception_age_days.or(policy.exceptions.max_age_days),
+        unknown,
     };
     let exit_code = a.exit_code.or(policy.gate.exit_code).unwrap_or(1);
     // Scanner settings: flags over the policy file's [gate] over defaults.

@@ -565,3 +565,37 @@ fn the_table_cuts_long_titles_and_json_keeps_them_whole() {
     let cut: String = title.chars().take(60).collect();
     assert!(table.contains(&cut) && !table.contains(title), "{table}");
 }
+
+/// Issue 16 item 4: a finding no source rated is never read as "low".
+#[test]
+fn an_unrated_finding_fails_the_gate_by_default_and_warn_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // lodash's advisory without any severity: UNKNOWN.
+    let record = serde_json::json!({
+        "id": "GHSA-35jh-r3h4-6jhm", "aliases": ["CVE-2021-23337"], "summary": "Command injection in lodash template",
+        "affected": [{"package": {"ecosystem": "npm", "name": "lodash"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "4.17.21"}]}]}]
+    });
+    let osv = dir.path().join("osv");
+    support::write_coverage_fillers(&osv);
+    std::fs::write(osv.join("lodash.json"), record.to_string()).unwrap();
+    let db = dir.path().join("unrated.sqlite");
+    let import = customs(dir.path(), &["db", "import", "--db", db.to_str().unwrap(), "osv"], &[]);
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let gate = |extra: &[&str]| {
+        let mut args = vec!["gate", "--db", db.to_str().unwrap(), "--scanners", "vuln"];
+        let image = demo_image();
+        args.push(&image);
+        args.extend_from_slice(extra);
+        let out = customs(dir.path(), &args, &[]);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = gate(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("1 finding(s) have no severity rating and count as failing"), "{text}");
+    let (code, text) = gate(&["--unknown", "warn"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 finding(s) have no severity rating and were not counted"), "{text}");
+    std::fs::write(dir.path().join("customs.toml"), "[gate]\nunknown = \"warn\"\n").unwrap();
+    assert_eq!(gate(&[]).0, Some(0), "the policy file's [gate] unknown");
+}

@@ -869,7 +869,7 @@ mod tests {
         let w = super::oversized_warning("img", &files).unwrap();
         assert!(
             w.starts_with(
-                "img: 5 file(s) not read for being over the size limit for their kind: var/big0 in layer 0 (52428800 bytes, limit 33554432)"
+                "img: 5 file(s) not read for being over the size limit for their kind (secrets: --max-file-size): var/big0 in layer 0 (52428800 bytes, limit 33554432)"
             ),
             "{w}"
         );

@@ -67,6 +67,8 @@ pub struct GateSection {
     pub lint_config: Option<PathBuf>,
     /// Ecosystems (`Debian:12`, `npm`) the database may hold nothing for without failing the gate.
     pub allow_uncovered: Option<Vec<String>>,
+    /// Findings without a severity rating: `fail` (default) or `warn`.
+    pub unknown: Option<String>,
 }
 
 /// `[exceptions]`.
@@ -125,6 +127,7 @@ impl GateSection {
             ("fail_on_lint", self.fail_on_lint.is_some()),
             ("lint_config", self.lint_config.is_some()),
             ("allow_uncovered", self.allow_uncovered.is_some()),
+            ("unknown", self.unknown.is_some()),
         ];
         set.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).collect()
     }

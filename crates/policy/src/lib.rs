@@ -27,6 +27,18 @@ pub struct Thresholds {
     pub ignore_unfixed: bool,
     /// An exception older than this many days (counted from its `date`) has expired.
     pub max_exception_age_days: Option<i64>,
+    /// What a finding without a severity rating does to a gate that fails on some severity.
+    pub unknown: Unknown,
+}
+
+/// The policy for findings no source rated (`UNKNOWN`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unknown {
+    /// They fail a gate that fails on any severity: "we do not know how bad" is not "low" (the default).
+    #[default]
+    Fail,
+    /// They are counted in the verdict's reasons but do not fail it.
+    Warn,
 }
 
 impl Default for Thresholds {
@@ -35,6 +47,7 @@ impl Default for Thresholds {
             fail_on: vec![Severity::Critical, Severity::High],
             ignore_unfixed: false,
             max_exception_age_days: None,
+            unknown: Unknown::Fail,
         }
     }
 }
@@ -55,6 +68,8 @@ pub struct Verdict {
     pub pass: bool,
     /// Findings (indices) at or above a failing severity and not suppressed.
     pub failing: Vec<usize>,
+    /// Findings without a severity rating that were not suppressed (failing or not, per [`Unknown`]).
+    pub unrated: usize,
     /// Findings suppressed by a valid exception; never counted toward failure.
     pub suppressed: Vec<Suppression>,
     /// Exceptions (indices) past `expires` or older than the policy's maximum age.
@@ -183,7 +198,12 @@ pub fn decide(findings: &[Finding], exceptions: &[Exception], t: &Thresholds, to
         if suppressed {
             continue;
         }
-        let counts = t.fail_on.contains(&f.severity) && !(t.ignore_unfixed && f.fix_state != FixState::Fixed);
+        let unrated = f.severity == Severity::Unknown && !t.fail_on.contains(&Severity::Unknown);
+        if unrated && !t.fail_on.is_empty() {
+            v.unrated += 1;
+        }
+        let fails_unrated = unrated && t.unknown == Unknown::Fail && !t.fail_on.is_empty();
+        let counts = (t.fail_on.contains(&f.severity) || fails_unrated) && !(t.ignore_unfixed && f.fix_state != FixState::Fixed);
         if counts {
             v.failing.push(fi);
             if let Some(ei) = covering_expired {
@@ -210,7 +230,10 @@ pub fn decide(findings: &[Finding], exceptions: &[Exception], t: &Thresholds, to
         }
     }
     v.pass = v.failing.is_empty();
-    let names: Vec<&str> = t.fail_on.iter().map(|s| s.as_str()).collect();
+    let mut names: Vec<&str> = t.fail_on.iter().map(|s| s.as_str()).collect();
+    if v.unrated > 0 && t.unknown == Unknown::Fail {
+        names.push("UNKNOWN (no severity rating)");
+    }
     v.reasons.insert(
         0,
         if v.pass {
@@ -223,6 +246,22 @@ pub fn decide(findings: &[Finding], exceptions: &[Exception], t: &Thresholds, to
             )
         },
     );
+    // Unrated findings are always said: a gate must not read "we don't know" as "nothing to see".
+    if v.unrated > 0 {
+        v.reasons.insert(
+            1,
+            match t.unknown {
+                Unknown::Fail => format!(
+                    "{} finding(s) have no severity rating and count as failing (unknown = \"fail\"); import severity data (NVD, CVE 5) or set unknown = \"warn\"",
+                    v.unrated
+                ),
+                Unknown::Warn => format!(
+                    "{} finding(s) have no severity rating and were not counted (unknown = \"warn\")",
+                    v.unrated
+                ),
+            },
+        );
+    }
     v
 }
 
@@ -347,6 +386,44 @@ mod tests {
             vec![Suppression { finding: 0, exception: 0 }, Suppression { finding: 2, exception: 2 }],
             "an exception under the rule's former id still covers it"
         );
+    }
+
+    #[test]
+    fn unrated_findings_fail_by_default_and_are_always_counted() {
+        let findings = vec![
+            finding("A", "x", Some("2"), Severity::Unknown),
+            finding("B", "y", Some("2"), Severity::Low),
+        ];
+        let today = date!(2026 - 01 - 01);
+        let v = decide(&findings, &[], &Thresholds::default(), today);
+        assert!(!v.pass, "\"we don't know\" is not \"low\"");
+        assert_eq!((v.failing.clone(), v.unrated), (vec![0], 1));
+        assert!(v.reasons[0].contains("UNKNOWN (no severity rating)"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[1].starts_with("1 finding(s) have no severity rating and count as failing"),
+            "{:?}",
+            v.reasons
+        );
+        let warn = Thresholds {
+            unknown: Unknown::Warn,
+            ..Thresholds::default()
+        };
+        let v = decide(&findings, &[], &warn, today);
+        assert!(v.pass && v.unrated == 1);
+        assert!(v.reasons[1].contains("were not counted (unknown = \"warn\")"), "{:?}", v.reasons);
+        // A report-only gate never fails on them, and UNKNOWN in fail_on is the plain severity rule.
+        let report_only = Thresholds {
+            fail_on: Vec::new(),
+            ..Thresholds::default()
+        };
+        assert!(decide(&findings, &[], &report_only, today).pass);
+        let explicit = Thresholds {
+            fail_on: vec![Severity::Unknown],
+            unknown: Unknown::Warn,
+            ..Thresholds::default()
+        };
+        let v = decide(&findings, &[], &explicit, today);
+        assert_eq!((v.failing.clone(), v.unrated), (vec![0], 0));
     }
 
     #[test]
