@@ -15,7 +15,8 @@ pub enum DbCommand {
     /// Import advisories from files, folders or zips, all in one transaction (air-gapped updates).
     ///
     /// Reads OSV records (JSON or YAML; osv.dev `all.zip`), the Debian security
-    /// tracker JSON and Alpine secdb (YAML or JSON).
+    /// tracker JSON, Alpine secdb (YAML or JSON), CISA's KEV catalog (JSON) and
+    /// FIRST's EPSS scores (CSV), plain or gzipped.
     Import {
         /// Files, folders or zips to import.
         #[arg(required = true)]

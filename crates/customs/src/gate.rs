@@ -39,6 +39,14 @@ pub(crate) struct GateArgs {
     /// `warn` (counted in the verdict, not failing) [default: the policy's [gate] unknown, else fail].
     #[arg(long, value_parser = ["fail", "warn"])]
     pub(crate) unknown: Option<String>,
+    /// A vulnerability in CISA's KEV catalog (exploited in the wild) fails the gate whatever its severity:
+    /// `true` or `false` [default: the policy's [gate] fail_on_kev, else true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) fail_on_kev: Option<bool>,
+    /// A vulnerability whose EPSS reaches this probability (`0.5`) or percentile (`p95`) fails the gate whatever
+    /// its severity [default: the policy's [gate] fail_on_epss, else off].
+    #[arg(long, value_name = "P")]
+    pub(crate) fail_on_epss: Option<String>,
     /// Findings in these states are left out (comma-separated: fixed, affected, will_not_fix, fix_deferred,
     /// end_of_life); the output says how many.
     #[arg(long, value_delimiter = ',', value_parser = parse_status)]
@@ -185,11 +193,20 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
         Some("warn") => customs_policy::Unknown::Warn,
         Some(other) => bail!("unknown = {other:?}: use \"fail\" or \"warn\" (--unknown or the policy file's [gate] unknown)"),
     };
+    let fail_on_epss = a
+        .fail_on_epss
+        .as_deref()
+        .or(policy.gate.fail_on_epss.as_deref())
+        .map(customs_policy::EpssThreshold::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let thresholds = customs_policy::Thresholds {
         fail_on,
         ignore_unfixed: a.ignore_unfixed || policy.gate.ignore_unfixed.unwrap_or(false),
         max_exception_age_days: a.max_exception_age_days.or(policy.exceptions.max_age_days),
         unknown,
+        fail_on_kev: a.fail_on_kev.or(policy.gate.fail_on_kev).unwrap_or(true),
+        fail_on_epss,
     };
     let exit_code = a.exit_code.or(policy.gate.exit_code).unwrap_or(1);
     // Scanner settings: flags over the policy file's [gate] over defaults.

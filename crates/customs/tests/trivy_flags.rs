@@ -599,3 +599,169 @@ fn an_unrated_finding_fails_the_gate_by_default_and_warn_counts_it() {
     std::fs::write(dir.path().join("customs.toml"), "[gate]\nunknown = \"warn\"\n").unwrap();
     assert_eq!(gate(&[]).0, Some(0), "the policy file's [gate] unknown");
 }
+
+/// Issue 16 item 3 (part): a known exploited vulnerability fails the gate whatever its severity, and says so.
+#[test]
+fn a_known_exploited_vulnerability_fails_the_gate_and_names_kev() {
+    let dir = tempfile::tempdir().unwrap();
+    // Debian 12 with curl before DSA-5523-1 and glibc before DSA-5514-1 (public facts: CVE-2023-38545 is
+    // NVD's 9.8 CRITICAL; CVE-2023-4911 is 7.8 HIGH and in CISA's KEV since 2023-11-21, due 2023-12-12).
+    let root = dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    let pkg = |name: &str, source: &str, version: &str| {
+        format!("Package: {name}\nStatus: install ok installed\nSource: {source}\nVersion: {version}\nArchitecture: amd64\n\n")
+    };
+    let status = [
+        pkg("curl", "curl", "7.88.1-10+deb12u3"),
+        pkg("libcurl4", "curl", "7.88.1-10+deb12u3"),
+        pkg("libc6", "glibc", "2.36-9+deb12u2"),
+    ]
+    .concat();
+    std::fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let osv = |id: &str, cve: &str, vector: &str, package: &str, fixed: &str| {
+        serde_json::json!({"id": id, "aliases": [cve], "summary": format!("{package}: {cve}"),
+            "severity": [{"type": "CVSS_V3", "score": vector}],
+            "affected": [{"package": {"ecosystem": "Debian:12", "name": package},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]})
+        .to_string()
+    };
+    std::fs::write(
+        data.join("dsa-5523-1.json"),
+        osv(
+            "DSA-5523-1",
+            "CVE-2023-38545",
+            "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+            "curl",
+            "7.88.1-10+deb12u4",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("dsa-5514-1.json"),
+        osv(
+            "DSA-5514-1",
+            "CVE-2023-4911",
+            "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H",
+            "glibc",
+            "2.36-9+deb12u3",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("kev.json"),
+        r#"{"title": "CISA Catalog of Known Exploited Vulnerabilities", "catalogVersion": "test", "count": 1, "vulnerabilities": [
+            {"cveID": "CVE-2023-4911", "vendorProject": "GNU", "product": "GNU C Library", "vulnerabilityName": "GNU C Library Buffer Overflow Vulnerability",
+             "dateAdded": "2023-11-21", "dueDate": "2023-12-12", "knownRansomwareCampaignUse": "Unknown"}]}"#,
+    )
+    .unwrap();
+    // A made-up EPSS score for the test (not FIRST's figure).
+    std::fs::write(data.join("epss.csv"), "#test data\ncve,epss,percentile\nCVE-2023-4911,0.5,0.995\n").unwrap();
+    let db = dir.path().join("kev.sqlite");
+    let import = customs(dir.path(), &["db", "import", "--db", db.to_str().unwrap(), "data"], &[]);
+    let said = String::from_utf8_lossy(&import.stdout);
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    assert!(said.contains("cisa-kev: 1") && said.contains("first-epss: 1"), "{said}");
+    let target = format!("dir:{}", root.display());
+    let gate = |extra: &[&str]| {
+        let mut args = vec![
+            "gate",
+            target.as_str(),
+            "--db",
+            db.to_str().unwrap(),
+            "--scanners",
+            "vuln",
+            "--report",
+            "json=-",
+        ];
+        args.extend_from_slice(extra);
+        let out = customs(dir.path(), &args, &[]);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let failing: Vec<String> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["status"] == "failing")
+            .map(|f| format!("{} {}", f["aliases"][0].as_str().unwrap(), f["package"]["name"].as_str().unwrap()))
+            .collect();
+        (out.status.code(), failing, doc["verdict"]["reasons"].to_string(), doc)
+    };
+    let (code, failing, reasons, doc) = gate(&["--fail-on", "CRITICAL"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        failing,
+        ["CVE-2023-38545 curl", "CVE-2023-38545 libcurl4", "CVE-2023-4911 libc6"],
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains(
+            "CVE-2023-4911 in libc6 2.36-9+deb12u2 is known to be exploited (CISA KEV since 2023-11-21, remediation due 2023-12-12)"
+        ),
+        "{reasons}"
+    );
+    let glibc = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "DSA-5514-1")
+        .unwrap();
+    assert_eq!(glibc["kev"]["due_date"], "2023-12-12");
+    assert_eq!(glibc["epss"]["percentile"], 0.995);
+    let (code, failing, _, _) = gate(&["--fail-on", "CRITICAL", "--fail-on-kev=false"]);
+    assert_eq!(
+        (code, failing),
+        (
+            Some(1),
+            vec!["CVE-2023-38545 curl".to_string(), "CVE-2023-38545 libcurl4".to_string()]
+        )
+    );
+    let (_, failing, reasons, _) = gate(&["--fail-on", "CRITICAL", "--fail-on-kev=false", "--fail-on-epss", "p99"]);
+    assert!(
+        failing.contains(&"CVE-2023-4911 libc6".to_string()) && reasons.contains("has EPSS 0.500 (percentile 99.5)"),
+        "{reasons}"
+    );
+    // The table marks it beside the id.
+    let table = customs(
+        dir.path(),
+        &["scan", &target, "--db", db.to_str().unwrap(), "--scanners", "vuln"],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&table.stdout).contains("DSA-5514-1 CVE-2023-4911 KEV"));
+}
+
+#[test]
+fn the_shared_kev_catalog_and_epss_scores_import() {
+    let (Some(kev), Some(epss)) = (
+        customs_testkit::shared_data("severity/kev"),
+        customs_testkit::shared_data("severity/epss"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.sqlite");
+    let started = std::time::Instant::now();
+    let out = customs(
+        dir.path(),
+        &[
+            "db",
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            kev.to_str().unwrap(),
+            epss.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("KEV and EPSS imported in {:.1} s:\n{said}", started.elapsed().as_secs_f64());
+    // The shared README: 1,674 KEV entries (catalog 2026.08.21) and 360,142 EPSS scores.
+    assert!(said.contains("cisa-kev: 1674") && said.contains("first-epss: 360142"), "{said}");
+}

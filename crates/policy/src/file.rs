@@ -69,6 +69,10 @@ pub struct GateSection {
     pub allow_uncovered: Option<Vec<String>>,
     /// Findings without a severity rating: `fail` (default) or `warn`.
     pub unknown: Option<String>,
+    /// Known exploited vulnerabilities (CISA KEV) fail whatever their severity (default true).
+    pub fail_on_kev: Option<bool>,
+    /// An EPSS probability (`0.5`) or percentile (`p95`) that fails whatever the severity.
+    pub fail_on_epss: Option<String>,
 }
 
 /// `[exceptions]`.
@@ -128,6 +132,8 @@ impl GateSection {
             ("lint_config", self.lint_config.is_some()),
             ("allow_uncovered", self.allow_uncovered.is_some()),
             ("unknown", self.unknown.is_some()),
+            ("fail_on_kev", self.fail_on_kev.is_some()),
+            ("fail_on_epss", self.fail_on_epss.is_some()),
         ];
         set.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).collect()
     }

@@ -29,7 +29,46 @@ pub struct Thresholds {
     pub max_exception_age_days: Option<i64>,
     /// What a finding without a severity rating does to a gate that fails on some severity.
     pub unknown: Unknown,
+    /// A vulnerability in CISA's KEV catalog fails whatever its severity (the default: it is exploited now).
+    pub fail_on_kev: bool,
+    /// A vulnerability at or above this EPSS fails whatever its severity.
+    pub fail_on_epss: Option<EpssThreshold>,
 }
+
+/// An EPSS threshold: a probability (`0.5`) or a percentile (`p95`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EpssThreshold {
+    /// The score, 0 to 1.
+    Probability(f64),
+    /// The percentile, 0 to 1 (`p95` is 0.95).
+    Percentile(f64),
+}
+
+impl EpssThreshold {
+    /// Reads `0.5` or `p95`.
+    pub fn parse(s: &str) -> Result<EpssThreshold, String> {
+        let bad = || format!("EPSS threshold {s:?}: use a probability from 0 to 1 (0.5) or a percentile (p95)");
+        let s = s.trim();
+        if let Some(p) = s.strip_prefix('p') {
+            let n: f64 = p.parse().map_err(|_| bad())?;
+            return (0.0..=100.0)
+                .contains(&n)
+                .then_some(EpssThreshold::Percentile(n / 100.0))
+                .ok_or_else(bad);
+        }
+        let n: f64 = s.parse().map_err(|_| bad())?;
+        (0.0..=1.0).contains(&n).then_some(EpssThreshold::Probability(n)).ok_or_else(bad)
+    }
+
+    fn reached(self, e: &customs_vulndb::Epss) -> bool {
+        match self {
+            EpssThreshold::Probability(p) => e.score >= p,
+            EpssThreshold::Percentile(p) => e.percentile >= p,
+        }
+    }
+}
+
+impl Eq for EpssThreshold {}
 
 /// The policy for findings no source rated (`UNKNOWN`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,6 +87,8 @@ impl Default for Thresholds {
             ignore_unfixed: false,
             max_exception_age_days: None,
             unknown: Unknown::Fail,
+            fail_on_kev: true,
+            fail_on_epss: None,
         }
     }
 }
@@ -203,8 +244,35 @@ pub fn decide(findings: &[Finding], exceptions: &[Exception], t: &Thresholds, to
             v.unrated += 1;
         }
         let fails_unrated = unrated && t.unknown == Unknown::Fail && !t.fail_on.is_empty();
-        let counts = (t.fail_on.contains(&f.severity) || fails_unrated) && !(t.ignore_unfixed && f.fix_state != FixState::Fixed);
+        let exploited = t.fail_on_kev && f.kev.is_some();
+        let likely = t.fail_on_epss.zip(f.epss.as_ref()).is_some_and(|(th, e)| th.reached(e));
+        let counts = (t.fail_on.contains(&f.severity) || fails_unrated || exploited || likely)
+            && !(t.ignore_unfixed && f.fix_state != FixState::Fixed);
         if counts {
+            if let Some(k) = f.kev.as_ref().filter(|_| exploited) {
+                v.reasons.push(format!(
+                    "{} in {} {} is known to be exploited (CISA KEV since {}, remediation due {}){}",
+                    f.cve().unwrap_or(&f.id),
+                    f.package.name,
+                    f.package.version,
+                    k.date_added,
+                    k.due_date,
+                    if k.ransomware == "Known" {
+                        "; used in ransomware campaigns"
+                    } else {
+                        ""
+                    }
+                ));
+            } else if let Some(e) = f.epss.as_ref().filter(|_| likely) {
+                v.reasons.push(format!(
+                    "{} in {} {} has EPSS {:.3} (percentile {:.1}), at or above --fail-on-epss",
+                    f.cve().unwrap_or(&f.id),
+                    f.package.name,
+                    f.package.version,
+                    e.score,
+                    e.percentile * 100.0
+                ));
+            }
             v.failing.push(fi);
             if let Some(ei) = covering_expired {
                 v.reasons.push(format!(
@@ -296,6 +364,8 @@ mod tests {
             cvss_score: None,
             title: String::new(),
             references: vec![],
+            kev: None,
+            epss: None,
         }
     }
 

@@ -59,10 +59,14 @@ pub fn findings_table_styled(subject: &Subject, findings: &[Finding], warnings: 
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default();
             // Trivy users search by CVE: show it beside an advisory id that is not one.
-            let id = match f.aliases.iter().find(|a| a.starts_with("CVE-")) {
+            let mut id = match f.aliases.iter().find(|a| a.starts_with("CVE-")) {
                 Some(cve) if !f.id.starts_with("CVE-") => format!("{} {cve}", f.id),
                 _ => f.id.clone(),
             };
+            // Exploited in the wild comes first in a reader's triage: say it beside the id.
+            if f.kev.is_some() {
+                id.push_str(" KEV");
+            }
             t.add_row(vec![
                 severity_cell(f.severity, color),
                 Cell::new(id),

@@ -100,6 +100,8 @@ mod tests {
             cvss_score: Some(6.1),
             title: "Synthetic advisory for the snapshot".into(),
             references: vec!["https://example.invalid/TEST-0001".into()],
+            kev: None,
+            epss: None,
         };
         insta::assert_snapshot!(super::findings_sarif(&fixture::subject(), &[finding]));
     }

@@ -155,7 +155,9 @@ impl Database {
                  CREATE TABLE IF NOT EXISTS advisories(id TEXT PRIMARY KEY, source TEXT NOT NULL, body TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS affected(advisory TEXT NOT NULL, ecosystem TEXT NOT NULL, package TEXT NOT NULL, body TEXT NOT NULL);
                  CREATE INDEX IF NOT EXISTS affected_by_package ON affected(ecosystem, package);
-                 CREATE INDEX IF NOT EXISTS affected_by_advisory ON affected(advisory, ecosystem);",
+                 CREATE INDEX IF NOT EXISTS affected_by_advisory ON affected(advisory, ecosystem);
+                 CREATE TABLE IF NOT EXISTS kev(cve TEXT PRIMARY KEY, body TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS epss(cve TEXT PRIMARY KEY, score REAL NOT NULL, percentile REAL NOT NULL);",
             )
             .map_err(|e| self.sql(e))?;
         let version: Option<String> = self
@@ -190,7 +192,11 @@ impl Database {
         let mut batches: BTreeMap<String, Vec<Advisory>> = BTreeMap::new();
         let mut alpine_ids: BTreeMap<String, Advisory> = BTreeMap::new();
         let mut origins: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Exploitation data: whole catalogs, each replacing the one imported before.
+        let mut kev: Vec<crate::exploit::Kev> = Vec::new();
+        let mut epss: Vec<crate::exploit::Epss> = Vec::new();
         for path in paths {
+            let exploit_before = (kev.len(), epss.len());
             let before: BTreeMap<String, usize> = batches.iter().map(|(k, v)| (k.clone(), v.len())).collect();
             let alpine_before = alpine_ids.len();
             let shown = path.display().to_string();
@@ -213,11 +219,33 @@ impl Database {
                     read_zip(&file, &mut batches, &mut alpine_ids, &mut skipped, &mut report)?;
                     continue;
                 }
-                let bytes = read_limited(&file)?;
+                let mut bytes = read_limited(&file)?;
+                let mut name = fshown.clone();
+                if let Some(plain) = fshown.strip_suffix(".gz") {
+                    bytes = gunzip_limited(&bytes, &fshown)?;
+                    name = plain.to_string();
+                }
                 report.files += 1;
-                classify_and_parse(&fshown, &bytes, &mut batches, &mut alpine_ids, &mut skipped)?;
+                let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned();
+                let invalid = |message: String| DbError::Invalid {
+                    path: fshown.clone(),
+                    message,
+                };
+                if crate::exploit::looks_like_kev(&head) {
+                    let text = std::str::from_utf8(&bytes).map_err(|e| invalid(format!("not UTF-8 text: {e}")))?;
+                    kev = crate::exploit::parse_kev(text).map_err(invalid)?;
+                    origins.insert("cisa-kev".into(), vec![fshown.clone()]);
+                    continue;
+                }
+                if crate::exploit::looks_like_epss(&head) {
+                    let text = std::str::from_utf8(&bytes).map_err(|e| invalid(format!("not UTF-8 text: {e}")))?;
+                    epss = crate::exploit::parse_epss(text).map_err(invalid)?;
+                    origins.insert("first-epss".into(), vec![fshown.clone()]);
+                    continue;
+                }
+                classify_and_parse(&name, &bytes, &mut batches, &mut alpine_ids, &mut skipped)?;
             }
-            let mut added = false;
+            let mut added = exploit_before != (kev.len(), epss.len()) && !(kev.is_empty() && epss.is_empty());
             for (source, list) in &batches {
                 if before.get(source).copied().unwrap_or(0) != list.len() {
                     origins.entry(source.clone()).or_default().push(shown.clone());
@@ -291,11 +319,73 @@ impl Database {
                 .map_err(sql)?;
                 report.by_source.insert(source.clone(), advisories.len());
             }
+            let put_source = |name: &str, count: usize| {
+                tx.execute(
+                    "INSERT OR REPLACE INTO sources(name, updated, origin, advisories) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        name,
+                        now(),
+                        origins.get(name).map(|o| o.join(", ")).unwrap_or_default(),
+                        count as i64
+                    ],
+                )
+                .map(|_| ())
+            };
+            if !kev.is_empty() {
+                tx.execute("DELETE FROM kev", []).map_err(sql)?;
+                let mut put = tx.prepare("INSERT INTO kev(cve, body) VALUES (?1, ?2)").map_err(sql)?;
+                for k in &kev {
+                    put.execute(params![k.cve, serde_json::to_string(k).expect("KEV entries serialize")])
+                        .map_err(sql)?;
+                }
+                put_source("cisa-kev", kev.len()).map_err(sql)?;
+                report.by_source.insert("cisa-kev".into(), kev.len());
+            }
+            if !epss.is_empty() {
+                tx.execute("DELETE FROM epss", []).map_err(sql)?;
+                let mut put = tx
+                    .prepare("INSERT INTO epss(cve, score, percentile) VALUES (?1, ?2, ?3) ON CONFLICT(cve) DO UPDATE SET score = excluded.score, percentile = excluded.percentile")
+                    .map_err(sql)?;
+                for e in &epss {
+                    put.execute(params![e.cve, e.score, e.percentile]).map_err(sql)?;
+                }
+                put_source("first-epss", epss.len()).map_err(sql)?;
+                report.by_source.insert("first-epss".into(), epss.len());
+            }
             tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('updated', ?1)", [now()])
                 .map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
         Ok(report)
+    }
+
+    /// What the KEV catalog and EPSS say of `cve`.
+    pub fn exploitation(&self, cve: &str) -> Result<(Option<crate::exploit::Kev>, Option<crate::exploit::Epss>)> {
+        let corrupt = |e: serde_json::Error| DbError::Invalid {
+            path: self.path.display().to_string(),
+            message: format!("corrupt KEV record: {e}"),
+        };
+        let kev: Option<String> = self
+            .conn
+            .prepare_cached("SELECT body FROM kev WHERE cve = ?1")
+            .and_then(|mut s| s.query_row([cve], |r| r.get(0)).optional())
+            .map_err(|e| self.sql(e))?;
+        let kev = kev.map(|b| serde_json::from_str(&b)).transpose().map_err(corrupt)?;
+        let epss = self
+            .conn
+            .prepare_cached("SELECT score, percentile FROM epss WHERE cve = ?1")
+            .and_then(|mut s| {
+                s.query_row([cve], |r| {
+                    Ok(crate::exploit::Epss {
+                        cve: cve.to_string(),
+                        score: r.get(0)?,
+                        percentile: r.get(1)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(|e| self.sql(e))?;
+        Ok((kev, epss))
     }
 
     /// The advisories affecting `package` in `ecosystem` (names already normalized), paired with each entry.
@@ -425,14 +515,35 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let p = e.path();
         if ft.is_dir() {
             collect_files(&p, out)?;
-        } else if ft.is_file()
-            && p.extension()
-                .is_some_and(|x| x == "json" || x == "yaml" || x == "yml" || x == "zip")
-        {
-            out.push(p);
+        } else if ft.is_file() {
+            // Record files, archives of them, and the CSV of EPSS scores, plain or gzipped.
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = name.strip_suffix(".gz").unwrap_or(&name);
+            if [".json", ".yaml", ".yml", ".zip", ".csv"].iter().any(|x| name.ends_with(x)) {
+                out.push(p);
+            }
         }
     }
     Ok(())
+}
+
+/// A gzip file's content, within the same limit as any record file.
+fn gunzip_limited(bytes: &[u8], shown: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| DbError::Invalid {
+            path: shown.to_string(),
+            message: format!("not a readable gzip file: {e}"),
+        })?;
+    if out.len() as u64 > MAX_FILE_BYTES {
+        return Err(DbError::Invalid {
+            path: shown.to_string(),
+            message: format!("decompresses to over the {MAX_FILE_BYTES}-byte limit for one record file"),
+        });
+    }
+    Ok(out)
 }
 
 fn read_limited(file: &Path) -> Result<Vec<u8>> {

@@ -10,6 +10,7 @@
 mod alpine;
 mod db;
 mod debian;
+mod exploit;
 mod feeds;
 mod matcher;
 mod model;
@@ -19,6 +20,7 @@ mod support;
 mod version;
 
 pub use db::{Database, DbError, ImportReport, SCHEMA_VERSION, SourceStatus, Status};
+pub use exploit::{Epss, Kev};
 pub use feeds::{DEFAULT_OSV_ECOSYSTEMS, DownloadError, DownloadOptions, Feed, Fetched, download};
 pub use matcher::{Coverage, Finding, coverage, evaluate, query_for, scan};
 pub use model::{Advisory, Affected, Event, FixState, Rated, Severity};

@@ -39,6 +39,22 @@ pub struct Finding {
     pub title: String,
     /// Reference URLs.
     pub references: Vec<String>,
+    /// In CISA's Known Exploited Vulnerabilities catalog: exploited in the wild.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kev: Option<crate::exploit::Kev>,
+    /// FIRST's EPSS: how likely exploitation is in the next 30 days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epss: Option<crate::exploit::Epss>,
+}
+
+impl Finding {
+    /// The CVE this finding is: its id, else its first CVE alias.
+    pub fn cve(&self) -> Option<&str> {
+        std::iter::once(&self.id)
+            .chain(&self.aliases)
+            .find(|a| a.starts_with("CVE-"))
+            .map(String::as_str)
+    }
 }
 
 /// Whether the database can check the packages of one ecosystem found in an image.
@@ -258,7 +274,14 @@ pub fn scan(db: &Database, inventory: &Inventory) -> Result<Vec<Finding>, DbErro
                 cvss_score: rated.score,
                 title: adv.summary.clone(),
                 references: adv.references.clone(),
+                kev: None,
+                epss: None,
             });
+        }
+    }
+    for f in &mut findings {
+        if let Some(cve) = f.cve().map(str::to_string) {
+            (f.kev, f.epss) = db.exploitation(&cve)?;
         }
     }
     findings.sort_by(|a, b| {
