@@ -310,7 +310,7 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} |\n",
                 if r.status(i) == "failing" { "❌" } else { "" },
                 f.severity.as_str(),
-                md(&f.id),
+                md(&format!("{}{}", f.id, if f.kev.is_some() { " (KEV)" } else { "" })),
                 md(&f.package.name),
                 md(&f.package.version),
                 md(f.fixed_version.as_deref().unwrap_or("-")),

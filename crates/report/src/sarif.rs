@@ -55,7 +55,18 @@ pub fn findings_sarif(subject: &Subject, findings: &[Finding]) -> String {
             .fixed_version
             .as_deref()
             .map_or_else(|| "no fixed version yet".to_string(), |v| format!("fixed in {v}"));
-        results.push(json!({
+        // Exploitation facts for triage: CISA KEV and FIRST EPSS, when the database has them.
+        let mut properties = serde_json::Map::new();
+        if let Some(k) = &f.kev {
+            properties.insert(
+                "kev".into(),
+                json!({"dateAdded": k.date_added, "dueDate": k.due_date, "ransomware": k.ransomware}),
+            );
+        }
+        if let Some(e) = &f.epss {
+            properties.insert("epss".into(), json!({"score": e.score, "percentile": e.percentile}));
+        }
+        let mut result = json!({
             "ruleId": f.id,
             "level": level(f.severity),
             "message": {"text": format!("{} {} in {} is affected by {} ({}): {fixed}. Layer {}.",
@@ -63,7 +74,11 @@ pub fn findings_sarif(subject: &Subject, findings: &[Finding]) -> String {
                 f.package.layer.map_or_else(|| "unknown".into(), |l| l.to_string()))},
             "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.package.location.split('!').next().unwrap_or(&f.package.location)}, "region": {"startLine": 1}}}],
             "partialFingerprints": {"customs/v1": format!("{}/{}/{}", f.id, f.package.purl, f.package.location)},
-        }));
+        });
+        if !properties.is_empty() {
+            result["properties"] = Value::Object(properties);
+        }
+        results.push(result);
     }
     let doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
