@@ -199,9 +199,17 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
                     f.package.layer.map_or_else(|| "-".into(), |l| l.to_string()),
                     f.references.join(" ")
                 );
+                let mut detail = detail;
+                if let Some(k) = &f.kev {
+                    detail.push_str(&format!("\nKnown exploited: CISA KEV since {}, due {}", k.date_added, k.due_date));
+                }
+                if let Some(e) = &f.epss {
+                    detail.push_str(&format!("\nEPSS: {:.3} (percentile {:.1})", e.score, e.percentile * 100.0));
+                }
                 cases.push_str(&format!(
-                    "      <failure message=\"{}: {}\" type=\"{}\">{}</failure>\n",
+                    "      <failure message=\"{}{}: {}\" type=\"{}\">{}</failure>\n",
                     f.severity.as_str(),
+                    if f.kev.is_some() { ", KEV" } else { "" },
                     xml(&f.title),
                     f.severity.as_str(),
                     xml(&detail)
