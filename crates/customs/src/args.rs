@@ -257,9 +257,13 @@ pub(crate) struct Skip {
 }
 
 impl Skip {
-    /// `--max-file-size` in bytes.
-    pub(crate) fn max_file_bytes(&self) -> Option<u64> {
-        self.max_file_size.map(|mib| mib << 20)
+    /// The secret scanner's options: these globs and size cap, and the rules `disable` names.
+    pub(crate) fn secret_options(&self, disable: Vec<String>) -> customs_secrets::ScanOptions {
+        customs_secrets::ScanOptions {
+            skip: self.globs(),
+            disable,
+            max_file_bytes: self.max_file_size.map(|mib| mib << 20),
+        }
     }
 
     /// The globs, relative to the root: a folder covers everything below it.

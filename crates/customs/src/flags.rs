@@ -115,14 +115,14 @@ pub fn with_file_defaults(mut cmd: Command, file: &customs_policy::PolicyFile, s
             if section.iter().any(|(k, _)| long_name(k) == long_name(key)) {
                 continue; // the command's own table wins
             }
-            if let Some(id) = find_flag(sub, key) {
+            if let Some(arg) = find_flag(sub, key) {
                 applied[i] = true;
-                defaults.push((id.clone(), values(sub, &id, value, &format!("{shown}: [flags] {key}"))?));
+                defaults.push((arg.get_id().to_string(), values(arg, value, &format!("{shown}: [flags] {key}"))?));
             }
         }
         for (key, value) in &section {
             let place = format!("{shown}: [flags.{name}] {key}");
-            let Some(id) = find_flag(sub, key) else {
+            let Some(arg) = find_flag(sub, key) else {
                 bail!(
                     "{place}: `customs {name}` has no flag --{} (`customs {name} --help` lists them)",
                     long_name(key)
@@ -135,7 +135,7 @@ pub fn with_file_defaults(mut cmd: Command, file: &customs_policy::PolicyFile, s
                     bail!("{place}: [gate] {policy_key} sets it too; keep one of them");
                 }
             }
-            defaults.push((id.clone(), values(sub, &id, value, &place)?));
+            defaults.push((arg.get_id().to_string(), values(arg, value, &place)?));
         }
         cmd = cmd.mut_subcommand(name, |mut sub| {
             for (id, vals) in defaults {
@@ -160,16 +160,15 @@ fn long_name(key: &str) -> String {
     key.trim_start_matches("--").replace('_', "-")
 }
 
-fn find_flag(cmd: &Command, key: &str) -> Option<String> {
+fn find_flag<'c>(cmd: &'c Command, key: &str) -> Option<&'c Arg> {
     let long = long_name(key);
     cmd.get_arguments()
         .find(|a| a.get_long() == Some(long.as_str()) && !matches!(long.as_str(), "help" | "version"))
-        .map(|a| a.get_id().to_string())
 }
 
 /// The command-line words a file value stands for.
-fn values(cmd: &Command, id: &str, value: &Value, place: &str) -> Result<Vec<String>> {
-    let arg = cmd.get_arguments().find(|a| a.get_id() == id).expect("found by id");
+fn values(arg: &Arg, value: &Value, place: &str) -> Result<Vec<String>> {
+    let id = arg.get_id().as_str();
     let switch = matches!(arg.get_action(), ArgAction::SetTrue);
     let many = matches!(arg.get_action(), ArgAction::Append) || arg.get_value_delimiter().is_some();
     let scalar = |v: &Value| -> Result<String> {

@@ -249,12 +249,7 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
     let secret_rules = if a.no_secrets && a.dockerfile.is_none() {
         None
     } else {
-        let options = customs_secrets::ScanOptions {
-            skip: a.skip.globs(),
-            max_file_bytes: a.skip.max_file_bytes(),
-            ..Default::default()
-        };
-        Some(secret_scanner(None, options)?)
+        Some(secret_scanner(None, a.skip.secret_options(Vec::new()))?)
     };
     let linted = match &a.dockerfile {
         Some(path) => {
@@ -284,23 +279,15 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
     })?;
     let split = base_layer_split(&a.base, &scan, &a.target)?;
     let today = time::OffsetDateTime::now_utc().date();
-    let eol = scan
-        .inventory
-        .distro
-        .as_ref()
-        .and_then(customs_vulndb::support)
-        .filter(|s| s.ended(today));
     let ImageScan {
         subject,
         findings,
         mut warnings,
         secrets,
         coverage,
+        ended_support: eol,
         ..
     } = scan;
-    if let Some(s) = &eol {
-        warnings.insert(0, s.warning());
-    }
     // With --exclude-base the base image's findings come last and only the image's own ones can fail it;
     // exceptions count as used when they match either.
     let in_base = |layer: Option<usize>| split.is_some_and(|n| layer.is_some_and(|l| l < n));

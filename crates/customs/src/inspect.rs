@@ -25,6 +25,23 @@ pub(crate) struct ImageScan {
     pub(crate) coverage: Vec<customs_vulndb::Coverage>,
     /// How many bottom layers the base image has, when the history tells.
     pub(crate) base_layers: Option<usize>,
+    /// The distribution release's security support, when it has ended (its warning leads the warnings).
+    pub(crate) ended_support: Option<customs_vulndb::Support>,
+}
+
+/// Notes a distribution release past its security support: it qualifies everything else the scan says.
+fn with_support(mut scan: ImageScan) -> ImageScan {
+    let today = time::OffsetDateTime::now_utc().date();
+    scan.ended_support = scan
+        .inventory
+        .distro
+        .as_ref()
+        .and_then(customs_vulndb::support)
+        .filter(|s| s.ended(today));
+    if let Some(s) = &scan.ended_support {
+        scan.warnings.insert(0, s.warning());
+    }
+    scan
 }
 
 /// What to look for in one pass over an image.
@@ -74,7 +91,7 @@ pub(crate) fn vulnerabilities(pass: &Pass<'_>) -> Result<ImageScan> {
         let mut warnings = std::mem::take(&mut scan.inventory.warnings);
         keep(&mut scan.inventory, &mut warnings);
         scan.warnings = warnings;
-        return Ok(scan);
+        return Ok(with_support(scan));
     }
     let path = pass.db.path()?;
     let database = Database::open_existing(&path)?;
@@ -108,7 +125,7 @@ pub(crate) fn vulnerabilities(pass: &Pass<'_>) -> Result<ImageScan> {
     warnings.extend(scan.coverage.iter().filter(|c| !c.covered()).map(customs_vulndb::Coverage::warning));
     warnings.extend(later);
     scan.warnings = warnings;
-    Ok(scan)
+    Ok(with_support(scan))
 }
 
 /// The secrets scanner: built-in rules plus the rules file (`--config`, else `./customs-secret.yaml`, else
@@ -254,6 +271,7 @@ pub(crate) fn inventory(target: &Target, secrets: Option<&customs_secrets::Scann
         secrets: found,
         coverage: Vec::new(),
         base_layers: customs_secrets::base_layer_count(&img.config),
+        ended_support: None,
     })
 }
 

