@@ -14,9 +14,12 @@ use crate::output::emit;
 pub enum DbCommand {
     /// Import advisories from files, folders or zips, all in one transaction (air-gapped updates).
     ///
-    /// Reads OSV records (JSON or YAML; osv.dev `all.zip`), the Debian security
-    /// tracker JSON, Alpine secdb (YAML or JSON), CISA's KEV catalog (JSON) and
-    /// FIRST's EPSS scores (CSV), plain or gzipped.
+    /// Reads OSV records (JSON or YAML; osv.dev `all.zip`; Ubuntu's included),
+    /// the Debian security tracker JSON, its per-CVE records and its DSA/DLA
+    /// lists, Alpine secdb (YAML or JSON), NVD feeds (API 2.0 and 1.1 JSON) and
+    /// CVE JSON 5 records (files, folders, zip or tar.gz, as vulnrichment ships
+    /// them) for severity, CISA's KEV catalog (JSON) and FIRST's EPSS scores
+    /// (CSV), plain or gzipped.
     Import {
         /// Files, folders or zips to import.
         #[arg(required = true)]
@@ -65,13 +68,19 @@ pub fn run(command: DbCommand) -> Result<ExitCode> {
             let report = database.import(&paths)?;
             let total: usize = report.by_source.values().sum();
             println!(
-                "imported {total} advisories from {} files into {} in {:.1}s",
+                "imported {total} records from {} files into {} in {:.1}s",
                 report.files,
                 path.display(),
                 started.elapsed().as_secs_f64()
             );
             for (source, n) in &report.by_source {
                 println!("  {source}: {n}");
+            }
+            if report.debian_advisories > 0 {
+                println!(
+                    "  {} Debian advisories rebuilt from the tracker, DSA and DLA statements",
+                    report.debian_advisories
+                );
             }
             if report.git_ranges_skipped > 0 {
                 println!(
@@ -171,11 +180,27 @@ pub fn run(command: DbCommand) -> Result<ExitCode> {
                 );
                 for s in &status.sources {
                     out.push_str(&format!(
-                        "  {:<20} {:>7} advisories, updated {} from {}\n",
-                        s.name, s.advisories, s.updated, s.origin
+                        "  {:<24} {:>7} records, newest {}, imported {} from {}\n",
+                        s.name,
+                        s.advisories,
+                        s.newest.as_deref().unwrap_or("-"),
+                        s.updated,
+                        s.origin
                     ));
                 }
+                let share = if status.cves > 0 {
+                    100.0 * status.cves_scored as f64 / status.cves as f64
+                } else {
+                    0.0
+                };
+                out.push_str(&format!(
+                    "  CVEs named by advisories: {}, with a CVSS score from NVD or CVE 5: {} ({share:.1}%)\n",
+                    status.cves, status.cves_scored
+                ));
                 emit(&out, None)?;
+                for w in &status.warnings {
+                    eprintln!("warning: {w}");
+                }
             }
         }
     }

@@ -362,6 +362,7 @@ mod tests {
             severity,
             severity_source: "debian".into(),
             cvss_score: None,
+            cvss: Vec::new(),
             title: String::new(),
             references: vec![],
             kev: None,

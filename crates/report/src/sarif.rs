@@ -113,6 +113,7 @@ mod tests {
             severity: Severity::Medium,
             severity_source: "cvss_v3".into(),
             cvss_score: Some(6.1),
+            cvss: Vec::new(),
             title: "Synthetic advisory for the snapshot".into(),
             references: vec!["https://example.invalid/TEST-0001".into()],
             kev: None,

@@ -55,10 +55,14 @@ pub fn merge(text: &str, json: bool, by_id: &mut BTreeMap<String, Advisory>) -> 
                 continue;
             }
             for id in ids.unwrap_or_default().iter().flat_map(|s| s.split_whitespace()) {
-                if !(id.starts_with("CVE-") || id.starts_with("GHSA-") || id.starts_with("XSA-")) {
+                if !is_advisory_id(id) {
                     continue;
                 }
-                let key = format!("ALPINE-{id}");
+                let key = if id.starts_with("ALPINE-") {
+                    id.to_string()
+                } else {
+                    format!("ALPINE-{id}")
+                };
                 let adv = by_id.entry(key.clone()).or_insert_with(|| Advisory {
                     id: key,
                     aliases: vec![id.to_string()],
@@ -77,6 +81,20 @@ pub fn merge(text: &str, json: bool, by_id: &mut BTreeMap<String, Advisory>) -> 
     Ok(())
 }
 
+/// Whether a secfixes word is an advisory id of any kind (`CVE-2024-1`, `XSA-443`, `GHSA-…`, `TALOS-2023-1`,
+/// `GNUTLS-SA-2020-1`, `ALPINE-13661`), not commentary.
+fn is_advisory_id(word: &str) -> bool {
+    let Some((prefix, rest)) = word.split_once('-') else { return false };
+    !prefix.is_empty()
+        && prefix.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && prefix.as_bytes()[0].is_ascii_uppercase()
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_' || b == b':')
+        && rest.bytes().any(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +111,17 @@ mod tests {
             ("Alpine:v3.11", "openssl")
         );
         assert_eq!(a.affected[0].ranges[0][1], Event::Fixed("1.1.1d-r0".into()));
+        for id in [
+            "XSA-443",
+            "GHSA-abcd-1234-wxyz",
+            "TALOS-2023-1",
+            "GNUTLS-SA-2020-09-14",
+            "ALPINE-13661",
+        ] {
+            assert!(is_advisory_id(id), "{id}");
+        }
+        for word in ["(fixed", "upstream", "CVE-", "cve-2021-1", "-1"] {
+            assert!(!is_advisory_id(word), "{word}");
+        }
     }
 }

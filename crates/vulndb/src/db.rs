@@ -1,20 +1,17 @@
 //! The local database: one SQLite file with a versioned schema.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::debian::{Origin, Statement};
 use crate::model::{Advisory, Affected};
-use crate::osv::Skipped;
-use crate::{alpine, debian, osv};
+use crate::severity::Score;
 
 /// The schema this build reads and writes. Bump on any incompatible change.
-pub const SCHEMA_VERSION: i64 = 1;
-/// Largest single record file we read (OSV records are a few KiB; the Debian tracker ~100 MB).
-const MAX_FILE_BYTES: u64 = 1 << 30;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Errors of the database and its importers; each names the file or database involved.
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +61,10 @@ pub struct SourceStatus {
     pub updated: String,
     /// Where it came from.
     pub origin: String,
-    /// Advisories it holds.
+    /// Records it holds (advisories; CVEs for Debian's statements and severity feeds; catalog entries).
     pub advisories: i64,
+    /// The newest record's own date (modified, published, advisory or score date), when records carry one.
+    pub newest: Option<String>,
 }
 
 /// What `customs db status` shows.
@@ -85,6 +84,12 @@ pub struct Status {
     pub affected: i64,
     /// Per source.
     pub sources: Vec<SourceStatus>,
+    /// CVE ids the advisories name.
+    pub cves: i64,
+    /// Of those, how many have a CVSS score from NVD or CVE 5.
+    pub cves_scored: i64,
+    /// What the user should know: no severity source loaded, …
+    pub warnings: Vec<String>,
 }
 
 /// What an import did.
@@ -96,6 +101,8 @@ pub struct ImportReport {
     pub files: usize,
     /// GIT ranges skipped (commit ranges can't be matched to installed versions).
     pub git_ranges_skipped: usize,
+    /// Debian advisories (`DEBIAN-CVE-…`) rebuilt from the statements read and those stored before.
+    pub debian_advisories: usize,
 }
 
 fn now() -> String {
@@ -148,17 +155,9 @@ impl Database {
     }
 
     fn migrate(&self) -> Result<()> {
+        // Check the version before touching anything: an older file is never half-upgraded.
         self.conn
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS sources(name TEXT PRIMARY KEY, updated TEXT NOT NULL, origin TEXT NOT NULL, advisories INTEGER NOT NULL);
-                 CREATE TABLE IF NOT EXISTS advisories(id TEXT PRIMARY KEY, source TEXT NOT NULL, body TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS affected(advisory TEXT NOT NULL, ecosystem TEXT NOT NULL, package TEXT NOT NULL, body TEXT NOT NULL);
-                 CREATE INDEX IF NOT EXISTS affected_by_package ON affected(ecosystem, package);
-                 CREATE INDEX IF NOT EXISTS affected_by_advisory ON affected(advisory, ecosystem);
-                 CREATE TABLE IF NOT EXISTS kev(cve TEXT PRIMARY KEY, body TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS epss(cve TEXT PRIMARY KEY, score REAL NOT NULL, percentile REAL NOT NULL);",
-            )
+            .execute_batch("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);")
             .map_err(|e| self.sql(e))?;
         let version: Option<String> = self
             .conn
@@ -166,197 +165,176 @@ impl Database {
             .optional()
             .map_err(|e| self.sql(e))?;
         match version.as_deref().map(str::parse::<i64>) {
-            None => {
-                self.conn
-                    .execute(
-                        "INSERT INTO meta(key, value) VALUES ('schema_version', ?1), ('built', ?2)",
-                        params![SCHEMA_VERSION.to_string(), now()],
-                    )
-                    .map_err(|e| self.sql(e))?;
-                Ok(())
-            }
-            Some(Ok(SCHEMA_VERSION)) => Ok(()),
-            Some(other) => Err(DbError::Invalid {
-                path: self.path.display().to_string(),
-                message: format!(
-                    "database schema {other:?} is not the one this customs reads ({SCHEMA_VERSION}); delete the file and import again"
-                ),
-            }),
-        }
-    }
-
-    /// Imports every file, folder and zip in `paths` in one transaction: all or nothing.
-    pub fn import(&mut self, paths: &[PathBuf]) -> Result<ImportReport> {
-        let mut report = ImportReport::default();
-        let mut skipped = Skipped::default();
-        let mut batches: BTreeMap<String, Vec<Advisory>> = BTreeMap::new();
-        let mut alpine_ids: BTreeMap<String, Advisory> = BTreeMap::new();
-        let mut origins: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        // Exploitation data: whole catalogs, each replacing the one imported before.
-        let mut kev: Vec<crate::exploit::Kev> = Vec::new();
-        let mut epss: Vec<crate::exploit::Epss> = Vec::new();
-        for path in paths {
-            let exploit_before = (kev.len(), epss.len());
-            let before: BTreeMap<String, usize> = batches.iter().map(|(k, v)| (k.clone(), v.len())).collect();
-            let alpine_before = alpine_ids.len();
-            let shown = path.display().to_string();
-            let meta = std::fs::metadata(path).map_err(|source| DbError::Io {
-                path: shown.clone(),
-                source,
-            })?;
-            let mut files = Vec::new();
-            if meta.is_dir() {
-                collect_files(path, &mut files).map_err(|source| DbError::Io {
-                    path: shown.clone(),
-                    source,
-                })?;
-            } else {
-                files.push(path.clone());
-            }
-            for file in files {
-                let fshown = file.display().to_string();
-                if fshown.ends_with(".zip") {
-                    read_zip(&file, &mut batches, &mut alpine_ids, &mut skipped, &mut report)?;
-                    continue;
-                }
-                let mut bytes = read_limited(&file)?;
-                let mut name = fshown.clone();
-                if let Some(plain) = fshown.strip_suffix(".gz") {
-                    bytes = gunzip_limited(&bytes, &fshown)?;
-                    name = plain.to_string();
-                }
-                report.files += 1;
-                let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned();
-                let invalid = |message: String| DbError::Invalid {
-                    path: fshown.clone(),
-                    message,
-                };
-                if crate::exploit::looks_like_kev(&head) {
-                    let text = std::str::from_utf8(&bytes).map_err(|e| invalid(format!("not UTF-8 text: {e}")))?;
-                    kev = crate::exploit::parse_kev(text).map_err(invalid)?;
-                    origins.insert("cisa-kev".into(), vec![fshown.clone()]);
-                    continue;
-                }
-                if crate::exploit::looks_like_epss(&head) {
-                    let text = std::str::from_utf8(&bytes).map_err(|e| invalid(format!("not UTF-8 text: {e}")))?;
-                    epss = crate::exploit::parse_epss(text).map_err(invalid)?;
-                    origins.insert("first-epss".into(), vec![fshown.clone()]);
-                    continue;
-                }
-                classify_and_parse(&name, &bytes, &mut batches, &mut alpine_ids, &mut skipped)?;
-            }
-            let mut added = exploit_before != (kev.len(), epss.len()) && !(kev.is_empty() && epss.is_empty());
-            for (source, list) in &batches {
-                if before.get(source).copied().unwrap_or(0) != list.len() {
-                    origins.entry(source.clone()).or_default().push(shown.clone());
-                    added = true;
-                }
-            }
-            if alpine_ids.len() != alpine_before {
-                origins.entry("alpine-secdb".into()).or_default().push(shown.clone());
-                added = true;
-            }
-            // Given a file, folder or archive that holds no advisory, the user meant something else: say so.
-            if !added {
+            None => {}
+            Some(Ok(SCHEMA_VERSION)) => return Ok(()),
+            Some(other) => {
                 return Err(DbError::Invalid {
-                    path: shown,
-                    message: "holds no advisory (OSV JSON or YAML, Debian security tracker JSON, Alpine secdb); nothing was imported"
-                        .into(),
+                    path: self.path.display().to_string(),
+                    message: format!(
+                        "database schema {other:?} is not the one this customs reads ({SCHEMA_VERSION}); delete the file and import again"
+                    ),
                 });
             }
         }
-        if !alpine_ids.is_empty() {
-            batches.entry("alpine-secdb".into()).or_default().extend(alpine_ids.into_values());
-        }
-        report.git_ranges_skipped = skipped.git_ranges;
+        self.conn
+            .execute_batch(
+                "CREATE TABLE sources(name TEXT PRIMARY KEY, updated TEXT NOT NULL, origin TEXT NOT NULL, advisories INTEGER NOT NULL, newest TEXT);
+                 CREATE TABLE advisories(id TEXT PRIMARY KEY, source TEXT NOT NULL, body TEXT NOT NULL);
+                 CREATE TABLE affected(advisory TEXT NOT NULL, ecosystem TEXT NOT NULL, package TEXT NOT NULL, body TEXT NOT NULL);
+                 CREATE INDEX affected_by_package ON affected(ecosystem, package);
+                 CREATE INDEX affected_by_advisory ON affected(advisory, ecosystem);
+                 CREATE TABLE advisory_cves(advisory TEXT NOT NULL, cve TEXT NOT NULL, PRIMARY KEY(advisory, cve));
+                 CREATE INDEX advisory_cves_by_cve ON advisory_cves(cve);
+                 CREATE TABLE debian_statements(cve TEXT NOT NULL, package TEXT NOT NULL, release TEXT NOT NULL, origin TEXT NOT NULL, advisory TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY(cve, package, release, origin, advisory));
+                 CREATE TABLE scores(cve TEXT NOT NULL, feed TEXT NOT NULL, modified TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY(cve, feed));
+                 CREATE TABLE kev(cve TEXT PRIMARY KEY, body TEXT NOT NULL);
+                 CREATE TABLE epss(cve TEXT PRIMARY KEY, score REAL NOT NULL, percentile REAL NOT NULL);",
+            )
+            .map_err(|e| self.sql(e))?;
+        self.conn
+            .execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1), ('built', ?2)",
+                params![SCHEMA_VERSION.to_string(), now()],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Imports every file, folder and archive in `paths` in one transaction: all or nothing.
+    pub fn import(&mut self, paths: &[PathBuf]) -> Result<ImportReport> {
+        let batch = crate::import::read_all(paths)?;
+        let mut report = ImportReport {
+            files: batch.files,
+            git_ranges_skipped: batch.skipped.git_ranges,
+            ..ImportReport::default()
+        };
         let path = self.path.display().to_string();
         let sql = |source| DbError::Sqlite {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
-        {
-            let mut put_advisory = tx
-                .prepare("INSERT OR REPLACE INTO advisories(id, source, body) VALUES (?1, ?2, ?3)")
-                .map_err(sql)?;
-            let mut drop_affected = tx
-                .prepare("DELETE FROM affected WHERE advisory = ?1 AND ecosystem = ?2")
-                .map_err(sql)?;
-            let mut put_affected = tx
-                .prepare("INSERT INTO affected(advisory, ecosystem, package, body) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(sql)?;
-            for (source, advisories) in &batches {
-                for adv in advisories {
-                    let mut head = adv.clone();
-                    let affected = std::mem::take(&mut head.affected);
-                    put_advisory
-                        .execute(params![adv.id, source, serde_json::to_string(&head).expect("advisories serialize")])
-                        .map_err(sql)?;
-                    let mut cleared: Vec<&str> = Vec::new();
-                    for a in &affected {
-                        // Replace this advisory's entries per ecosystem, keeping other releases imported earlier.
-                        if !cleared.contains(&a.ecosystem.as_str()) {
-                            drop_affected.execute(params![adv.id, a.ecosystem]).map_err(sql)?;
-                            cleared.push(&a.ecosystem);
-                        }
-                        put_affected
-                            .execute(params![
-                                adv.id,
-                                a.ecosystem,
-                                a.package,
-                                serde_json::to_string(a).expect("affected serializes")
-                            ])
-                            .map_err(sql)?;
-                    }
-                }
-                let count: i64 = tx
-                    .query_row("SELECT COUNT(*) FROM advisories WHERE source = ?1", [source], |r| r.get(0))
-                    .map_err(sql)?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO sources(name, updated, origin, advisories) VALUES (?1, ?2, ?3, ?4)",
-                    params![source, now(), origins.get(source).map(|o| o.join(", ")).unwrap_or_default(), count],
-                )
-                .map_err(sql)?;
-                report.by_source.insert(source.clone(), advisories.len());
+        let mut touched: Vec<(String, i64)> = Vec::new();
+        for (source, advisories) in &batch.advisories {
+            for adv in advisories {
+                put_advisory(&tx, source, adv, false).map_err(sql)?;
             }
-            let put_source = |name: &str, count: usize| {
-                tx.execute(
-                    "INSERT OR REPLACE INTO sources(name, updated, origin, advisories) VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        name,
-                        now(),
-                        origins.get(name).map(|o| o.join(", ")).unwrap_or_default(),
-                        count as i64
-                    ],
-                )
-                .map(|_| ())
-            };
-            if !kev.is_empty() {
-                tx.execute("DELETE FROM kev", []).map_err(sql)?;
-                let mut put = tx.prepare("INSERT INTO kev(cve, body) VALUES (?1, ?2)").map_err(sql)?;
-                for k in &kev {
-                    put.execute(params![k.cve, serde_json::to_string(k).expect("KEV entries serialize")])
-                        .map_err(sql)?;
-                }
-                put_source("cisa-kev", kev.len()).map_err(sql)?;
-                report.by_source.insert("cisa-kev".into(), kev.len());
-            }
-            if !epss.is_empty() {
-                tx.execute("DELETE FROM epss", []).map_err(sql)?;
-                let mut put = tx
-                    .prepare("INSERT INTO epss(cve, score, percentile) VALUES (?1, ?2, ?3) ON CONFLICT(cve) DO UPDATE SET score = excluded.score, percentile = excluded.percentile")
-                    .map_err(sql)?;
-                for e in &epss {
-                    put.execute(params![e.cve, e.score, e.percentile]).map_err(sql)?;
-                }
-                put_source("first-epss", epss.len()).map_err(sql)?;
-                report.by_source.insert("first-epss".into(), epss.len());
-            }
-            tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('updated', ?1)", [now()])
-                .map_err(sql)?;
+            touched.push((
+                source.clone(),
+                count(&tx, "SELECT COUNT(*) FROM advisories WHERE source = ?1", source).map_err(sql)?,
+            ));
+            report.by_source.insert(source.clone(), advisories.len());
         }
+        if !batch.alpine.is_empty() {
+            for adv in batch.alpine.values() {
+                put_advisory(&tx, "alpine-secdb", adv, false).map_err(sql)?;
+            }
+            let n = count(&tx, "SELECT COUNT(*) FROM advisories WHERE source = ?1", "alpine-secdb").map_err(sql)?;
+            touched.push(("alpine-secdb".into(), n));
+            report.by_source.insert("alpine-secdb".into(), batch.alpine.len());
+        }
+        if !batch.debian.is_empty() {
+            let written = write_debian(&tx, &batch.debian).map_err(sql)?;
+            for origin in [Origin::Tracker, Origin::Dsa, Origin::Dla, Origin::Unstable] {
+                let Some(n) = batch.sources().get(origin.source()).copied() else {
+                    continue;
+                };
+                let stored = count(
+                    &tx,
+                    "SELECT COUNT(DISTINCT cve) FROM debian_statements WHERE origin = ?1",
+                    origin.as_str(),
+                )
+                .map_err(sql)?;
+                touched.push((origin.source().into(), stored));
+                report.by_source.insert(origin.source().into(), n);
+            }
+            report.debian_advisories = written;
+        }
+        if !batch.scores.is_empty() {
+            let mut put = tx
+                .prepare(
+                    "INSERT INTO scores(cve, feed, modified, body) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(cve, feed) DO UPDATE SET modified = excluded.modified, body = excluded.body
+                     WHERE excluded.modified >= scores.modified",
+                )
+                .map_err(sql)?;
+            let mut per_feed: BTreeMap<&str, usize> = BTreeMap::new();
+            for ((cve, feed), scored) in &batch.scores {
+                put.execute(params![
+                    cve,
+                    feed,
+                    scored.modified,
+                    serde_json::to_string(&scored.scores).expect("scores serialize")
+                ])
+                .map_err(sql)?;
+                *per_feed.entry(feed).or_default() += 1;
+            }
+            for (feed, n) in per_feed {
+                let name = format!("{feed}-severity");
+                touched.push((
+                    name.clone(),
+                    count(&tx, "SELECT COUNT(*) FROM scores WHERE feed = ?1", feed).map_err(sql)?,
+                ));
+                report.by_source.insert(name, n);
+            }
+        }
+        if let Some(kev) = &batch.kev {
+            tx.execute("DELETE FROM kev", []).map_err(sql)?;
+            let mut put = tx
+                .prepare("INSERT INTO kev(cve, body) VALUES (?1, ?2) ON CONFLICT(cve) DO UPDATE SET body = excluded.body")
+                .map_err(sql)?;
+            for k in kev {
+                put.execute(params![k.cve, serde_json::to_string(k).expect("KEV entries serialize")])
+                    .map_err(sql)?;
+            }
+            touched.push(("cisa-kev".into(), kev.len() as i64));
+            report.by_source.insert("cisa-kev".into(), kev.len());
+        }
+        if let Some(epss) = &batch.epss {
+            tx.execute("DELETE FROM epss", []).map_err(sql)?;
+            let mut put = tx
+                .prepare("INSERT INTO epss(cve, score, percentile) VALUES (?1, ?2, ?3) ON CONFLICT(cve) DO UPDATE SET score = excluded.score, percentile = excluded.percentile")
+                .map_err(sql)?;
+            for e in epss {
+                put.execute(params![e.cve, e.score, e.percentile]).map_err(sql)?;
+            }
+            touched.push(("first-epss".into(), epss.len() as i64));
+            report.by_source.insert("first-epss".into(), epss.len());
+        }
+        let updated = now();
+        for (name, stored) in touched {
+            let origin = batch.origins.get(&name).map(|o| o.join(", ")).unwrap_or_default();
+            tx.execute(
+                "INSERT INTO sources(name, updated, origin, advisories, newest) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(name) DO UPDATE SET updated = excluded.updated, origin = excluded.origin, advisories = excluded.advisories,
+                   newest = CASE WHEN sources.newest IS NULL OR excluded.newest > sources.newest THEN excluded.newest ELSE sources.newest END",
+                params![name, updated, origin, stored, batch.newest.get(&name)],
+            )
+            .map_err(sql)?;
+        }
+        tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('updated', ?1)", [updated])
+            .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(report)
+    }
+
+    /// Every CVSS score stored for `cve` (NVD, CVE 5), NVD's first.
+    pub fn scores(&self, cve: &str) -> Result<Vec<Score>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT body FROM scores WHERE cve = ?1 ORDER BY feed DESC")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt.query_map([cve], |r| r.get::<_, String>(0)).map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let body = row.map_err(|e| self.sql(e))?;
+            let scores: Vec<Score> = serde_json::from_str(&body).map_err(|e| DbError::Invalid {
+                path: self.path.display().to_string(),
+                message: format!("corrupt score record of {cve}: {e}"),
+            })?;
+            out.extend(scores);
+        }
+        Ok(out)
     }
 
     /// What the KEV catalog and EPSS say of `cve`.
@@ -471,7 +449,7 @@ impl Database {
         };
         let mut stmt = self
             .conn
-            .prepare("SELECT name, updated, origin, advisories FROM sources ORDER BY name")
+            .prepare("SELECT name, updated, origin, advisories, newest FROM sources ORDER BY name")
             .map_err(|e| self.sql(e))?;
         let sources = stmt
             .query_map([], |r| {
@@ -480,12 +458,24 @@ impl Database {
                     updated: r.get(1)?,
                     origin: r.get(2)?,
                     advisories: r.get(3)?,
+                    newest: r.get(4)?,
                 })
             })
             .map_err(|e| self.sql(e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.sql(e))?;
+        let cves = count("(SELECT DISTINCT cve FROM advisory_cves)")?;
+        let cves_scored = count("(SELECT DISTINCT a.cve FROM advisory_cves a WHERE EXISTS (SELECT 1 FROM scores s WHERE s.cve = a.cve))")?;
+        let mut warnings = Vec::new();
+        if count("scores")? == 0 {
+            warnings.push(
+                "no severity source is loaded (NVD feeds, CVE 5 records): findings whose advisory gives no severity are UNKNOWN; import them with `customs db import`".to_string(),
+            );
+        }
         Ok(Status {
+            cves,
+            cves_scored,
+            warnings,
             path: self.path.display().to_string(),
             schema_version: SCHEMA_VERSION,
             built: meta("built")?,
@@ -507,163 +497,79 @@ impl Database {
     }
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let ft = e.file_type()?;
-        let p = e.path();
-        if ft.is_dir() {
-            collect_files(&p, out)?;
-        } else if ft.is_file() {
-            // Record files, archives of them, and the CSV of EPSS scores, plain or gzipped.
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let name = name.strip_suffix(".gz").unwrap_or(&name);
-            if [".json", ".yaml", ".yml", ".zip", ".csv"].iter().any(|x| name.ends_with(x)) {
-                out.push(p);
+fn count(tx: &rusqlite::Transaction, query: &str, arg: &str) -> rusqlite::Result<i64> {
+    tx.query_row(query, [arg], |r| r.get(0))
+}
+
+/// Writes one advisory: its head, its CVE ids, and its affected entries. `replace_all` drops every entry it
+/// had before (a Debian advisory is rebuilt whole); otherwise entries are replaced per ecosystem, keeping other
+/// releases imported earlier.
+fn put_advisory(tx: &rusqlite::Transaction, source: &str, adv: &Advisory, replace_all: bool) -> rusqlite::Result<()> {
+    let mut head = adv.clone();
+    let affected = std::mem::take(&mut head.affected);
+    tx.prepare_cached("INSERT OR REPLACE INTO advisories(id, source, body) VALUES (?1, ?2, ?3)")?
+        .execute(params![adv.id, source, serde_json::to_string(&head).expect("advisories serialize")])?;
+    let mut put_cve = tx.prepare_cached("INSERT OR IGNORE INTO advisory_cves(advisory, cve) VALUES (?1, ?2)")?;
+    for cve in std::iter::once(&adv.id).chain(&adv.aliases).filter(|a| a.starts_with("CVE-")) {
+        put_cve.execute(params![adv.id, cve])?;
+    }
+    if replace_all {
+        tx.prepare_cached("DELETE FROM affected WHERE advisory = ?1")?.execute([&adv.id])?;
+    }
+    let mut drop = tx.prepare_cached("DELETE FROM affected WHERE advisory = ?1 AND ecosystem = ?2")?;
+    let mut put = tx.prepare_cached("INSERT INTO affected(advisory, ecosystem, package, body) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut cleared: Vec<&str> = Vec::new();
+    for a in &affected {
+        if !replace_all && !cleared.contains(&a.ecosystem.as_str()) {
+            drop.execute(params![adv.id, a.ecosystem])?;
+            cleared.push(&a.ecosystem);
+        }
+        put.execute(params![
+            adv.id,
+            a.ecosystem,
+            a.package,
+            serde_json::to_string(a).expect("affected serializes")
+        ])?;
+    }
+    Ok(())
+}
+
+/// Stores Debian statements and rebuilds the advisory of every CVE they speak of from all statements
+/// stored for it (earlier imports included). Returns how many advisories were rebuilt.
+fn write_debian(tx: &rusqlite::Transaction, statements: &[Statement]) -> rusqlite::Result<usize> {
+    let mut put = tx.prepare(
+        "INSERT INTO debian_statements(cve, package, release, origin, advisory, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(cve, package, release, origin, advisory) DO UPDATE SET body = excluded.body",
+    )?;
+    let mut cves: Vec<&str> = Vec::new();
+    for s in statements {
+        put.execute(params![
+            s.cve,
+            s.package,
+            s.release,
+            s.origin.as_str(),
+            s.advisories.first().map(String::as_str).unwrap_or_default(),
+            serde_json::to_string(s).expect("statements serialize")
+        ])?;
+        cves.push(&s.cve);
+    }
+    cves.sort_unstable();
+    cves.dedup();
+    let mut load = tx.prepare("SELECT body FROM debian_statements WHERE cve = ?1")?;
+    for cve in &cves {
+        let stored: Vec<Statement> = load
+            .query_map([cve], |r| r.get::<_, String>(0))?
+            .map(|b| b.and_then(|b| serde_json::from_str(&b).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))))
+            .collect::<rusqlite::Result<_>>()?;
+        let id = format!("DEBIAN-{cve}");
+        match crate::debian::merge(cve, &stored) {
+            Some(adv) => put_advisory(tx, "debian", &adv, true)?,
+            None => {
+                tx.execute("DELETE FROM affected WHERE advisory = ?1", [&id])?;
+                tx.execute("DELETE FROM advisory_cves WHERE advisory = ?1", [&id])?;
+                tx.execute("DELETE FROM advisories WHERE id = ?1", [&id])?;
             }
         }
     }
-    Ok(())
-}
-
-/// A gzip file's content, within the same limit as any record file.
-fn gunzip_limited(bytes: &[u8], shown: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| DbError::Invalid {
-            path: shown.to_string(),
-            message: format!("not a readable gzip file: {e}"),
-        })?;
-    if out.len() as u64 > MAX_FILE_BYTES {
-        return Err(DbError::Invalid {
-            path: shown.to_string(),
-            message: format!("decompresses to over the {MAX_FILE_BYTES}-byte limit for one record file"),
-        });
-    }
-    Ok(out)
-}
-
-fn read_limited(file: &Path) -> Result<Vec<u8>> {
-    let shown = file.display().to_string();
-    let mut bytes = Vec::new();
-    std::fs::File::open(file)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|source| DbError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(DbError::Invalid {
-            path: shown,
-            message: format!("over the {MAX_FILE_BYTES}-byte limit for one record file"),
-        });
-    }
-    Ok(bytes)
-}
-
-/// The source name an OSV advisory is filed under: `osv:<ecosystem>`.
-fn osv_source(adv: &Advisory) -> String {
-    let eco = adv
-        .affected
-        .first()
-        .map(|a| a.ecosystem.split(':').next().unwrap_or_default().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    format!("osv:{eco}")
-}
-
-fn classify_and_parse(
-    shown: &str,
-    bytes: &[u8],
-    batches: &mut BTreeMap<String, Vec<Advisory>>,
-    alpine_ids: &mut BTreeMap<String, Advisory>,
-    skipped: &mut Skipped,
-) -> Result<()> {
-    let invalid = |message: String| DbError::Invalid {
-        path: shown.to_string(),
-        message,
-    };
-    let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8 text: {e}")))?;
-    let is_json = shown.ends_with(".json");
-    if alpine::looks_like(&text[..text.len().min(4096)]) {
-        return alpine::merge(text, is_json, alpine_ids).map_err(invalid);
-    }
-    if is_json {
-        let head = text.trim_start();
-        // An OSV record is an object with "id"; the tracker is an object of packages.
-        let value: serde_json::Value = serde_json::from_str(head).map_err(|e| invalid(format!("malformed JSON: {e}")))?;
-        if value.get("id").is_some_and(|v| v.is_string()) {
-            let adv = osv::from_json(bytes, skipped).map_err(invalid)?;
-            batches.entry(osv_source(&adv)).or_default().push(adv);
-        } else if value.as_object().is_some_and(|o| {
-            o.values().all(|v| {
-                v.as_object()
-                    .is_some_and(|issues| issues.keys().all(|k| k.starts_with("CVE-") || k.starts_with("TEMP-")))
-            })
-        }) {
-            batches
-                .entry("debian-tracker".into())
-                .or_default()
-                .extend(debian::from_json(bytes).map_err(invalid)?);
-        } else {
-            return Err(invalid(
-                "neither an OSV record, an Alpine secdb nor a Debian security tracker document".into(),
-            ));
-        }
-        return Ok(());
-    }
-    let adv = osv::from_yaml(text, skipped).map_err(invalid)?;
-    batches.entry(osv_source(&adv)).or_default().push(adv);
-    Ok(())
-}
-
-/// A zip of advisories: osv.dev's `all.zip` per ecosystem (one OSV JSON record per entry), or YAML records.
-fn read_zip(
-    file: &Path,
-    batches: &mut BTreeMap<String, Vec<Advisory>>,
-    alpine_ids: &mut BTreeMap<String, Advisory>,
-    skipped: &mut Skipped,
-    report: &mut ImportReport,
-) -> Result<()> {
-    let shown = file.display().to_string();
-    let f = std::fs::File::open(file).map_err(|source| DbError::Io {
-        path: shown.clone(),
-        source,
-    })?;
-    let mut zip = zip::ZipArchive::new(f).map_err(|e| DbError::Invalid {
-        path: shown.clone(),
-        message: format!("not a readable zip: {e}"),
-    })?;
-    for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| DbError::Invalid {
-            path: shown.clone(),
-            message: format!("entry {i}: {e}"),
-        })?;
-        let name = entry.name().map(|n| n.to_string()).unwrap_or_default();
-        let readable = [".json", ".yaml", ".yml"].iter().any(|ext| name.ends_with(ext));
-        if !readable || entry.is_dir() {
-            continue;
-        }
-        let inner = format!("{shown}!{name}");
-        let mut bytes = Vec::new();
-        (&mut entry)
-            .take(MAX_FILE_BYTES)
-            .read_to_end(&mut bytes)
-            .map_err(|source| DbError::Io {
-                path: inner.clone(),
-                source,
-            })?;
-        report.files += 1;
-        if name.ends_with(".json") {
-            // osv.dev's all.zip: OSV JSON records, read straight (no classification pass over 100k records).
-            let adv = osv::from_json(&bytes, skipped).map_err(|message| DbError::Invalid { path: inner, message })?;
-            batches.entry(osv_source(&adv)).or_default().push(adv);
-        } else {
-            // YAML: OSV records (pypa's advisory-database) or an Alpine secdb, as for loose files.
-            classify_and_parse(&inner, &bytes, batches, alpine_ids, skipped)?;
-        }
-    }
-    Ok(())
+    Ok(cves.len())
 }

@@ -1,5 +1,6 @@
-//! The vulnerability database: importers (OSV JSON/YAML/zip, Debian security
-//! tracker, Alpine secdb), per-ecosystem version order, matching and severity.
+//! The vulnerability database: importers (OSV JSON/YAML/zip, the Debian security tracker JSON and DSA/DLA
+//! lists, Alpine secdb, NVD feeds and CVE 5 records for severity, CISA KEV, FIRST EPSS), per-ecosystem version
+//! order, matching and severity.
 //!
 //! Build a [`Database`] with [`Database::import`], then [`scan`] an inventory.
 //! Everything a finding says (fixed version, fix state, severity and who rated
@@ -12,10 +13,12 @@ mod db;
 mod debian;
 mod exploit;
 mod feeds;
+mod import;
 mod matcher;
 mod model;
 mod names;
 mod osv;
+mod severity;
 mod support;
 mod version;
 
@@ -26,5 +29,6 @@ pub use matcher::{Coverage, Finding, coverage, evaluate, query_for, scan};
 pub use model::{Advisory, Affected, Event, FixState, Rated, Severity};
 pub use names::normalize_package;
 pub use osv::normalize_ecosystem;
+pub use severity::Score;
 pub use support::{Support, support};
 pub use version::Scheme;

@@ -30,11 +30,17 @@ pub struct Finding {
     pub fix_state: FixState,
     /// Severity and who rated it.
     pub severity: Severity,
-    /// `debian`, `vendor`, `cvss_v3`, `cvss_v4`, or `none`.
+    /// Who rated it, by the documented precedence: the matched record's own rating (`debian`, `ubuntu`,
+    /// `vendor` for a GHSA or other label, `cvss_v3`/`cvss_v4` for the record's own vector), else NVD's Primary
+    /// score (`nvd`), else CVE 5's CNA (`cna:<name>`) or CISA ADP (`cisa-adp`), else a Secondary score NVD
+    /// relays (`nvd-secondary:<who>`), else `none`.
     pub severity_source: String,
     /// CVSS base score, when the severity came from one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cvss_score: Option<f64>,
+    /// Every CVSS score known for the CVE (NVD Primary and Secondary, CVE 5 CNA and ADP), whichever rated it.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub cvss: Vec<crate::severity::Score>,
     /// One-line description.
     pub title: String,
     /// Reference URLs.
@@ -48,6 +54,19 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// The risk figure findings are sorted by after KEV: the EPSS probability times the CVSS base score (or,
+    /// without one, the severity's lower bound: CRITICAL 9, HIGH 7, MEDIUM 4, LOW 0.1; UNKNOWN counts as 4).
+    /// 0 without an EPSS score.
+    pub fn risk(&self) -> f64 {
+        let weight = self.cvss_score.unwrap_or(match self.severity {
+            Severity::Critical => 9.0,
+            Severity::High => 7.0,
+            Severity::Medium | Severity::Unknown => 4.0,
+            Severity::Low => 0.1,
+        });
+        self.epss.as_ref().map_or(0.0, |e| e.score * weight)
+    }
+
     /// The CVE this finding is: its id, else its first CVE alias.
     pub fn cve(&self) -> Option<&str> {
         std::iter::once(&self.id)
@@ -241,10 +260,12 @@ fn rating(adv: &Advisory, entry: &Affected) -> Rated {
     })
 }
 
-/// Every finding for the inventory, sorted by severity (worst first), package and id.
+/// Every finding for the inventory, in risk order: known exploited (KEV) first, then by [`Finding::risk`]
+/// (EPSS × severity), then severity, package and id.
 pub fn scan(db: &Database, inventory: &Inventory) -> Result<Vec<Finding>, DbError> {
     let mut findings = Vec::new();
-    for p in &inventory.packages {
+    let mut seen: std::collections::HashSet<(String, usize)> = std::collections::HashSet::new();
+    for (index, p) in inventory.packages.iter().enumerate() {
         let Some((ecosystem, name, version)) = query_for(p, inventory.distro.as_ref()) else {
             continue;
         };
@@ -253,14 +274,36 @@ pub fn scan(db: &Database, inventory: &Inventory) -> Result<Vec<Finding>, DbErro
             if adv.withdrawn.is_some() {
                 continue;
             }
-            let Some(fix) = evaluate(scheme, &version, &entry) else { continue };
-            if findings.iter().any(|f: &Finding| f.id == adv.id && f.package == *p) {
+            let Some(mut fix) = evaluate(scheme, &version, &entry) else {
+                continue;
+            };
+            if !seen.insert((adv.id.clone(), index)) {
                 continue;
             }
             let state = entry
                 .state
                 .unwrap_or(if fix.is_some() { FixState::Fixed } else { FixState::Affected });
+            if state != FixState::Fixed {
+                // A fix elsewhere (Debian unstable) is no fix for this release.
+                fix = None;
+            }
             let rated = rating(&adv, &entry);
+            let mut cvss = Vec::new();
+            if let Some(vector) = &rated.vector {
+                cvss.push(crate::severity::Score {
+                    source: "record".into(),
+                    provider: adv.id.clone(),
+                    kind: "vendor".into(),
+                    version: vector
+                        .strip_prefix("CVSS:")
+                        .and_then(|v| v.split('/').next())
+                        .unwrap_or("2.0")
+                        .to_string(),
+                    vector: vector.clone(),
+                    score: rated.score.unwrap_or_default(),
+                    severity: rated.severity,
+                });
+            }
             findings.push(Finding {
                 id: adv.id.clone(),
                 aliases: adv.aliases.clone(),
@@ -272,6 +315,7 @@ pub fn scan(db: &Database, inventory: &Inventory) -> Result<Vec<Finding>, DbErro
                 severity: rated.severity,
                 severity_source: rated.source,
                 cvss_score: rated.score,
+                cvss,
                 title: adv.summary.clone(),
                 references: adv.references.clone(),
                 kev: None,
@@ -279,14 +323,29 @@ pub fn scan(db: &Database, inventory: &Inventory) -> Result<Vec<Finding>, DbErro
             });
         }
     }
+    let mut scores_of: std::collections::HashMap<String, Vec<crate::severity::Score>> = std::collections::HashMap::new();
     for f in &mut findings {
-        if let Some(cve) = f.cve().map(str::to_string) {
-            (f.kev, f.epss) = db.exploitation(&cve)?;
+        let Some(cve) = f.cve().map(str::to_string) else { continue };
+        (f.kev, f.epss) = db.exploitation(&cve)?;
+        if !scores_of.contains_key(&cve) {
+            scores_of.insert(cve.clone(), db.scores(&cve)?);
         }
+        let scores = &scores_of[&cve];
+        if f.severity == Severity::Unknown
+            && let Some(best) = crate::severity::preferred(scores)
+        {
+            f.severity = best.severity;
+            f.severity_source = best.label();
+            f.cvss_score = Some(best.score);
+        }
+        f.cvss.extend(scores.iter().cloned());
     }
     findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
+        b.kev
+            .is_some()
+            .cmp(&a.kev.is_some())
+            .then_with(|| b.risk().partial_cmp(&a.risk()).unwrap_or(Ordering::Equal))
+            .then_with(|| b.severity.cmp(&a.severity))
             .then_with(|| a.package.name.cmp(&b.package.name))
             .then_with(|| a.id.cmp(&b.id))
     });

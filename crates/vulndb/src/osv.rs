@@ -14,6 +14,9 @@ struct Record {
     withdrawn: Option<String>,
     #[serde(default)]
     aliases: Option<Vec<String>>,
+    /// Ubuntu's records name the CVE they describe here, not in `aliases`.
+    #[serde(default)]
+    upstream: Option<Vec<String>>,
     #[serde(default)]
     summary: Option<String>,
     #[serde(default)]
@@ -91,6 +94,19 @@ fn rate(entries: &[SeverityEntry], specific: &[Option<&serde_json::Value>]) -> O
                 vector: None,
             });
         }
+    }
+    // Ubuntu's priority is a severity entry of its own type.
+    if let Some(severity) = entries
+        .iter()
+        .filter(|e| e.kind.eq_ignore_ascii_case("Ubuntu"))
+        .find_map(|e| Severity::from_label(&e.score))
+    {
+        return Some(Rated {
+            severity,
+            source: "ubuntu".into(),
+            score: None,
+            vector: None,
+        });
     }
     // Prefer the newest CVSS version present.
     let mut best: Option<Rated> = None;
@@ -174,7 +190,15 @@ fn convert(r: Record, skipped: &mut Skipped) -> Advisory {
         .unwrap_or_default();
     Advisory {
         id: r.id,
-        aliases: r.aliases.unwrap_or_default(),
+        aliases: {
+            let mut aliases = r.aliases.unwrap_or_default();
+            for cve in r.upstream.unwrap_or_default() {
+                if cve.starts_with("CVE-") && !aliases.contains(&cve) {
+                    aliases.push(cve);
+                }
+            }
+            aliases
+        },
         summary,
         modified: r.modified,
         withdrawn: r.withdrawn,
