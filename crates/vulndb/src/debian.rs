@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Advisory, Affected, Event, FixState, Rated, Severity};
 
-/// Who made a statement; lower ranks win.
+/// Who made a statement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
@@ -30,6 +30,15 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// Precedence: the tracker's own status, then any advisory (DSA or DLA alike), then unstable.
+    fn rank(self) -> u8 {
+        match self {
+            Origin::Tracker => 0,
+            Origin::Dsa | Origin::Dla => 1,
+            Origin::Unstable => 2,
+        }
+    }
+
     /// The source name `db status` lists.
     pub fn source(self) -> &'static str {
         match self {
@@ -420,8 +429,7 @@ pub fn from_list(text: &str) -> Result<Vec<Statement>, String> {
 // ---- merging -----------------------------------------------------------------------------------------------
 
 /// The advisory `DEBIAN-<CVE>` all statements about one CVE make, as the tracker decides:
-/// per (package, release) the best-ranked statement wins; among DSAs/DLAs of the same rank, the earliest
-/// fixed version; unstable statements fill the releases no other statement names.
+/// per (package, release) the best-ranked statement wins; among DSAs and DLAs, the earliest fixed version; unstable statements fill the releases no other statement names.
 /// `None` when no release is affected.
 pub fn merge(cve: &str, statements: &[Statement]) -> Option<Advisory> {
     let mut best: BTreeMap<(&str, &str), &Statement> = BTreeMap::new();
@@ -434,7 +442,7 @@ pub fn merge(cve: &str, statements: &[Statement]) -> Option<Advisory> {
         }
         let replace = match best.get(&key) {
             None => true,
-            Some(b) if s.origin != b.origin => s.origin < b.origin,
+            Some(b) if s.origin.rank() != b.origin.rank() => s.origin.rank() < b.origin.rank(),
             Some(b) => match (&s.status, &b.status) {
                 (Status::Fixed(new), Status::Fixed(old)) => dpkg.compare(new, old) == Some(std::cmp::Ordering::Less),
                 _ => false,
