@@ -35,7 +35,8 @@ pub enum DbCommand {
     Update {
         #[command(flatten)]
         db: DbArgs,
-        /// Feeds to fetch: `osv:<Ecosystem>` (e.g. osv:PyPI, osv:Debian) or `debian-tracker`; default: the main OSV ecosystems.
+        /// Feeds to fetch: `osv:<Ecosystem>` (e.g. osv:PyPI, osv:Debian), `debian-tracker`, `debian-dsa`, `debian-dla`,
+        /// `alpine-secdb:<release>`, `nvd:modified`, `nvd:<year>`, `cisa-kev`, `first-epss`; default: the main OSV ecosystems.
         #[arg(long = "feed")]
         feeds: Vec<String>,
         /// Mirror base URL holding `osv/<Ecosystem>/all.zip` and `debian/tracker.json`; repeat for several.
@@ -102,7 +103,7 @@ pub fn run(command: DbCommand) -> Result<ExitCode> {
             } else {
                 feeds
                     .iter()
-                    .map(|n| Feed::by_name(n).with_context(|| format!("unknown feed {n:?}: use osv:<Ecosystem> or debian-tracker")))
+                    .map(|n| Feed::by_name(n).with_context(|| format!("unknown feed {n:?}: use osv:<Ecosystem>, debian-tracker, debian-dsa, debian-dla, alpine-secdb:<release>, nvd:modified, nvd:<year>, cisa-kev or first-epss")))
                     .collect::<Result<_>>()?
             };
             if no_official && mirrors.is_empty() {

@@ -695,9 +695,10 @@ fn a_known_exploited_vulnerability_fails_the_gate_and_names_kev() {
     };
     let (code, failing, reasons, doc) = gate(&["--fail-on", "CRITICAL"]);
     assert_eq!(code, Some(1));
+    // In risk order: the known exploited one first.
     assert_eq!(
         failing,
-        ["CVE-2023-38545 curl", "CVE-2023-38545 libcurl4", "CVE-2023-4911 libc6"],
+        ["CVE-2023-4911 libc6", "CVE-2023-38545 curl", "CVE-2023-38545 libcurl4"],
         "{reasons}"
     );
     assert!(

@@ -284,7 +284,7 @@ pub fn from_annotated(bytes: &[u8]) -> Result<Vec<Statement>, String> {
         let Some(package) = a.package.clone() else { continue };
         let state = a.state.as_deref().unwrap_or_default();
         let status = match (state, a.version.as_deref()) {
-            ("fixed", Some(v)) if v == "0" => Status::NotAffected,
+            ("fixed", Some("0")) => Status::NotAffected,
             ("fixed", Some(v)) => Status::Fixed(v.to_string()),
             (other, _) => match open_state(other) {
                 Some(s) => s,

@@ -57,16 +57,70 @@ impl Feed {
         }
     }
 
-    /// A feed by name: `osv:<Ecosystem>` or `debian-tracker`.
-    pub fn by_name(name: &str) -> Option<Feed> {
-        match name {
-            "debian-tracker" => Some(Feed::debian_tracker()),
-            n => {
-                let eco = n.strip_prefix("osv:")?;
-                let plain = !eco.is_empty() && eco.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-');
-                (plain || eco == "crates.io").then(|| Feed::osv(eco))
-            }
+    /// A feed that is one file at a fixed URL; its mirror path is `<group>/<file>`.
+    fn file(name: &str, url: &str, group: &str, file: &str) -> Feed {
+        Feed {
+            name: name.into(),
+            url: url.into(),
+            mirror_path: format!("{group}/{file}"),
+            file: file.into(),
         }
+    }
+
+    /// The feeds besides OSV's, by name: Debian's DSA and DLA lists, Alpine's secdb per release
+    /// (`alpine-secdb:v3.21`), NVD's modified and yearly 2.0 feeds (`nvd:modified`, `nvd:2024`), CISA KEV and
+    /// FIRST EPSS.
+    fn named(name: &str) -> Option<Feed> {
+        const TRACKER: &str = "https://salsa.debian.org/security-tracker-team/security-tracker/-/raw/master/data";
+        Some(match name {
+            "debian-tracker" => Feed::debian_tracker(),
+            "debian-dsa" => Feed::file(name, &format!("{TRACKER}/DSA/list"), "debian", "DSA.list"),
+            "debian-dla" => Feed::file(name, &format!("{TRACKER}/DLA/list"), "debian", "DLA.list"),
+            "cisa-kev" => Feed::file(
+                name,
+                "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json",
+                "kev",
+                "known_exploited_vulnerabilities.json",
+            ),
+            "first-epss" => Feed::file(
+                name,
+                "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz",
+                "epss",
+                "epss_scores-current.csv.gz",
+            ),
+            n => {
+                if let Some(release) = n.strip_prefix("alpine-secdb:") {
+                    let ok =
+                        release == "edge" || (release.starts_with('v') && release[1..].chars().all(|c| c.is_ascii_digit() || c == '.'));
+                    if !ok {
+                        return None;
+                    }
+                    return Some(Feed::file(
+                        n,
+                        &format!("https://secdb.alpinelinux.org/{release}/main.json"),
+                        "alpine",
+                        &format!("secdb-{release}-main.json"),
+                    ));
+                }
+                let which = n.strip_prefix("nvd:")?;
+                if !(which == "modified" || (which.len() == 4 && which.chars().all(|c| c.is_ascii_digit()))) {
+                    return None;
+                }
+                let file = format!("nvdcve-2.0-{which}.json.gz");
+                Feed::file(n, &format!("https://nvd.nist.gov/feeds/json/cve/2.0/{file}"), "nvd", &file)
+            }
+        })
+    }
+
+    /// A feed by name: `osv:<Ecosystem>`, `debian-tracker`, `debian-dsa`, `debian-dla`, `alpine-secdb:<release>`,
+    /// `nvd:modified` or `nvd:<year>`, `cisa-kev`, `first-epss`.
+    pub fn by_name(name: &str) -> Option<Feed> {
+        if let Some(feed) = Feed::named(name) {
+            return Some(feed);
+        }
+        let eco = name.strip_prefix("osv:")?;
+        let plain = !eco.is_empty() && eco.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-');
+        (plain || eco == "crates.io").then(|| Feed::osv(eco))
     }
 }
 
@@ -342,4 +396,28 @@ fn verify_checksum(agent: &ureq::Agent, url: &str, file: &Path) -> Result<(), Fa
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Feed;
+
+    #[test]
+    fn every_source_has_a_feed_with_a_mirror_path() {
+        for (name, path) in [
+            ("debian-dsa", "debian/DSA.list"),
+            ("debian-dla", "debian/DLA.list"),
+            ("alpine-secdb:v3.21", "alpine/secdb-v3.21-main.json"),
+            ("nvd:modified", "nvd/nvdcve-2.0-modified.json.gz"),
+            ("nvd:2024", "nvd/nvdcve-2.0-2024.json.gz"),
+            ("cisa-kev", "kev/known_exploited_vulnerabilities.json"),
+            ("first-epss", "epss/epss_scores-current.csv.gz"),
+            ("osv:crates.io", "osv/crates.io/all.zip"),
+        ] {
+            assert_eq!(Feed::by_name(name).map(|f| f.mirror_path), Some(path.to_string()), "{name}");
+        }
+        for bad in ["nvd:20245", "alpine-secdb:../x", "osv:", "nvd:"] {
+            assert!(Feed::by_name(bad).is_none(), "{bad}");
+        }
+    }
 }

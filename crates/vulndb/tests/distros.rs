@@ -195,6 +195,7 @@ fn ubuntu_records_agree_with_osv_dev_on_the_72_jammy_answers() {
 ///   osv.dev returned anywhere in the file), or the release's support ended before the recording;
 /// - ours only, Alpine: the release never shipped the queried version (`package-versions.tsv`), and secdb's
 ///   fixed-only ranges call every older version affected, where osv.dev's converter answers nothing.
+///
 /// Anything else fails.
 #[test]
 fn osv_dev_distro_answers_agree_per_ecosystem() {
