@@ -133,3 +133,87 @@ fn yaml_in_a_zip_imports_and_inputs_with_no_advisory_are_errors() {
     // Nothing of a failed import stays: still only the one advisory.
     assert_eq!(db.status().unwrap().advisories, 1);
 }
+
+/// Severity records come as CVE 5 files in a zip or a folder and as NVD 1.1 feeds; the newer record of a CVE
+/// replaces the older whatever the import order; a hostile feed is an error naming it, and nothing stays.
+#[test]
+fn cve5_in_zips_and_folders_and_nvd_1_1_feeds_import_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cve5 = |cve: &str, updated: &str, score: f64| {
+        format!(
+            r#"{{"dataType":"CVE_RECORD","cveMetadata":{{"cveId":"{cve}","state":"PUBLISHED","dateUpdated":"{updated}"}},
+            "containers":{{"cna":{{"providerMetadata":{{"shortName":"acme"}},"metrics":[{{"cvssV3_1":{{"version":"3.1","vectorString":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H","baseScore":{score},"baseSeverity":"CRITICAL"}}}}]}}}}}}"#
+        )
+    };
+    let zip_path = d.join("cve5.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    z.start_file("2024/1xxx/CVE-2024-1000.json", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(cve5("CVE-2024-1000", "2024-05-01T00:00:00Z", 9.1).as_bytes()).unwrap();
+    z.finish().unwrap();
+    write(d, "older/CVE-2024-1000.json", &cve5("CVE-2024-1000", "2024-01-01T00:00:00Z", 5.0));
+    let nvd11 = r#"{"CVE_data_type":"CVE","CVE_data_format":"MITRE","CVE_Items":[{"cve":{"CVE_data_meta":{"ID":"CVE-2018-0001"}},
+        "impact":{"baseMetricV2":{"cvssV2":{"version":"2.0","vectorString":"AV:N/AC:L/Au:N/C:P/I:P/A:P","baseScore":7.5},"severity":"HIGH"}},
+        "lastModifiedDate":"2018-02-23T02:29Z"}]}"#;
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(d.join("nvdcve-1.1-2018.json.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(nvd11.as_bytes()).unwrap();
+    gz.finish().unwrap();
+
+    let mut db = Database::open(&d.join("v.db")).unwrap();
+    let report = db.import(&[zip_path, d.join("nvdcve-1.1-2018.json.gz")]).unwrap();
+    assert_eq!((report.by_source["cve5-severity"], report.by_source["nvd-severity"]), (1, 1));
+    db.import(&[d.join("older")]).unwrap();
+    let scores = db.scores("CVE-2024-1000").unwrap();
+    assert_eq!(
+        (scores.len(), scores[0].score, scores[0].provider.as_str()),
+        (1, 9.1, "acme"),
+        "the older record did not replace the newer"
+    );
+    let nvd = db.scores("CVE-2018-0001").unwrap();
+    assert_eq!(
+        (nvd[0].version.as_str(), nvd[0].kind.as_str(), nvd[0].score),
+        ("2.0", "Primary", 7.5)
+    );
+    let status = db.status().unwrap();
+    assert!(status.warnings.is_empty(), "{:?}", status.warnings);
+    let nvd_source = status.sources.iter().find(|s| s.name == "nvd-severity").unwrap();
+    assert_eq!(nvd_source.newest.as_deref(), Some("2018-02-23T02:29Z"));
+
+    // A feed whose array holds something else: an error naming the file, and the database as it was.
+    write(
+        d,
+        "bad/nvdcve-2.0-2020.json",
+        r#"{"format":"NVD_CVE","vulnerabilities":[{"cve":{"id":"CVE-1","metrics":{"cvssMetricV31":[{"cvssData":{}}]}}}]}"#,
+    );
+    let err = db.import(&[d.join("bad")]).unwrap_err().to_string();
+    assert!(err.contains("nvdcve-2.0-2020.json") && err.contains("NVD feed"), "{err}");
+    assert!(db.scores("CVE-1").unwrap().is_empty());
+}
+
+/// Without a severity source `db status` warns; a DSA list with a malformed line names the line.
+#[test]
+fn status_warns_without_severity_and_a_bad_dsa_line_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "osv/a.json", RECORD);
+    let mut db = Database::open(&d.join("v.db")).unwrap();
+    db.import(&[d.join("osv")]).unwrap();
+    let status = db.status().unwrap();
+    assert!(
+        status.warnings.iter().any(|w| w.contains("no severity source")),
+        "{:?}",
+        status.warnings
+    );
+    assert_eq!((status.cves, status.cves_scored), (1, 0));
+    write(
+        d,
+        "DSA/list",
+        "[12 Feb 2025] DSA-1-1 foo - security update\n\t{CVE-2025-1}\n\t[bookworm] foo 1.0\n",
+    );
+    let err = db.import(&[d.join("DSA/list")]).unwrap_err().to_string();
+    assert!(err.contains("DSA/list") && err.contains("line 3"), "{err}");
+}
