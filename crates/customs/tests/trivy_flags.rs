@@ -9,7 +9,7 @@ use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
 mod support;
-use support::{demo_image, validate};
+use support::{customs, demo_image, validate, write_curl_glibc_rootfs};
 
 /// A database with the demo's advisories, in `dir`.
 fn demo_db(dir: &Path) -> PathBuf {
@@ -22,21 +22,6 @@ fn demo_db(dir: &Path) -> PathBuf {
         .assert()
         .success();
     db
-}
-
-/// Runs customs in `cwd` with the environment cleared of any CUSTOMS_ variable the caller did not give.
-fn customs(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = cargo_bin_cmd!("customs");
-    cmd.current_dir(cwd).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CUSTOMS_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
 }
 
 fn json(out: &Output) -> Value {
@@ -607,23 +592,7 @@ fn a_known_exploited_vulnerability_fails_the_gate_and_names_kev() {
     // Debian 12 with curl before DSA-5523-1 and glibc before DSA-5514-1 (public facts: CVE-2023-38545 is
     // NVD's 9.8 CRITICAL; CVE-2023-4911 is 7.8 HIGH and in CISA's KEV since 2023-11-21, due 2023-12-12).
     let root = dir.path().join("rootfs");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
-    std::fs::write(
-        root.join("etc/os-release"),
-        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
-    )
-    .unwrap();
-    let pkg = |name: &str, source: &str, version: &str| {
-        format!("Package: {name}\nStatus: install ok installed\nSource: {source}\nVersion: {version}\nArchitecture: amd64\n\n")
-    };
-    let status = [
-        pkg("curl", "curl", "7.88.1-10+deb12u3"),
-        pkg("libcurl4", "curl", "7.88.1-10+deb12u3"),
-        pkg("libc6", "glibc", "2.36-9+deb12u2"),
-    ]
-    .concat();
-    std::fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
+    write_curl_glibc_rootfs(&root);
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let osv = |id: &str, cve: &str, vector: &str, package: &str, fixed: &str| {

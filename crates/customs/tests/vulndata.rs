@@ -7,18 +7,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
+mod support;
+
 fn customs(cwd: &Path, args: &[&str]) -> Output {
-    let mut cmd = cargo_bin_cmd!("customs");
-    cmd.current_dir(cwd).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CUSTOMS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.output().unwrap()
+    support::customs(cwd, args, &[])
 }
 
 fn import(cwd: &Path, db: &Path, inputs: &[PathBuf]) -> String {
@@ -151,23 +145,7 @@ fn kev_and_nvd_severity_fail_the_gate_on_real_feeds() {
     let shared = data.parent().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("rootfs");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
-    std::fs::write(
-        root.join("etc/os-release"),
-        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
-    )
-    .unwrap();
-    let pkg = |name: &str, source: &str, version: &str| {
-        format!("Package: {name}\nStatus: install ok installed\nSource: {source}\nVersion: {version}\nArchitecture: amd64\n\n")
-    };
-    let status = [
-        pkg("curl", "curl", "7.88.1-10+deb12u3"),
-        pkg("libcurl4", "curl", "7.88.1-10+deb12u3"),
-        pkg("libc6", "glibc", "2.36-9+deb12u2"),
-    ]
-    .concat();
-    std::fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
+    support::write_curl_glibc_rootfs(&root);
     let db = dir.path().join("v.db");
     let said = import(
         dir.path(),

@@ -235,8 +235,10 @@ impl Database {
         }
         if !batch.debian.is_empty() {
             let written = write_debian(&tx, &batch.debian).map_err(sql)?;
+            // Counted once: `sources()` walks every statement read.
+            let read = batch.sources();
             for origin in [Origin::Tracker, Origin::Dsa, Origin::Dla, Origin::Unstable] {
-                let Some(n) = batch.sources().get(origin.source()).copied() else {
+                let Some(n) = read.get(origin.source()).copied() else {
                     continue;
                 };
                 let stored = count(

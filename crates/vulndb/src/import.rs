@@ -208,13 +208,7 @@ fn read_file(file: &Path, batch: &mut Batch) -> Result<(), DbError> {
     batch.files += 1;
     let head_text = String::from_utf8_lossy(&head);
     if severity::looks_like_nvd(&head_text) {
-        // Streamed: a year's feed is hundreds of megabytes.
-        let mut scored = Vec::new();
-        severity::read_nvd(std::io::Cursor::new(head).chain(reader), &mut |s| scored.push(s)).map_err(|m| invalid(&shown, m))?;
-        for s in scored {
-            batch.add_score(s, "nvd");
-        }
-        return Ok(());
+        return read_nvd_into(std::io::Cursor::new(head).chain(reader), &shown, batch);
     }
     let mut bytes = head;
     reader
@@ -225,6 +219,14 @@ fn read_file(file: &Path, batch: &mut Batch) -> Result<(), DbError> {
         return Err(invalid(&shown, format!("over the {MAX_FILE_BYTES}-byte limit for one record file")));
     }
     classify(&shown, &name, &bytes, batch)
+}
+
+/// An NVD feed, streamed: each CVE's scores go into the batch as it is read (a year's feed is hundreds of
+/// megabytes).
+fn read_nvd_into(reader: impl Read, shown: &str, batch: &mut Batch) -> Result<(), DbError> {
+    severity::read_nvd(reader, &mut |s| batch.add_score(s, "nvd"))
+        .map(drop)
+        .map_err(|m| invalid(shown, m))
 }
 
 fn invalid(path: &str, message: String) -> DbError {
@@ -276,12 +278,7 @@ fn classify(shown: &str, name: &str, bytes: &[u8], batch: &mut Batch) -> Result<
         return Ok(());
     }
     if severity::looks_like_nvd(head) {
-        let mut scored = Vec::new();
-        severity::read_nvd(bytes, &mut |s| scored.push(s)).map_err(bad)?;
-        for s in scored {
-            batch.add_score(s, "nvd");
-        }
-        return Ok(());
+        return read_nvd_into(bytes, shown, batch);
     }
     if debian::looks_like_annotated(head) {
         batch.debian.extend(debian::from_annotated(bytes).map_err(bad)?);

@@ -327,10 +327,13 @@ pub fn scan(db: &Database, inventory: &Inventory) -> Result<Vec<Finding>, DbErro
     for f in &mut findings {
         let Some(cve) = f.cve().map(str::to_string) else { continue };
         (f.kev, f.epss) = db.exploitation(&cve)?;
-        if !scores_of.contains_key(&cve) {
-            scores_of.insert(cve.clone(), db.scores(&cve)?);
-        }
-        let scores = &scores_of[&cve];
+        let scores = match scores_of.entry(cve) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let scores = db.scores(slot.key())?;
+                slot.insert(scores)
+            }
+        };
         if f.severity == Severity::Unknown
             && let Some(best) = crate::severity::preferred(scores)
         {

@@ -2,27 +2,11 @@
 //! tracker records (unfixed, not-affected, ignored, fixed in bookworm only through DSA-5673-1) with the DSA
 //! list. Skipped (a failure under CUSTOMS_REQUIRE_ALL=1) when the data is absent.
 
-use customs_catalog::{Distro, Inventory, parse_dpkg_status};
+use customs_catalog::Inventory;
 use customs_vulndb::{Database, FixState, Severity, scan};
 
-fn debian(release: &str, codename: &str, packages: &[(&str, &str, &str)]) -> Inventory {
-    let status: String = packages
-        .iter()
-        .map(|(name, source, version)| {
-            format!("Package: {name}\nStatus: install ok installed\nSource: {source}\nVersion: {version}\nArchitecture: amd64\n\n")
-        })
-        .collect();
-    Inventory {
-        distro: Some(Distro {
-            id: "debian".into(),
-            version_id: Some(release.into()),
-            codename: Some(codename.into()),
-            ..Distro::default()
-        }),
-        packages: parse_dpkg_status(&status, "var/lib/dpkg/status"),
-        warnings: Vec::new(),
-    }
-}
+mod support;
+use support::debian;
 
 /// The CVEs of the five records.
 const RECORDS: [&str; 5] = ["CVE-2016-2781", "CVE-2024-26458", "CVE-2024-2961", "CVE-2024-3094", "CVE-2025-0167"];

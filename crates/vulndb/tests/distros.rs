@@ -5,8 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use customs_catalog::{Distro, Inventory, parse_apk_installed};
-use customs_vulndb::{Database, Scheme, evaluate, normalize_package, scan};
+use customs_vulndb::{Database, normalize_package, scan};
+
+mod support;
 use serde_json::Value;
+use support::affected;
 
 fn open_with(inputs: &[std::path::PathBuf]) -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().unwrap();
@@ -147,16 +150,6 @@ fn distro_answers(data: &Path) -> Vec<(String, String, String, BTreeSet<String>)
                     .collect(),
             )
         })
-        .collect()
-}
-
-fn affected(db: &Database, eco: &str, name: &str, version: &str) -> BTreeSet<String> {
-    let scheme = Scheme::for_ecosystem(eco);
-    db.lookup(eco, &normalize_package(eco, name))
-        .unwrap()
-        .into_iter()
-        .filter(|(a, e)| a.withdrawn.is_none() && evaluate(scheme, version, e).is_some())
-        .map(|(a, _)| a.id)
         .collect()
 }
 

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use customs_catalog::{Distro, Inventory, parse_dpkg_status};
 use customs_vulndb::{Database, Severity, scan};
 use serde_json::{Value, json};
+
+mod support;
 
 fn gunzip_json(path: &Path) -> Value {
     let mut text = String::new();
@@ -35,23 +36,6 @@ fn nvd_primary(cve: &Value) -> Option<(String, f64, String)> {
         }
     }
     None
-}
-
-fn bookworm(packages: &[(String, String)]) -> Inventory {
-    let status: String = packages
-        .iter()
-        .map(|(name, version)| format!("Package: {name}\nStatus: install ok installed\nVersion: {version}\nArchitecture: amd64\n\n"))
-        .collect();
-    Inventory {
-        distro: Some(Distro {
-            id: "debian".into(),
-            version_id: Some("12".into()),
-            codename: Some("bookworm".into()),
-            ..Distro::default()
-        }),
-        packages: parse_dpkg_status(&status, "var/lib/dpkg/status"),
-        warnings: Vec::new(),
-    }
 }
 
 #[test]
@@ -147,7 +131,8 @@ fn findings_take_nvd_primary_then_cna_scores_and_debian_urgency_first() {
     let mut inputs = vec![dir.path().join("tracker.json"), dir.path().join(format!("{cna_cve}.json"))];
     inputs.extend(feeds.iter().cloned());
     db.import(&inputs).unwrap();
-    let findings = scan(&db, &bookworm(&packages)).unwrap();
+    let packages: Vec<(&str, &str, &str)> = packages.iter().map(|(n, v)| (n.as_str(), n.as_str(), v.as_str())).collect();
+    let findings = scan(&db, &support::debian("12", "bookworm", &packages)).unwrap();
     let by_package: BTreeMap<&str, &customs_vulndb::Finding> = findings.iter().map(|f| (f.package.name.as_str(), f)).collect();
 
     for (i, (cve, (version, score, severity))) in picked.iter().enumerate() {

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use customs_vulndb::{Database, Scheme, evaluate, normalize_ecosystem, normalize_package};
+use customs_vulndb::{Database, normalize_ecosystem, normalize_package};
+
+mod support;
+use support::affected;
 
 fn shared() -> Option<PathBuf> {
     customs_testkit::shared_data("osv").map(|osv| osv.parent().unwrap().to_path_buf())
@@ -37,16 +40,6 @@ fn db() -> Option<&'static (tempfile::TempDir, PathBuf)> {
         Some((dir, path))
     })
     .as_ref()
-}
-
-fn affected(db: &Database, eco: &str, pkg: &str, version: &str) -> BTreeSet<String> {
-    let scheme = Scheme::for_ecosystem(eco);
-    db.lookup(eco, &normalize_package(eco, pkg))
-        .unwrap()
-        .into_iter()
-        .filter(|(a, e)| a.withdrawn.is_none() && evaluate(scheme, version, e).is_some())
-        .map(|(a, _)| a.id)
-        .collect()
 }
 
 #[test]

@@ -1,8 +1,12 @@
 //! What several integration tests share: the demo image, and validating reports with `tests/validate_report.py`.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::cargo::cargo_bin_cmd;
 
 /// The committed demo image (`examples/demo-image`, an OCI layout), as a command-line argument.
+#[allow(dead_code)]
 pub fn demo_image() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/demo-image")
@@ -32,4 +36,43 @@ pub fn write_coverage_fillers(osv_dir: &Path) {
         });
         std::fs::write(osv_dir.join(format!("filler-{}.json", eco.replace(':', "-"))), record.to_string()).unwrap();
     }
+}
+
+/// Runs customs in `cwd` with the environment cleared of any CUSTOMS_ variable the caller did not give.
+#[allow(dead_code)]
+pub fn customs(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = cargo_bin_cmd!("customs");
+    cmd.current_dir(cwd).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CUSTOMS_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Writes issue 16's root filesystem under `root`: Debian 12 with curl and libcurl4 `7.88.1-10+deb12u3` and
+/// libc6 `2.36-9+deb12u2`, i.e. before DSA-5523-1 (CVE-2023-38545) and DSA-5514-1 (CVE-2023-4911).
+#[allow(dead_code)]
+pub fn write_curl_glibc_rootfs(root: &Path) {
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    let pkg = |name: &str, source: &str, version: &str| {
+        format!("Package: {name}\nStatus: install ok installed\nSource: {source}\nVersion: {version}\nArchitecture: amd64\n\n")
+    };
+    let status = [
+        pkg("curl", "curl", "7.88.1-10+deb12u3"),
+        pkg("libcurl4", "curl", "7.88.1-10+deb12u3"),
+        pkg("libc6", "glibc", "2.36-9+deb12u2"),
+    ]
+    .concat();
+    std::fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
 }
