@@ -33,7 +33,7 @@ const MAX_ARTIFACT: u64 = 512 << 20;
 const MIN_BINARY: u64 = 4 << 10;
 
 /// Everything found in an image.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Inventory {
     /// The distribution, when the image says.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ pub struct Inventory {
     /// Packages sorted by kind, name, version and location.
     pub packages: Vec<Package>,
     /// Problems that made the inventory incomplete.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub warnings: Vec<String>,
 }
 

@@ -1,9 +1,9 @@
 //! The package model every cataloger produces.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The ecosystem a package belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PackageKind {
     /// Debian/Ubuntu packages from the dpkg database.
@@ -46,7 +46,7 @@ impl PackageKind {
 }
 
 /// One installed package and the evidence for it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
     /// Name as its ecosystem spells it (Maven: `group:artifact`).
     pub name: String,
@@ -64,7 +64,7 @@ pub struct Package {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
     /// Declared licences, as written.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub licenses: Vec<String>,
     /// Package URL.
     pub purl: String,
@@ -76,7 +76,7 @@ pub struct Package {
 }
 
 /// The distribution an image is built on, from `os-release`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Distro {
     /// `ID` (`debian`, `alpine`, `rhel`, …).
     pub id: String,
@@ -90,7 +90,7 @@ pub struct Distro {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pretty_name: Option<String>,
     /// `ID_LIKE`, split.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub id_like: Vec<String>,
 }
 

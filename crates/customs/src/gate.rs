@@ -12,6 +12,7 @@ use crate::inspect::{ImageScan, Pass, base_layer_split, secret_scanner, vulnerab
 use crate::output::emit;
 use crate::scan::secrets_table;
 use crate::{color, lint, notify};
+use customs_inspect::secret_hits;
 
 /// `customs gate`'s flags; each overrides the policy file.
 #[derive(clap::Args)]
@@ -134,32 +135,6 @@ pub(crate) fn load_policy(path: Option<PathBuf>) -> Result<(customs_policy::Poli
     Ok((file, base))
 }
 
-/// Secrets as the policy sees them: rule id, path and fingerprint, for exceptions to match.
-pub(crate) fn secret_hits(secrets: &[customs_secrets::ImageFinding]) -> Vec<customs_policy::RuleHit<'_>> {
-    secrets
-        .iter()
-        .map(|s| customs_policy::RuleHit {
-            rule_id: &s.finding.rule_id,
-            path: &s.finding.path,
-            fingerprint: &s.finding.fingerprint,
-            former_ids: customs_secrets::former_ids(&s.finding.rule_id),
-        })
-        .collect()
-}
-
-/// Fails the verdict for `reason`: it replaces the "pass" sentence, or joins the other reasons (at `at`, else last).
-pub(crate) fn fail_verdict(verdict: &mut customs_policy::Verdict, reason: String, at: Option<usize>) {
-    if verdict.pass {
-        verdict.reasons[0] = reason;
-    } else {
-        match at {
-            Some(i) => verdict.reasons.insert(i.min(verdict.reasons.len()), reason),
-            None => verdict.reasons.push(reason),
-        }
-    }
-    verdict.pass = false;
-}
-
 /// The gate: settings from flags over the policy file over defaults, then the verdict, reports and notifications.
 pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
     let (policy, base) = load_policy(a.policy.clone())?;
@@ -279,117 +254,41 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
     })?;
     let split = base_layer_split(&a.base, &scan, &a.target)?;
     let today = time::OffsetDateTime::now_utc().date();
-    let ImageScan {
-        subject,
-        findings,
-        mut warnings,
-        secrets,
-        coverage,
-        ended_support: eol,
-        ..
-    } = scan;
-    // With --exclude-base the base image's findings come last and only the image's own ones can fail it;
-    // exceptions count as used when they match either.
-    let in_base = |layer: Option<usize>| split.is_some_and(|n| layer.is_some_and(|l| l < n));
-    let found = findings.len();
-    let findings: Vec<_> = findings
-        .into_iter()
-        .filter(|f| !a.ignore_status.contains(&Some(f.fix_state)))
-        .collect();
-    if findings.len() < found {
-        warnings.push(format!("{} vulnerabilities left out (--ignore-status)", found - findings.len()));
-    }
-    let (base_findings, mut findings): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| in_base(f.package.layer));
-    let own = findings.len();
-    findings.extend(base_findings);
-    let mut verdict = customs_policy::decide(&findings[..own], &exceptions, &thresholds, today);
-    if let Some(n) = split {
-        let all = customs_policy::decide(&findings, &exceptions, &thresholds, today);
-        (verdict.unused, verdict.suppressed) = (all.unused, all.suppressed);
-        warnings.push(format!(
-            "{} vulnerabilities come from the base image (its {n} bottom layers) and do not fail the gate (--exclude-base)",
-            findings.len() - own
-        ));
-    }
-    if let Some(s) = eol.as_ref().filter(|_| a.fail_on_eol) {
-        let reason = format!(
-            "fail: {} is past its security support, which ended on {} (--fail-on-eol)",
-            s.release, s.ends
-        );
-        fail_verdict(&mut verdict, reason, None);
-    }
-    // A gate that fails on vulnerabilities cannot pass an ecosystem it could not check.
-    if vuln && !thresholds.fail_on.is_empty() {
-        let allowed: Vec<String> = if a.allow_uncovered.is_empty() {
+    let fail_on_secret = if a.fail_on_secret.is_empty() {
+        customs_inspect::all_secret_severities()
+    } else {
+        // `none` parses to `None` and keeps no severity.
+        a.fail_on_secret.iter().flatten().copied().collect()
+    };
+    let gate_policy = customs_inspect::GatePolicy {
+        thresholds,
+        exceptions,
+        ignore_status: a.ignore_status.iter().flatten().copied().collect(),
+        fail_on_secret,
+        allow_uncovered: if a.allow_uncovered.is_empty() {
             policy.gate.allow_uncovered.clone().unwrap_or_default()
         } else {
             a.allow_uncovered.clone()
-        };
-        for c in coverage.iter().filter(|c| !c.covered()) {
-            if allowed.iter().any(|e| e.eq_ignore_ascii_case(&c.ecosystem)) {
-                continue;
-            }
-            let reason = format!(
-                "fail: {} package(s) of {} were not checked: the database holds no advisory for it (import data for it, or --allow-uncovered {})",
-                c.packages, c.ecosystem, c.ecosystem
-            );
-            fail_verdict(&mut verdict, reason, None);
-        }
-    }
-    let refs = secret_hits(&secrets);
-    let (mut secret_failing, secret_suppressed) = customs_policy::decide_rule_hits(&refs, &exceptions, &thresholds, today);
-    // A secret the base image ships is listed but, with --exclude-base, fails nothing.
-    secret_failing.retain(|&i| !in_base(secrets[i].layer));
-    if !a.fail_on_secret.is_empty() {
-        // `none` parses to `None` and matches no severity.
-        secret_failing.retain(|&i| a.fail_on_secret.contains(&Some(secrets[i].finding.severity)));
-    }
-    if !secret_failing.is_empty() {
-        let reason = format!(
-            "fail: {} secret(s) in the image without a valid exception; revoke them and rebuild without them",
-            secret_failing.len()
-        );
-        fail_verdict(&mut verdict, reason, Some(1));
-    }
-    // Lint findings are excepted like secrets: `id` is the rule (`DL3008`), `path` a glob on the Dockerfile path.
-    let lint_suppressed = match &linted {
-        Some(l) => {
-            let hits: Vec<customs_policy::RuleHit<'_>> = l
-                .report
-                .findings
-                .iter()
-                .map(|f| customs_policy::RuleHit {
-                    rule_id: &f.rule,
-                    path: &l.path,
-                    fingerprint: "",
-                    former_ids: Vec::new(),
-                })
-                .collect();
-            customs_policy::decide_rule_hits(&hits, &exceptions, &thresholds, today).1
-        }
-        None => Vec::new(),
+        },
+        fail_on_eol: a.fail_on_eol,
+        base_layers: split,
+        lint_threshold,
     };
-    // An exception that suppressed a secret or a lint finding is in use, though no package finding matched it.
-    verdict
-        .unused
-        .retain(|&i| !secret_suppressed.iter().chain(&lint_suppressed).any(|s| s.exception == i));
-    if let Some(l) = &linted {
-        let failing = l
-            .report
-            .findings
-            .iter()
-            .enumerate()
-            .filter(|(i, f)| lint_threshold.is_some_and(|t| f.level <= t) && !lint_suppressed.iter().any(|s| s.finding == *i))
-            .count();
-        if failing > 0 {
-            let reason = format!(
-                "fail: {failing} Dockerfile finding(s) in {} at or above `{}`; fix them, or except the rule in exclusions.json (`id` and `path`) or the lint config",
-                l.path,
-                lint_threshold.map_or("none", |t| t.as_str())
-            );
-            fail_verdict(&mut verdict, reason, Some(1));
-        }
-    }
+    let inspection = customs_inspect::decide(scan, &gate_policy, linted, today);
+    let customs_inspect::Inspection {
+        subject,
+        findings,
+        verdict,
+        warnings,
+        secrets,
+        secret_failing,
+        secret_suppressed,
+        lint: linted,
+        lint_suppressed,
+        exceptions,
+        coverage,
+        ..
+    } = inspection;
     notify_all(&policy, &subject, &findings, &verdict);
 
     // `--severity` only trims what is shown; the verdict was taken on everything.

@@ -1,48 +1,13 @@
 //! One pass over an image: open it, inventory its packages, find its secrets, match the database.
 
 use anyhow::{Result, bail};
-use customs_catalog::{CatalogInterest, Inventory, catalog};
+use customs_catalog::Inventory;
+pub(crate) use customs_inspect::ImageScan;
 use customs_oci::{Image, OpenOptions, Platform, Source};
-use customs_report::Subject;
 use customs_vulndb::Database;
 use std::path::Path;
 
 use crate::args::*;
-
-/// What one pass over an image found.
-pub(crate) struct ImageScan {
-    /// The image.
-    pub(crate) subject: Subject,
-    /// The packages that were matched (after `--pkg-types` and `--skip-dirs`/`--skip-files`).
-    pub(crate) inventory: Inventory,
-    /// Known vulnerabilities.
-    pub(crate) findings: Vec<customs_vulndb::Finding>,
-    /// What qualifies the result: ecosystems the database does not cover first.
-    pub(crate) warnings: Vec<String>,
-    /// Secrets, when a scanner was given.
-    pub(crate) secrets: Vec<customs_secrets::ImageFinding>,
-    /// What the database could check, per ecosystem.
-    pub(crate) coverage: Vec<customs_vulndb::Coverage>,
-    /// How many bottom layers the base image has, when the history tells.
-    pub(crate) base_layers: Option<usize>,
-    /// The distribution release's security support, when it has ended (its warning leads the warnings).
-    pub(crate) ended_support: Option<customs_vulndb::Support>,
-}
-
-/// Notes a distribution release past its security support: it qualifies everything else the scan says.
-fn with_support(mut scan: ImageScan) -> ImageScan {
-    let today = time::OffsetDateTime::now_utc().date();
-    scan.ended_support = scan
-        .inventory
-        .distro
-        .as_ref()
-        .and_then(customs_vulndb::support)
-        .filter(|s| s.ended(today));
-    if let Some(s) = &scan.ended_support {
-        scan.warnings.insert(0, s.warning());
-    }
-    scan
-}
 
 /// What to look for in one pass over an image.
 pub(crate) struct Pass<'a> {
@@ -88,10 +53,8 @@ pub(crate) fn vulnerabilities(pass: &Pass<'_>) -> Result<ImageScan> {
     if !pass.vuln {
         // No vulnerability scanner: no database is needed, or opened.
         let mut scan = inventory(pass.target, pass.secrets)?;
-        let mut warnings = std::mem::take(&mut scan.inventory.warnings);
-        keep(&mut scan.inventory, &mut warnings);
-        scan.warnings = warnings;
-        return Ok(with_support(scan));
+        keep(&mut scan.inventory, &mut scan.warnings);
+        return Ok(scan);
     }
     let path = pass.db.path()?;
     let database = Database::open_existing(&path)?;
@@ -117,15 +80,11 @@ pub(crate) fn vulnerabilities(pass: &Pass<'_>) -> Result<ImageScan> {
         Some(_) => {}
     }
     let mut scan = inventory(pass.target, pass.secrets)?;
-    let mut later = std::mem::take(&mut scan.inventory.warnings);
-    keep(&mut scan.inventory, &mut later);
-    scan.findings = customs_vulndb::scan(&database, &scan.inventory)?;
-    scan.coverage = customs_vulndb::coverage(&database, &scan.inventory)?;
-    // What the database cannot check comes first: it qualifies every "0 vulnerabilities".
-    warnings.extend(scan.coverage.iter().filter(|c| !c.covered()).map(customs_vulndb::Coverage::warning));
-    warnings.extend(later);
-    scan.warnings = warnings;
-    Ok(with_support(scan))
+    keep(&mut scan.inventory, &mut scan.warnings);
+    customs_inspect::match_database(&mut scan, &database)?;
+    // The database's own problems lead: they qualify every "0 vulnerabilities".
+    scan.warnings.splice(0..0, warnings);
+    Ok(scan)
 }
 
 /// The secrets scanner: built-in rules plus the rules file (`--config`, else `./customs-secret.yaml`, else
@@ -161,18 +120,6 @@ pub(crate) fn secret_scanner(config: Option<&Path>, options: customs_secrets::Sc
         eprintln!("warning: {message}");
     }
     customs_secrets::Scanner::from_config(customs_secrets::BUILTIN, &file, &options).map_err(anyhow::Error::msg)
-}
-
-/// Layer facts for reports, with secrets in build commands masked: a report must not leak what it reports.
-pub(crate) fn redacted_layers(layers: &[customs_oci::LayerInfo]) -> Vec<customs_oci::LayerInfo> {
-    let scanner = customs_secrets::Scanner::builtin();
-    layers
-        .iter()
-        .map(|l| customs_oci::LayerInfo {
-            created_by: l.created_by.as_deref().map(|c| scanner.redact(c)),
-            ..l.clone()
-        })
-        .collect()
 }
 
 /// Opens an image. A bare argument that is no file or folder here and names no registry host (`team/app`,
@@ -236,43 +183,9 @@ pub(crate) fn inventory(target: &Target, secrets: Option<&customs_secrets::Scann
     let img = open_image(&target.image, &options)?;
     check_platform(&img, target.platform.as_ref())?;
     let progress = crate::progress::LayerProgress::new(img.layers.len(), img.layer_bytes());
-    let (view, found) = match secrets {
-        None => (img.filesystem_with_progress(&CatalogInterest, &progress)?, Vec::new()),
-        Some(scanner) => {
-            let interest = customs_oci::Both(CatalogInterest, customs_secrets::SecretInterest { scanner, first_layer: 0 });
-            let both = img.filesystem_with_progress(&interest, &progress)?;
-            let secret_view = both.map_content(customs_oci::Both::<CatalogInterest, customs_secrets::SecretInterest>::second);
-            let found = customs_secrets::image_findings(&secret_view, &img.config, scanner, 0);
-            (
-                both.map_content(customs_oci::Both::<CatalogInterest, customs_secrets::SecretInterest>::first),
-                found,
-            )
-        }
-    };
-    let mut inventory = catalog(&view);
-    inventory.warnings.splice(0..0, view.warnings.iter().cloned());
-    let subject = Subject {
-        name: img.name.clone(),
-        manifest_digest: img.manifest_digest.clone(),
-        config_digest: img.config_digest.clone(),
-        tags: img.tags.clone(),
-        platform: match (&img.config.os, &img.config.architecture) {
-            (Some(os), Some(arch)) => Some(format!("{os}/{arch}")),
-            _ => None,
-        },
-        layers: redacted_layers(&view.layers),
-    };
+    let scan = customs_inspect::survey(&img, secrets, &progress)?;
     drop(progress);
-    Ok(ImageScan {
-        subject,
-        inventory,
-        findings: Vec::new(),
-        warnings: Vec::new(),
-        secrets: found,
-        coverage: Vec::new(),
-        base_layers: customs_secrets::base_layer_count(&img.config),
-        ended_support: None,
-    })
+    Ok(scan)
 }
 
 /// How many bottom layers belong to the base image with `--exclude-base`: `--base-layers`, else the layers of

@@ -153,7 +153,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     session::start(settings);
     match cli.command {
         Command::Sbom { target, format, output } => {
-            let inspect::ImageScan { subject, inventory, .. } = inspect::inventory(&target, None)?;
+            let inspect::ImageScan {
+                subject,
+                mut inventory,
+                warnings,
+                ..
+            } = inspect::inventory(&target, None)?;
+            // The scan carries the inventory's warnings; an SBOM lists them with its packages.
+            inventory.warnings = warnings;
             let stamp = DocumentStamp::now();
             let text = match format {
                 SbomFormat::Table => customs_report::table(&subject, &inventory),

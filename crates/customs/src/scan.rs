@@ -10,14 +10,15 @@ use customs_vulndb::{FixState, Severity};
 
 use crate::args::*;
 use crate::color;
-use crate::inspect::{ImageScan, Pass, base_layer_split, check_platform, open_image, redacted_layers, secret_scanner, vulnerabilities};
+use crate::inspect::{ImageScan, Pass, base_layer_split, check_platform, open_image, secret_scanner, vulnerabilities};
 use crate::output::emit;
+use customs_inspect::redacted_layers;
 
 /// Secrets for people: one line each, masked, with layer and whether a later layer deleted the file.
 pub(crate) fn secrets_table(subject: &Subject, findings: &[customs_secrets::ImageFinding], warnings: &[String]) -> String {
     let mut out = format!("{}: {} secrets\n", subject.name, findings.len());
     for f in findings {
-        let place = match (f.layer, f.hidden, f.hidden_in) {
+        let place = match (f.layer, f.hidden.as_deref(), f.hidden_in) {
             (Some(l), Some(how), Some(by)) => format!("layer {l}, {how} in layer {by} but still in the image"),
             (Some(l), _, _) => format!("layer {l}"),
             (None, _, _) => "image config".to_string(),
@@ -139,10 +140,11 @@ pub fn run_scan(a: ScanArgs) -> Result<ExitCode> {
         skip: &a.skip,
     })?;
     let split = base_layer_split(&a.base, &scan, &a.target)?;
+    let mut scan = scan;
+    let eol = customs_inspect::note_support(&mut scan, time::OffsetDateTime::now_utc().date());
     let ImageScan {
         subject,
         inventory,
-        ended_support: eol,
         mut findings,
         mut warnings,
         mut secrets,

@@ -78,7 +78,7 @@ pub struct HiddenEntry {
 }
 
 /// Facts about one layer of the image.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct LayerInfo {
     /// Position in the image, 0 for the base.
     pub index: usize,

@@ -238,7 +238,7 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
         ));
         if r.secret_failing.contains(&i) {
             failures += 1;
-            let place = match (f.layer, f.hidden) {
+            let place = match (f.layer, f.hidden.as_deref()) {
                 (Some(l), Some(how)) => format!("layer {l} ({how} by a later layer, still in the image)"),
                 (Some(l), None) => format!("layer {l}"),
                 (None, _) => "image config".into(),
@@ -337,7 +337,7 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
             } else {
                 ""
             };
-            let layer = match (s.layer, s.hidden) {
+            let layer = match (s.layer, s.hidden.as_deref()) {
                 (Some(l), Some(h)) => format!("{l} ({h})"),
                 (Some(l), None) => l.to_string(),
                 (None, _) => "config".into(),

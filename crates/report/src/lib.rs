@@ -32,7 +32,7 @@ pub use summary::scan_summary;
 pub use table::table;
 
 /// The image (or directory) an inventory describes.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Subject {
     /// The source as the user named it.
     pub name: String,
@@ -43,7 +43,7 @@ pub struct Subject {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_digest: Option<Digest>,
     /// Tags the source records.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub tags: Vec<String>,
     /// `os/arch` of the image, when known.
     #[serde(skip_serializing_if = "Option::is_none")]

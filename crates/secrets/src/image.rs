@@ -28,7 +28,7 @@ impl Interest for SecretInterest<'_> {
 }
 
 /// Where in the image a secret is.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ImageFinding {
     /// The finding.
     #[serde(flatten)]
@@ -40,7 +40,7 @@ pub struct ImageFinding {
     pub created_by: Option<String>,
     /// `deleted` or `overwritten` when a later layer hid the file: it still ships in the image.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hidden: Option<&'static str>,
+    pub hidden: Option<String>,
     /// The layer that hid it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden_in: Option<usize>,
@@ -111,7 +111,7 @@ pub fn image_findings(view: &FsView, config: &ImageConfig, scanner: &Scanner, fi
                 finding,
                 layer: Some(h.entry.layer),
                 created_by: created_by(h.entry.layer),
-                hidden: Some(how),
+                hidden: Some(how.to_string()),
                 hidden_in: Some(h.hidden_in),
             }));
         }

@@ -11,7 +11,7 @@ use crate::names::normalize_package;
 use crate::version::Scheme;
 
 /// One vulnerability in one installed package.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Finding {
     /// Advisory id (`DEBIAN-CVE-…`, `PYSEC-…`, `RUSTSEC-…`).
     pub id: String,
@@ -77,7 +77,7 @@ impl Finding {
 }
 
 /// Whether the database can check the packages of one ecosystem found in an image.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Coverage {
     /// The ecosystem as matched (`Debian:12`, `PyPI`), or what kind of package could not be placed in one
     /// (`rpm`, `deb (unknown distribution)`).
