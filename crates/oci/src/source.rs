@@ -217,13 +217,23 @@ enum BlobStore {
     Tar(TarIndex),
     Rootfs(PathBuf),
     Registry(RegistryClient),
+    Custom(std::sync::Arc<dyn BlobSource>),
+}
+
+/// Blobs and manifests by digest, wherever they are kept: what a registry implements over its own storage so
+/// that scanning a pushed image reads the stored bytes directly, with no HTTP round trip to itself.
+pub trait BlobSource: Send + Sync + fmt::Debug {
+    /// Opens the blob (a config or layer) with this digest as a stream. The reader verifies the digest.
+    fn open_blob(&self, digest: &Digest) -> std::io::Result<Box<dyn Read + Send>>;
+    /// The manifest or index with this digest, as stored.
+    fn manifest(&self, digest: &Digest) -> std::io::Result<Vec<u8>>;
 }
 
 impl BlobStore {
     /// Where a manifest or index with this digest lives.
     fn manifest_location(&self, d: &Digest) -> String {
         match self {
-            BlobStore::Registry(_) => format!("manifests/{d}"),
+            BlobStore::Registry(_) | BlobStore::Custom(_) => format!("manifests/{d}"),
             _ => blob_location(d),
         }
     }
@@ -242,6 +252,20 @@ impl BlobStore {
                     client.blob(&digest.to_string())?
                 }
             },
+            BlobStore::Custom(source) => {
+                let io = |e| Error::io(input, e);
+                match location.strip_prefix("manifests/") {
+                    Some(target) => {
+                        let digest = target.parse::<Digest>().map_err(|e| Error::invalid(input, e.to_string()))?;
+                        Box::new(std::io::Cursor::new(source.manifest(&digest).map_err(io)?))
+                    }
+                    None => {
+                        let digest =
+                            digest_from_blob_path(location).ok_or_else(|| Error::invalid(input, format!("not a blob path: {location}")))?;
+                        source.open_blob(&digest).map_err(io)?
+                    }
+                }
+            }
         })
     }
 }
@@ -290,6 +314,21 @@ impl Image {
                 store: BlobStore::Rootfs(path),
             }),
         }
+    }
+
+    /// Opens the image a stored manifest (or index, resolved for `platform`) describes, reading manifests and
+    /// blobs from `source`. `name` is how reports name the image (`registry.example.com/team/app:1.0`).
+    pub fn from_blob_source(
+        source: std::sync::Arc<dyn BlobSource>,
+        name: String,
+        manifest: &Digest,
+        tags: Vec<String>,
+        platform: &Platform,
+    ) -> Result<Image> {
+        let store = BlobStore::Custom(source);
+        let input = format!("{name}: manifest {manifest}");
+        let bytes = read_small(&store, &store.manifest_location(manifest), Some(manifest), &input)?;
+        image_from_manifest(store, name, bytes, manifest.clone(), tags, platform)
     }
 
     /// Reads every layer once, verifying digests, and merges them into a filesystem view.
@@ -433,7 +472,7 @@ pub trait Progress: Sync {
 }
 
 /// Nobody is told.
-struct NoProgress;
+pub struct NoProgress;
 
 impl Progress for NoProgress {
     fn read(&self, _bytes: u64) {}

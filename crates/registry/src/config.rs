@@ -36,6 +36,11 @@ pub struct RegistryConfig {
     /// The authorization matrix rows.
     #[serde(default, rename = "grant")]
     pub grants: Vec<GrantConfig>,
+    /// Scan on push; off without a `[scanning]` section.
+    pub scanning: Option<crate::scanning::ScanningConfig>,
+    /// Protection rules: which repositories refuse pulls of failing images.
+    #[serde(default, rename = "protect")]
+    pub protect: Vec<crate::protect::ProtectConfig>,
 }
 
 /// `[server]`.
@@ -234,6 +239,7 @@ impl RegistryConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         config.access_policy().map_err(err)?;
+        config.protection().map_err(err)?;
         Ok(config)
     }
 
@@ -252,6 +258,18 @@ impl RegistryConfig {
         fix(&mut self.database.path);
         fix(&mut self.auth.token_key_file);
         fix(&mut self.audit.dir);
+        if let Some(scanning) = &mut self.scanning {
+            fix(&mut scanning.vulnerability_db);
+        }
+    }
+
+    /// The `[[protect]]` rules, checked; they need scanning on (a rule over images nobody scans would block
+    /// every pull, or none).
+    pub fn protection(&self) -> Result<crate::protect::Protection, String> {
+        if !self.protect.is_empty() && !self.scanning.as_ref().is_some_and(|s| s.enabled) {
+            return Err("[[protect]] rules need scanning: add a [scanning] section (vulnerability_db = \"...\")".into());
+        }
+        crate::protect::Protection::new(&self.protect)
     }
 
     /// The groups and grants as an [`AccessPolicy`]; an error names the bad grant.

@@ -6,7 +6,9 @@
 //! identities, check access and verify the audit log through the same types.
 
 pub mod access;
+pub mod api;
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod digest;
 pub mod error;
@@ -14,7 +16,9 @@ pub mod identity;
 pub mod manifest;
 pub mod meta;
 pub mod metrics;
+pub mod protect;
 pub mod route;
+pub mod scanning;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -10,7 +10,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2 added scan jobs, scan results, repository exceptions and pull times (tables only: version 1 opens as is).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
@@ -32,6 +33,19 @@ const SCHEMA: &[&str] = &[
         started_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS upload_parts (upload_id TEXT NOT NULL, start_offset BIGINT NOT NULL, size BIGINT NOT NULL,
         object_key TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (upload_id, start_offset))",
+    // Scan jobs: one per manifest digest and vulnerability-database version, whatever happens to the process.
+    "CREATE TABLE IF NOT EXISTS scan_jobs (id TEXT PRIMARY KEY, digest TEXT NOT NULL, repository TEXT NOT NULL,
+        db_version TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,
+        enqueued_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, lease_until TEXT, error TEXT,
+        UNIQUE (digest, db_version))",
+    "CREATE INDEX IF NOT EXISTS scan_jobs_by_state ON scan_jobs (state, enqueued_at)",
+    "CREATE TABLE IF NOT EXISTS scan_results (digest TEXT NOT NULL, db_version TEXT NOT NULL,
+        repository TEXT NOT NULL, outcome TEXT NOT NULL, scan TEXT, error TEXT, sources TEXT NOT NULL,
+        scanner_version TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL,
+        PRIMARY KEY (digest, db_version))",
+    "CREATE INDEX IF NOT EXISTS scan_results_by_digest ON scan_results (digest, finished_at)",
+    "CREATE TABLE IF NOT EXISTS repo_exceptions (repository TEXT PRIMARY KEY, body TEXT NOT NULL,
+        updated_at TEXT NOT NULL, updated_by TEXT NOT NULL)",
 ];
 
 /// A database error, with what was being done.
@@ -45,7 +59,7 @@ pub struct MetaError {
 
 type Result<T> = std::result::Result<T, MetaError>;
 
-fn ctx(doing: &'static str) -> impl FnOnce(sqlx::Error) -> MetaError {
+pub(crate) fn ctx(doing: &'static str) -> impl FnOnce(sqlx::Error) -> MetaError {
     move |source| MetaError { doing, source }
 }
 
@@ -105,6 +119,11 @@ pub struct MetaStore {
 }
 
 impl MetaStore {
+    /// The connection pool, for the modules that keep their own tables here (scan jobs and results).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Opens (or creates) the SQLite database at `path` and applies the schema.
     pub async fn open(path: &Path) -> Result<MetaStore> {
         if let Some(parent) = path.parent() {
@@ -129,12 +148,22 @@ impl MetaStore {
             .fetch_optional(&pool)
             .await
             .map_err(ctx("reading the schema version"))?;
-        if version.is_none() {
-            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
-                .bind(SCHEMA_VERSION)
-                .execute(&pool)
-                .await
-                .map_err(ctx("writing the schema version"))?;
+        match version {
+            None => {
+                sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                    .bind(SCHEMA_VERSION)
+                    .execute(&pool)
+                    .await
+                    .map_err(ctx("writing the schema version"))?;
+            }
+            Some(v) if v < SCHEMA_VERSION => {
+                sqlx::query("UPDATE schema_version SET version = $1")
+                    .bind(SCHEMA_VERSION)
+                    .execute(&pool)
+                    .await
+                    .map_err(ctx("writing the schema version"))?;
+            }
+            Some(_) => {}
         }
         Ok(MetaStore { pool })
     }

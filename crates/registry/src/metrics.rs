@@ -45,6 +45,21 @@ pub struct Metrics {
     pub bytes_sent: Counter,
     /// Denied attempts.
     pub denials: Family<DenialLabels, Counter>,
+    /// Scans finished, by outcome (`scanned`, `failed`).
+    pub scans: Family<OutcomeLabels, Counter>,
+    /// Seconds a scan took, from claim to stored result.
+    pub scan_seconds: Histogram,
+    /// Scan jobs queued or running.
+    pub scan_queue: prometheus_client::metrics::gauge::Gauge,
+    /// Pulls refused because the image fails its repository's protection rule, or is not scanned yet.
+    pub blocked_pulls: Counter,
+}
+
+/// Labels of a finished scan.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `scanned` or `failed`.
+    pub outcome: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -64,7 +79,27 @@ impl Default for Metrics {
         registry.register("received_bytes", "Blob bytes received", bytes_received.clone());
         registry.register("sent_bytes", "Response bytes sent", bytes_sent.clone());
         registry.register("denials", "Requests denied by authentication or authorization", denials.clone());
+        let scans = Family::<OutcomeLabels, Counter>::default();
+        let scan_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 12));
+        let scan_queue = prometheus_client::metrics::gauge::Gauge::default();
+        let blocked_pulls = Counter::default();
+        registry.register("scans", "Image scans finished, by outcome", scans.clone());
+        registry.register(
+            "scan_duration_seconds",
+            "Seconds from claiming a scan job to storing its result",
+            scan_seconds.clone(),
+        );
+        registry.register("scan_queue_depth", "Scan jobs queued or running", scan_queue.clone());
+        registry.register(
+            "blocked_pulls",
+            "Manifest pulls refused by a protection rule",
+            blocked_pulls.clone(),
+        );
         Metrics {
+            scans,
+            scan_seconds,
+            scan_queue,
+            blocked_pulls,
             registry,
             requests,
             latency,
@@ -92,6 +127,8 @@ pub fn route_of(path: &str) -> &'static str {
         "token"
     } else if path == "/metrics" {
         "metrics"
+    } else if path.starts_with("/api/v1/") {
+        "api"
     } else if path == "/healthz" || path == "/readyz" {
         "health"
     } else if !path.starts_with("/v2/") {

@@ -58,6 +58,12 @@ pub struct Registry {
     pub metrics: Metrics,
     /// Plain HTTP (development only).
     pub insecure: bool,
+    /// Scan on push, when `[scanning]` is on.
+    pub scanning: Option<crate::scanning::Scanning>,
+    /// Which repositories refuse pulls of failing images.
+    pub protection: crate::protect::Protection,
+    /// Now, for exceptions and scan ages.
+    pub clock: crate::clock::Clock,
 }
 
 /// Reads the token key, creating a random one (mode 0600) on first start.
@@ -104,7 +110,16 @@ impl Registry {
         let key = token_key(&config.auth.token_key_file)?;
         let tokens = TokenIssuer::new(&key, &config.server.service, config.auth.token_ttl_seconds);
         let audit = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes).map_err(|e| StartError(e.to_string()))?;
+        let protection = config.protection().map_err(StartError)?;
+        let scanning = config
+            .scanning
+            .clone()
+            .filter(|s| s.enabled)
+            .map(|s| crate::scanning::Scanning::new(s, crate::scanning::ScanStore::new(meta.clone())));
         Ok(Arc::new(Registry {
+            scanning,
+            protection,
+            clock: crate::clock::Clock::default(),
             auth: Authenticator::new(meta.clone(), std::time::Duration::from_secs(config.auth.login_cache_seconds)),
             policy,
             meta,
@@ -117,7 +132,8 @@ impl Registry {
         }))
     }
 
-    fn record(&self, event: AuditEvent) {
+    /// Appends to the audit log, counting denials.
+    pub(crate) fn record(&self, event: AuditEvent) {
         if event.result == "denied" {
             self.metrics
                 .denials
@@ -141,6 +157,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .nest("/api/v1", crate::api::routes())
         .fallback(api)
         .layer(middleware::from_fn_with_state(registry.clone(), observe))
         .with_state(registry)
@@ -152,6 +169,7 @@ pub async fn serve(
     listener: std::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    crate::scanning::start_workers(&registry).await;
     let app = router(registry.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let draining = handle.clone();
@@ -239,7 +257,7 @@ async fn metrics(State(reg): State<Arc<Registry>>) -> Response {
 
 // --- authentication ---------------------------------------------------------------------------------------------
 
-enum Auth {
+pub(crate) enum Auth {
     Anonymous,
     Basic(Caller),
     Bearer(Claims),
@@ -262,7 +280,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
 }
 
 /// The name a basic-auth header claims, for the audit record of a refused login (empty when none is readable).
-fn claimed_name(headers: &HeaderMap) -> String {
+pub(crate) fn claimed_name(headers: &HeaderMap) -> String {
     basic_credentials(headers)
         .and_then(Result::ok)
         .map(|(name, _)| name)
@@ -270,7 +288,7 @@ fn claimed_name(headers: &HeaderMap) -> String {
 }
 
 impl Registry {
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Auth, ApiError> {
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Auth, ApiError> {
         let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
             return Ok(Auth::Anonymous);
         };
@@ -317,7 +335,7 @@ impl Registry {
         format!("{}://{host}/token", if self.insecure { "http" } else { "https" })
     }
 
-    fn challenge(&self, headers: &HeaderMap, scope: Option<&str>, insufficient: bool) -> String {
+    pub(crate) fn challenge(&self, headers: &HeaderMap, scope: Option<&str>, insufficient: bool) -> String {
         let mut challenge = format!(
             "Bearer realm=\"{}\",service=\"{}\"",
             self.realm(headers),
@@ -359,11 +377,11 @@ async fn base(State(reg): State<Arc<Registry>>, ConnectInfo(addr): ConnectInfo<S
     }
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default()
 }
 
-fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(crate) fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
@@ -562,10 +580,10 @@ fn issue_token(reg: &Registry, addr: &SocketAddr, caller: Caller, scope: &str, o
 
 // --- the distribution API ---------------------------------------------------------------------------------------
 
-struct Ctx<'a> {
-    reg: &'a Registry,
-    auth: Auth,
-    headers: &'a HeaderMap,
+pub(crate) struct Ctx<'a> {
+    pub(crate) reg: &'a Registry,
+    pub(crate) auth: Auth,
+    pub(crate) headers: &'a HeaderMap,
 }
 
 /// What the audit record of a request says.
@@ -576,7 +594,7 @@ struct Note {
 }
 
 impl Ctx<'_> {
-    fn principal(&self) -> String {
+    pub(crate) fn principal(&self) -> String {
         match &self.auth {
             Auth::Anonymous => "anonymous".into(),
             Auth::Basic(caller) => caller.principal.clone().unwrap_or_else(|| "anonymous".into()),
@@ -584,7 +602,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn allows(&self, repository: &str, action: Action) -> bool {
+    pub(crate) fn allows(&self, repository: &str, action: Action) -> bool {
         match &self.auth {
             Auth::Anonymous => self.reg.policy.decide(&Caller::anonymous(), repository, action).allowed,
             Auth::Basic(caller) => self.reg.policy.decide(caller, repository, action).allowed,
@@ -607,7 +625,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn require(&self, repository: &str, action: Action) -> Result<(), ApiError> {
+    pub(crate) fn require(&self, repository: &str, action: Action) -> Result<(), ApiError> {
         if self.allows(repository, action) {
             Ok(())
         } else {
@@ -808,7 +826,7 @@ fn paginate(items: Vec<String>, query: &[(String, String)], path: &str) -> Resul
     Ok((items, None))
 }
 
-fn json_response(status: StatusCode, value: &Value, link: Option<String>) -> Response {
+pub(crate) fn json_response(status: StatusCode, value: &Value, link: Option<String>) -> Response {
     let body = serde_json::to_vec(value).expect("serialize");
     let mut response = Response::builder()
         .status(status)
@@ -852,7 +870,7 @@ async fn tags(ctx: &Ctx<'_>, repo: &str, query: &[(String, String)]) -> Result<R
     Ok(json_response(StatusCode::OK, &json!({ "name": repo, "tags": page }), link))
 }
 
-async fn resolve(ctx: &Ctx<'_>, repo: &str, reference: &str) -> Result<Digest, ApiError> {
+pub(crate) async fn resolve(ctx: &Ctx<'_>, repo: &str, reference: &str) -> Result<Digest, ApiError> {
     if reference.contains(':') {
         return parse_digest(reference);
     }
@@ -869,6 +887,13 @@ async fn manifest_get(ctx: &Ctx<'_>, repo: &str, reference: &str, head: bool) ->
     let digest = resolve(ctx, repo, reference).await?;
     let row = ctx.reg.meta.manifest(repo, digest.as_str()).await.map_err(ApiError::internal)?;
     let row = row.ok_or_else(|| ApiError::not_found("MANIFEST_UNKNOWN", format!("{repo}@{digest} does not exist")))?;
+    // Admins still pull a blocked image (to inspect or fix it); everyone else meets the protection rule.
+    if !ctx.allows(repo, Action::Admin)
+        && let Err(crate::protect::Blocked(why)) = crate::protect::check_pull(ctx.reg, repo, &row).await
+    {
+        ctx.reg.metrics.blocked_pulls.inc();
+        return Err(ApiError::denied(why));
+    }
     let response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, &row.media_type)
@@ -949,6 +974,15 @@ async fn manifest_put(ctx: &Ctx<'_>, note: &mut Note, repo: &str, reference: &st
         .put_manifest(repo, &row, info.subject.as_deref(), tag)
         .await
         .map_err(ApiError::internal)?;
+    if let Some(scanning) = &ctx.reg.scanning
+        && crate::scanning::is_image(&row)
+    {
+        // No push is acknowledged without its scan queued; a retried PUT stores the same manifest again.
+        scanning
+            .on_push(repo, &row.digest, &ctx.reg.clock.now_rfc3339())
+            .await
+            .map_err(ApiError::internal)?;
+    }
     note.detail = digest.to_string();
     let mut response = Response::builder()
         .status(StatusCode::CREATED)

@@ -53,7 +53,7 @@ pub struct Database {
 }
 
 /// One source's bookkeeping.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SourceStatus {
     /// `osv:PyPI`, `debian-tracker`, `alpine-secdb`, …
     pub name: String,
@@ -436,36 +436,47 @@ impl Database {
         Ok(Some(adv))
     }
 
+    fn meta_value(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// When anything was last imported (RFC 3339): the database's version, as scan results record it.
+    pub fn updated(&self) -> Result<Option<String>> {
+        self.meta_value("updated")
+    }
+
+    /// Each source with when it was imported and its newest record's date; cheap, unlike [`Database::status`].
+    pub fn sources(&self) -> Result<Vec<SourceStatus>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, updated, origin, advisories, newest FROM sources ORDER BY name")
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map([], |r| {
+            Ok(SourceStatus {
+                name: r.get(0)?,
+                updated: r.get(1)?,
+                origin: r.get(2)?,
+                advisories: r.get(3)?,
+                newest: r.get(4)?,
+            })
+        })
+        .map_err(|e| self.sql(e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| self.sql(e))
+    }
+
     /// Metadata and counts.
     pub fn status(&self) -> Result<Status> {
-        let meta = |k: &str| {
-            self.conn
-                .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get::<_, String>(0))
-                .optional()
-                .map_err(|e| self.sql(e))
-        };
+        let meta = |k: &str| self.meta_value(k);
         let count = |t: &str| {
             self.conn
                 .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0))
                 .map_err(|e| self.sql(e))
         };
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, updated, origin, advisories, newest FROM sources ORDER BY name")
-            .map_err(|e| self.sql(e))?;
-        let sources = stmt
-            .query_map([], |r| {
-                Ok(SourceStatus {
-                    name: r.get(0)?,
-                    updated: r.get(1)?,
-                    origin: r.get(2)?,
-                    advisories: r.get(3)?,
-                    newest: r.get(4)?,
-                })
-            })
-            .map_err(|e| self.sql(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.sql(e))?;
+        let sources = self.sources()?;
         let cves = count("(SELECT DISTINCT cve FROM advisory_cves)")?;
         let cves_scored = count("(SELECT DISTINCT a.cve FROM advisory_cves a WHERE EXISTS (SELECT 1 FROM scores s WHERE s.cve = a.cve))")?;
         let mut warnings = Vec::new();
@@ -490,7 +501,7 @@ impl Database {
 
     /// Seconds since the last import, `None` when nothing was ever imported.
     pub fn age_seconds(&self) -> Result<Option<i64>> {
-        let Some(updated) = self.status()?.updated else { return Ok(None) };
+        let Some(updated) = self.updated()? else { return Ok(None) };
         let t = time::OffsetDateTime::parse(&updated, &time::format_description::well_known::Rfc3339).map_err(|e| DbError::Invalid {
             path: self.path.display().to_string(),
             message: format!("bad update time {updated:?}: {e}"),

@@ -15,6 +15,8 @@ pub struct TestRegistry {
     pub dir: tempfile::TempDir,
     pub secrets: BTreeMap<String, String>,
     pub agent: ureq::Agent,
+    /// The running registry (its clock, stores and scanner), shared with the server thread.
+    pub registry: std::sync::Arc<Registry>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -68,7 +70,7 @@ pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
                         .unwrap()
                 );
             }
-            ready_tx.send(()).unwrap();
+            ready_tx.send(registry.clone()).unwrap();
             customs_registry::serve(registry, listener, async {
                 let _ = shutdown_rx.await;
             })
@@ -76,7 +78,7 @@ pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
             .unwrap();
         });
     });
-    ready_rx.recv().unwrap();
+    let registry = ready_rx.recv().unwrap();
     let pem = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
         .filter_map(|i| match i {
@@ -97,6 +99,7 @@ pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
         dir,
         secrets,
         agent,
+        registry,
         shutdown: Some(shutdown_tx),
         thread: Some(thread),
     }

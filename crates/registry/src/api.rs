@@ -1,0 +1,311 @@
+//! The registry's own REST API under `/api/v1` (documented in `docs/registry-api.md`): scan results, on-demand
+//! scans, scan jobs and repository exceptions. Authenticated like `/v2/`, authorized per repository, and every
+//! request is audited.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::access::Action;
+use crate::audit::AuditEvent;
+use crate::error::ApiError;
+use crate::server::{Ctx, Registry, claimed_name, first, json_response, query_pairs, resolve};
+
+/// The `/api/v1` routes (nested by the server's router).
+pub fn routes() -> Router<Arc<Registry>> {
+    Router::new().fallback(handle)
+}
+
+/// What one API request is, parsed from its path.
+enum Call {
+    Scan { repository: String, reference: String },
+    Exceptions { repository: String },
+    Jobs,
+}
+
+fn parse(path: &str) -> Option<Call> {
+    if path == "/jobs" {
+        return Some(Call::Jobs);
+    }
+    let rest = path.strip_prefix("/repositories/")?;
+    if let Some(repository) = rest.strip_suffix("/exceptions") {
+        return crate::route::valid_repository(repository).then(|| Call::Exceptions {
+            repository: repository.to_string(),
+        });
+    }
+    let (repository, tail) = rest.rsplit_once("/manifests/")?;
+    let reference = tail.strip_suffix("/scan")?;
+    (crate::route::valid_repository(repository) && !reference.is_empty() && !reference.contains('/')).then(|| Call::Scan {
+        repository: repository.to_string(),
+        reference: reference.to_string(),
+    })
+}
+
+async fn handle(
+    State(reg): State<Arc<Registry>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path().to_string();
+    let Some(call) = parse(&path) else {
+        return ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint (see docs/registry-api.md)").into_response();
+    };
+    let (action, repository) = match (&call, &method) {
+        (Call::Scan { repository, .. }, &Method::POST) => ("scan.request", repository.clone()),
+        (Call::Scan { repository, .. }, _) => ("scan.show", repository.clone()),
+        (Call::Exceptions { repository }, &Method::PUT) => ("exceptions.set", repository.clone()),
+        (Call::Exceptions { repository }, _) => ("exceptions.show", repository.clone()),
+        (Call::Jobs, _) => ("jobs.list", String::new()),
+    };
+    let mut reference = String::new();
+    let mut detail = String::new();
+    let (response, principal) = match reg.authenticate(&headers).await {
+        Err(e) => {
+            detail = e.message.clone();
+            (e.into_response(), claimed_name(&headers))
+        }
+        Ok(auth) => {
+            let ctx = Ctx {
+                reg: &reg,
+                auth,
+                headers: &headers,
+            };
+            let query = query_pairs(uri.query());
+            let result = match (call, method) {
+                (Call::Scan { repository, reference: r }, Method::GET) => {
+                    reference = r.clone();
+                    scan_show(&ctx, &repository, &r).await
+                }
+                (Call::Scan { repository, reference: r }, Method::POST) => {
+                    reference = r.clone();
+                    scan_request(&ctx, &repository, &r).await
+                }
+                (Call::Exceptions { repository }, Method::GET) => exceptions_show(&ctx, &repository).await,
+                (Call::Exceptions { repository }, Method::PUT) => exceptions_set(&ctx, &repository, body, &mut detail).await,
+                (Call::Jobs, Method::GET) => jobs(&ctx, &query).await,
+                (_, method) => Err(ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "UNSUPPORTED",
+                    format!("{method} is not supported here"),
+                )),
+            };
+            let response = result.unwrap_or_else(|e| {
+                detail = format!("{}: {}", e.code, e.message);
+                e.into_response()
+            });
+            (response, ctx.principal())
+        }
+    };
+    let status = response.status().as_u16();
+    reg.record(AuditEvent {
+        client_ip: addr.ip().to_string(),
+        principal,
+        action: action.into(),
+        repository,
+        reference,
+        result: match status {
+            401 | 403 => "denied",
+            s if s >= 400 => "error",
+            _ => "allowed",
+        }
+        .into(),
+        status,
+        detail,
+    });
+    response
+}
+
+fn scanning<'a>(ctx: &Ctx<'a>) -> Result<&'a crate::scanning::Scanning, ApiError> {
+    ctx.reg.scanning.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UNSUPPORTED",
+            "scanning is off on this registry (no [scanning] section in registry.toml)",
+        )
+    })
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e)
+}
+
+/// The stored exceptions of a repository, parsed.
+async fn repository_exceptions(ctx: &Ctx<'_>, repository: &str, require_reason: bool) -> Result<Vec<customs_policy::Exception>, ApiError> {
+    match scanning(ctx)?.store.exceptions(repository).await.map_err(internal)? {
+        Some(row) => crate::protect::parse_exceptions(repository, &row.body, require_reason).map_err(internal),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A manifest's scan under its repository's rule (the gate's defaults without one), as `customs gate --report
+/// json` writes it, with a `scan` section saying where and when it was scanned.
+async fn scan_show(ctx: &Ctx<'_>, repository: &str, reference: &str) -> Result<Response, ApiError> {
+    ctx.require(repository, Action::Pull)?;
+    let scanning = scanning(ctx)?;
+    let digest = resolve(ctx, repository, reference).await?;
+    let row = ctx.reg.meta.manifest(repository, digest.as_str()).await.map_err(internal)?;
+    let row = row.ok_or_else(|| ApiError::not_found("MANIFEST_UNKNOWN", format!("{repository}@{digest} does not exist")))?;
+    if !crate::scanning::is_image(&row) {
+        let children = crate::manifest::inspect(Some(&row.media_type), &row.content)
+            .map(|i| i.manifests.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let message = if children.is_empty() {
+            format!("{repository}@{digest} is not an image (an artifact or signature); it is not scanned")
+        } else {
+            format!(
+                "{repository}@{digest} is an index; ask for one of its images: {}",
+                children.join(", ")
+            )
+        };
+        return Err(ApiError::not_found("MANIFEST_UNKNOWN", message));
+    }
+    let rule = ctx.reg.protection.rule_for(repository);
+    let Some(latest) = scanning.store.latest(digest.as_str()).await.map_err(internal)? else {
+        return Ok(json_response(
+            StatusCode::ACCEPTED,
+            &json!({"schema": "customs.registry.scan/v1", "status": "pending", "digest": digest.to_string(), "repository": repository}),
+            None,
+        ));
+    };
+    let mut meta = json!({
+        "status": latest.outcome,
+        "digest": latest.digest,
+        "repository": latest.repository,
+        "db_version": latest.db_version,
+        "sources": serde_json::from_str::<Value>(&latest.sources).unwrap_or(Value::Null),
+        "scanner_version": latest.scanner_version,
+        "started_at": latest.started_at,
+        "finished_at": latest.finished_at,
+        "rule": rule.map(|r| json!(r.config.repositories)),
+    });
+    let Some(scan) = scanning.parsed(&latest) else {
+        meta["error"] = json!(latest.error);
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"schema": "customs.registry.scan/v1", "status": "failed", "scan": meta}),
+            None,
+        ));
+    };
+    let require_reason = rule.is_some_and(|r| r.config.require_reason);
+    let exceptions = repository_exceptions(ctx, repository, require_reason).await?;
+    let today = ctx.reg.clock.today();
+    let inspection = match rule {
+        Some(rule) => rule.decide(&scan, exceptions, today),
+        None => customs_inspect::decide(
+            customs_inspect::ImageScan::clone(&scan),
+            &crate::protect::default_policy(exceptions),
+            None,
+            today,
+        ),
+    };
+    let mut doc: Value = serde_json::from_str(&customs_report::gate_json(&inspection.result())).map_err(internal)?;
+    if let Some(rule) = rule
+        && rule.too_old(&latest.finished_at, ctx.reg.clock.now())
+    {
+        meta["stale"] = json!(true);
+    }
+    doc["scan"] = meta;
+    Ok(json_response(StatusCode::OK, &doc, None))
+}
+
+async fn scan_request(ctx: &Ctx<'_>, repository: &str, reference: &str) -> Result<Response, ApiError> {
+    if !(ctx.allows(repository, Action::Push) || ctx.allows(repository, Action::Admin)) {
+        ctx.require(repository, Action::Push)?;
+    }
+    let scanning = scanning(ctx)?;
+    let digest = resolve(ctx, repository, reference).await?;
+    let row = ctx.reg.meta.manifest(repository, digest.as_str()).await.map_err(internal)?;
+    let row = row.ok_or_else(|| ApiError::not_found("MANIFEST_UNKNOWN", format!("{repository}@{digest} does not exist")))?;
+    if !crate::scanning::is_image(&row) {
+        return Err(ApiError::bad_request(
+            "UNSUPPORTED",
+            format!("{repository}@{digest} is not an image"),
+        ));
+    }
+    let queued = scanning
+        .on_demand(repository, digest.as_str(), &ctx.reg.clock.now_rfc3339())
+        .await
+        .map_err(internal)?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({"digest": digest.to_string(), "queued": queued, "note": if queued { "queued" } else { "a scan is already queued or running" }}),
+        None,
+    ))
+}
+
+async fn exceptions_show(ctx: &Ctx<'_>, repository: &str) -> Result<Response, ApiError> {
+    ctx.require(repository, Action::Pull)?;
+    let row = scanning(ctx)?.store.exceptions(repository).await.map_err(internal)?;
+    let doc = match row {
+        Some(row) => json!({
+            "repository": repository,
+            "exceptions": serde_json::from_str::<Value>(&row.body).unwrap_or(Value::Null),
+            "updated_at": row.updated_at,
+            "updated_by": row.updated_by,
+        }),
+        None => json!({"repository": repository, "exceptions": []}),
+    };
+    Ok(json_response(StatusCode::OK, &doc, None))
+}
+
+/// Replaces a repository's exceptions with an exclusions.json body (admin only); refused when it does not parse.
+async fn exceptions_set(ctx: &Ctx<'_>, repository: &str, body: Body, detail: &mut String) -> Result<Response, ApiError> {
+    ctx.require(repository, Action::Admin)?;
+    let scanning = scanning(ctx)?;
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|_| ApiError::bad_request("SIZE_INVALID", "exceptions larger than 1 MiB"))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("EXCEPTIONS_INVALID", "not UTF-8"))?;
+    let require_reason = ctx.reg.protection.rule_for(repository).is_some_and(|r| r.config.require_reason);
+    let parsed =
+        crate::protect::parse_exceptions(repository, text, require_reason).map_err(|e| ApiError::bad_request("EXCEPTIONS_INVALID", e))?;
+    scanning
+        .store
+        .set_exceptions(repository, text, &ctx.reg.clock.now_rfc3339(), &ctx.principal())
+        .await
+        .map_err(internal)?;
+    *detail = exceptions_summary(&parsed);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"repository": repository, "exceptions": parsed.len()}),
+        None,
+    ))
+}
+
+/// What the audit record of an exceptions change says: each entry's id or library, expiry and approver.
+pub fn exceptions_summary(exceptions: &[customs_policy::Exception]) -> String {
+    let entries: Vec<String> = exceptions
+        .iter()
+        .map(|e| {
+            let what: Vec<&str> = [e.id.as_deref(), e.library_name.as_deref()].into_iter().flatten().collect();
+            let mut s = what.join(" in ");
+            if let Some(x) = e.expires {
+                s.push_str(&format!(" until {x}"));
+            }
+            if let Some(a) = &e.approved_by {
+                s.push_str(&format!(" approved by {a}"));
+            }
+            s
+        })
+        .collect();
+    format!("{} exception(s): {}", exceptions.len(), entries.join(", "))
+}
+
+async fn jobs(ctx: &Ctx<'_>, query: &[(String, String)]) -> Result<Response, ApiError> {
+    let scanning = scanning(ctx)?;
+    let limit = first(query, "n").and_then(|n| n.parse().ok()).unwrap_or(100i64).clamp(1, 1000);
+    let state = first(query, "state");
+    let jobs = scanning.store.jobs(state, limit).await.map_err(internal)?;
+    let visible: Vec<_> = jobs.into_iter().filter(|j| ctx.allows(&j.repository, Action::Pull)).collect();
+    let pending = scanning.store.pending().await.map_err(internal)?;
+    Ok(json_response(StatusCode::OK, &json!({"pending": pending, "jobs": visible}), None))
+}

@@ -1,0 +1,286 @@
+//! Protection rules: images in matching repositories whose scan fails the rule cannot be pulled.
+//!
+//! The verdict is taken at pull time from the stored scan, the rule and the repository's exceptions on the
+//! registry's today, with the same `customs_inspect::decide` the gate uses: setting an exception lets a pull
+//! through at once, and an exception's expiry blocks it again at once, with no rescan.
+
+use globset::{GlobBuilder, GlobMatcher};
+use serde::Deserialize;
+
+use customs_inspect::{GatePolicy, ImageScan, Inspection};
+use customs_vulndb::Severity;
+
+/// `[[protect]]`: what fails an image in these repositories. The first rule that matches a repository applies.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectConfig {
+    /// Exact names or globs (`*` within a segment, `**` across), as in grants.
+    pub repositories: Vec<String>,
+    /// Severities that fail [default: CRITICAL, HIGH].
+    #[serde(default = "default_fail_on")]
+    pub fail_on: Vec<String>,
+    /// A vulnerability in CISA's KEV catalog fails whatever its severity.
+    #[serde(default = "default_true")]
+    pub kev: bool,
+    /// What an unrated (UNKNOWN) finding does: `fail` or `warn`.
+    #[serde(default = "default_unknown")]
+    pub unknown: String,
+    /// Findings without a fixed version do not fail.
+    #[serde(default)]
+    pub ignore_unfixed: bool,
+    /// Secrets in the image fail it.
+    #[serde(default = "default_true")]
+    pub secrets: bool,
+    /// An image with no scan result yet (or whose scan failed) cannot be pulled.
+    #[serde(default = "default_true")]
+    pub block_unscanned: bool,
+    /// A scan older than this (`7d`, `12h`) counts as no scan.
+    pub max_scan_age: Option<String>,
+    /// Ecosystems the database may hold nothing for (`Debian:12`, `npm`).
+    #[serde(default)]
+    pub allow_uncovered: Vec<String>,
+    /// Exceptions expire this many days after their `date`.
+    pub max_exception_age_days: Option<i64>,
+    /// Every exception must give a reason.
+    #[serde(default)]
+    pub require_reason: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_fail_on() -> Vec<String> {
+    vec!["CRITICAL".into(), "HIGH".into()]
+}
+fn default_unknown() -> String {
+    "fail".into()
+}
+
+/// One checked rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// As configured.
+    pub config: ProtectConfig,
+    matchers: Vec<GlobMatcher>,
+    policy: GatePolicy,
+    max_scan_age: Option<time::Duration>,
+}
+
+/// Every rule, in config order.
+#[derive(Clone, Debug, Default)]
+pub struct Protection {
+    rules: Vec<Rule>,
+}
+
+/// Parses `7d`, `12h`, `30m`, `90s`.
+pub fn parse_age(s: &str) -> Result<time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("`{s}`: write a number and a unit (7d, 12h, 30m)"))?;
+    Ok(match unit {
+        "d" => time::Duration::days(n),
+        "h" => time::Duration::hours(n),
+        "m" => time::Duration::minutes(n),
+        "s" => time::Duration::seconds(n),
+        _ => return Err(format!("`{s}`: the unit is d, h, m or s")),
+    })
+}
+
+impl Protection {
+    /// Checks the rules; an error names the rule (1-based) and what is wrong.
+    pub fn new(configs: &[ProtectConfig]) -> Result<Protection, String> {
+        let rules = configs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let at = |e: String| format!("protect rule #{}: {e}", i + 1);
+                let matchers = c
+                    .repositories
+                    .iter()
+                    .map(|p| {
+                        GlobBuilder::new(p)
+                            .literal_separator(true)
+                            .build()
+                            .map(|g| g.compile_matcher())
+                            .map_err(|e| at(format!("repository pattern `{p}`: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let fail_on = c
+                    .fail_on
+                    .iter()
+                    .map(|s| s.parse::<Severity>().map_err(|_| at(format!("fail_on: unknown severity `{s}`"))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let unknown = match c.unknown.as_str() {
+                    "fail" => customs_policy::Unknown::Fail,
+                    "warn" => customs_policy::Unknown::Warn,
+                    other => return Err(at(format!("unknown = {other:?}: use \"fail\" or \"warn\""))),
+                };
+                let mut policy = GatePolicy::new(customs_policy::Thresholds {
+                    fail_on,
+                    ignore_unfixed: c.ignore_unfixed,
+                    max_exception_age_days: c.max_exception_age_days,
+                    unknown,
+                    fail_on_kev: c.kev,
+                    fail_on_epss: None,
+                });
+                if !c.secrets {
+                    policy.fail_on_secret.clear();
+                }
+                policy.allow_uncovered = c.allow_uncovered.clone();
+                let max_scan_age = c
+                    .max_scan_age
+                    .as_deref()
+                    .map(parse_age)
+                    .transpose()
+                    .map_err(|e| at(format!("max_scan_age {e}")))?;
+                Ok(Rule {
+                    config: c.clone(),
+                    matchers,
+                    policy,
+                    max_scan_age,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Protection { rules })
+    }
+
+    /// The rule for a repository: the first that matches.
+    pub fn rule_for(&self, repository: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.matchers.iter().any(|m| m.is_match(repository)))
+    }
+}
+
+impl Rule {
+    /// A stored scan under this rule and the repository's exceptions, on `today`.
+    pub fn decide(&self, scan: &ImageScan, exceptions: Vec<customs_policy::Exception>, today: time::Date) -> Inspection {
+        let mut policy = self.policy.clone();
+        policy.exceptions = exceptions;
+        customs_inspect::decide(scan.clone(), &policy, None, today)
+    }
+
+    /// Whether a scan that finished at `finished` is too old to count.
+    pub fn too_old(&self, finished: &str, now: time::OffsetDateTime) -> bool {
+        let Some(limit) = self.max_scan_age else { return false };
+        time::OffsetDateTime::parse(finished, &time::format_description::well_known::Rfc3339).is_ok_and(|t| now - t > limit)
+    }
+}
+
+/// The policy an image is judged by when its repository has no rule (for the API): the gate's defaults.
+pub fn default_policy(exceptions: Vec<customs_policy::Exception>) -> GatePolicy {
+    let mut policy = GatePolicy::new(customs_policy::Thresholds::default());
+    policy.exceptions = exceptions;
+    policy
+}
+
+/// Parses a repository's stored exceptions (exclusions.json).
+pub fn parse_exceptions(repository: &str, body: &str, require_reason: bool) -> Result<Vec<customs_policy::Exception>, String> {
+    customs_policy::exclusions::parse(body, &format!("exceptions of {repository}"), require_reason).map_err(|e| e.to_string())
+}
+
+/// The refusal of a failing image: the verdict, the first findings that fail it with their fixed versions, and
+/// how to get an exception.
+pub fn refusal(repository: &str, digest: &str, inspection: &Inspection) -> String {
+    let mut failing: Vec<String> = inspection
+        .verdict
+        .failing
+        .iter()
+        .take(5)
+        .map(|&i| {
+            let f = &inspection.findings[i];
+            let cve = f.aliases.iter().find(|a| a.starts_with("CVE-")).unwrap_or(&f.id);
+            format!(
+                "{cve} ({}) in {} {}{}",
+                f.severity.as_str(),
+                f.package.name,
+                f.package.version,
+                f.fixed_version
+                    .as_deref()
+                    .map(|v| format!(", fixed in {v}"))
+                    .unwrap_or_else(|| ", no fix yet".into())
+            )
+        })
+        .collect();
+    let more = inspection.verdict.failing.len().saturating_sub(failing.len());
+    if more > 0 {
+        failing.push(format!("and {more} more"));
+    }
+    for &i in inspection.secret_failing.iter().take(3) {
+        let s = &inspection.secrets[i].finding;
+        failing.push(format!("secret {} in {}", s.rule_id, s.path));
+    }
+    let reason = inspection.verdict.reasons.first().map(String::as_str).unwrap_or("fail");
+    format!(
+        "{repository}@{digest} is blocked by the registry's protection rule: {reason}; {}. Fix and push again, or \
+         ask for an exception (customs registry exceptions set {repository} exclusions.json); every finding: \
+         GET /api/v1/repositories/{repository}/manifests/{digest}/scan",
+        failing.join("; ")
+    )
+}
+
+/// Why a pull is refused.
+#[derive(Debug)]
+pub struct Blocked(pub String);
+
+/// Checks a pull of `row` from `repository` against the repository's rule: for an index, every image it lists.
+/// Non-image manifests (signatures, SBOMs, other artifacts) always pass: they are what a deploy check reads.
+pub(crate) async fn check_pull(reg: &crate::server::Registry, repository: &str, row: &crate::meta::ManifestRow) -> Result<(), Blocked> {
+    let Some(rule) = reg.protection.rule_for(repository) else {
+        return Ok(());
+    };
+    let Some(scanning) = &reg.scanning else { return Ok(()) };
+    let internal = |e: crate::meta::MetaError| Blocked(format!("{repository}: the protection rule could not be checked ({e}); refusing"));
+    let mut images = Vec::new();
+    if crate::scanning::is_image(row) {
+        images.push(row.digest.clone());
+    } else if let Ok(info) = crate::manifest::inspect(Some(&row.media_type), &row.content) {
+        for child in &info.manifests {
+            if let Some(child_row) = reg.meta.manifest(repository, child.as_str()).await.map_err(internal)?
+                && crate::scanning::is_image(&child_row)
+            {
+                images.push(child_row.digest);
+            }
+        }
+    }
+    if images.is_empty() {
+        return Ok(());
+    }
+    let exceptions = match scanning.store.exceptions(repository).await.map_err(internal)? {
+        Some(stored) => parse_exceptions(repository, &stored.body, rule.config.require_reason)
+            .map_err(|e| Blocked(format!("{repository}: its exceptions do not parse ({e}); refusing")))?,
+        None => Vec::new(),
+    };
+    let now = reg.clock.now();
+    for digest in images {
+        let latest = scanning.store.latest(&digest).await.map_err(internal)?;
+        let scan = match &latest {
+            Some(row) if row.outcome == "scanned" && !rule.too_old(&row.finished_at, now) => scanning.parsed(row),
+            _ => None,
+        };
+        let Some(scan) = scan else {
+            if !rule.config.block_unscanned {
+                continue;
+            }
+            let why = match &latest {
+                None => "its scan is pending".to_string(),
+                Some(row) if row.outcome != "scanned" => {
+                    format!("its scan failed ({})", row.error.as_deref().unwrap_or("no reason recorded"))
+                }
+                Some(row) => format!(
+                    "its last scan ({}) is older than max_scan_age = {:?}; a rescan is needed",
+                    row.finished_at,
+                    rule.config.max_scan_age.as_deref().unwrap_or_default()
+                ),
+            };
+            return Err(Blocked(format!(
+                "{repository}@{digest} is blocked until it is scanned: {why} (block_unscanned); retry shortly"
+            )));
+        };
+        let inspection = rule.decide(&scan, exceptions.clone(), now.date());
+        if !inspection.verdict.pass {
+            return Err(Blocked(refusal(repository, &digest, &inspection)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! Scan on push: every image manifest pushed becomes a durable job in the metadata database; a bounded pool of
+//! workers runs the inspection pipeline (`customs-inspect`) on it off the request path, reading the registry's
+//! own storage, and stores the scan per manifest digest and vulnerability-database version.
+//!
+//! Jobs run at least once (a claimed job whose process died is queued again at start-up) and results are
+//! idempotent (one row per digest and database version), so a crash never loses a scan nor duplicates one.
+
+pub mod source;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use customs_inspect::ImageScan;
+use serde::Deserialize;
+
+use crate::meta::ManifestRow;
+use crate::metrics::OutcomeLabels;
+use crate::server::Registry;
+pub use store::{ExceptionsRow, Job, JobRow, ResultRow, ScanStore};
+
+/// How many times a job is claimed before its failure is stored as the result.
+const MAX_ATTEMPTS: i64 = 3;
+/// How long a claimed job belongs to its worker (scale-out requeues it after this).
+const LEASE: Duration = Duration::from_secs(600);
+/// How often idle workers look for jobs queued by another process (`customs registry scan`).
+const POLL: Duration = Duration::from_secs(2);
+/// Parsed scans kept in memory for pull decisions.
+const CACHE_ENTRIES: usize = 256;
+
+/// The database version of a vulnerability database nothing was imported into (or that does not exist).
+pub const NO_DATABASE: &str = "none";
+
+/// `[scanning]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanningConfig {
+    /// Scan every image manifest pushed.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The vulnerability database (`customs db import --db PATH` / `customs db update --db PATH` fill it).
+    #[serde(default = "default_vulnerability_db")]
+    pub vulnerability_db: PathBuf,
+    /// Scans that run at once.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+impl Default for ScanningConfig {
+    fn default() -> Self {
+        ScanningConfig {
+            enabled: true,
+            vulnerability_db: default_vulnerability_db(),
+            workers: default_workers(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_vulnerability_db() -> PathBuf {
+    "data/vulndb.sqlite".into()
+}
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).div_ceil(2)
+}
+
+/// Whether a stored manifest is an image (and so scanned): an image manifest whose config is an image config.
+/// Indexes, signatures and other artifacts are not.
+pub fn is_image(row: &ManifestRow) -> bool {
+    const IMAGE_MANIFESTS: [&str; 2] = [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ];
+    const IMAGE_CONFIGS: [&str; 2] = [
+        "application/vnd.oci.image.config.v1+json",
+        "application/vnd.docker.container.image.v1+json",
+    ];
+    IMAGE_MANIFESTS.contains(&row.media_type.as_str())
+        && row.artifact_type.as_deref().is_some_and(|t| IMAGE_CONFIGS.contains(&t))
+        && !crate::manifest::inspect(Some(&row.media_type), &row.content).is_ok_and(|i| i.is_signature)
+}
+
+/// The scanning service: its tables, the database version jobs are queued for, and parsed scans.
+pub struct Scanning {
+    /// Settings.
+    pub config: ScanningConfig,
+    /// Jobs, results, exceptions.
+    pub store: ScanStore,
+    wake: tokio::sync::Notify,
+    db_version: Mutex<(String, Option<Instant>)>,
+    cache: Mutex<HashMap<(String, String), Arc<ImageScan>>>,
+}
+
+impl Scanning {
+    /// The service over `store`.
+    pub fn new(config: ScanningConfig, store: ScanStore) -> Scanning {
+        Scanning {
+            config,
+            store,
+            wake: tokio::sync::Notify::new(),
+            db_version: Mutex::new((NO_DATABASE.to_string(), None)),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The vulnerability database's version (the time of its last import), read again at most every 10 s.
+    pub async fn db_version(&self) -> String {
+        {
+            let cached = self.db_version.lock().expect("lock");
+            if cached.1.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
+                return cached.0.clone();
+            }
+        }
+        let path = self.config.vulnerability_db.clone();
+        let version = tokio::task::spawn_blocking(move || read_db_version(&path))
+            .await
+            .unwrap_or_else(|_| NO_DATABASE.to_string());
+        *self.db_version.lock().expect("lock") = (version.clone(), Some(Instant::now()));
+        version
+    }
+
+    /// Queues a scan of an image manifest pushed to `repository` and wakes a worker.
+    pub async fn on_push(&self, repository: &str, digest: &str, now: &str) -> Result<(), crate::meta::MetaError> {
+        let version = self.db_version().await;
+        if self.store.enqueue(digest, repository, &version, "push", now, false).await? {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues a scan on demand, even when one ran for this database version; returns whether it was queued
+    /// (false while one is already queued or running).
+    pub async fn on_demand(&self, repository: &str, digest: &str, now: &str) -> Result<bool, crate::meta::MetaError> {
+        let version = self.db_version().await;
+        let queued = self.store.enqueue(digest, repository, &version, "manual", now, true).await?;
+        if queued {
+            self.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
+    /// The stored scan of a result row, parsed once and kept.
+    pub fn parsed(&self, row: &ResultRow) -> Option<Arc<ImageScan>> {
+        let key = (row.digest.clone(), row.finished_at.clone());
+        if let Some(scan) = self.cache.lock().expect("lock").get(&key) {
+            return Some(scan.clone());
+        }
+        let scan: ImageScan = match serde_json::from_str(row.scan.as_deref()?) {
+            Ok(scan) => scan,
+            Err(e) => {
+                tracing::error!("stored scan of {} does not parse: {e}", row.digest);
+                return None;
+            }
+        };
+        let scan = Arc::new(scan);
+        let mut cache = self.cache.lock().expect("lock");
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, scan.clone());
+        Some(scan)
+    }
+}
+
+fn read_db_version(path: &std::path::Path) -> String {
+    if !path.exists() {
+        return NO_DATABASE.to_string();
+    }
+    customs_vulndb::Database::open_existing(path)
+        .and_then(|db| db.updated())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| NO_DATABASE.to_string())
+}
+
+/// Starts the worker pool: jobs a stopped process left running are queued again first.
+pub async fn start_workers(registry: &Arc<Registry>) {
+    let Some(scanning) = &registry.scanning else { return };
+    match scanning.store.requeue_abandoned(None).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("{n} scan job(s) interrupted by the last stop are queued again"),
+        Err(e) => tracing::error!("{e}"),
+    }
+    for _ in 0..scanning.config.workers.max(1) {
+        let registry = registry.clone();
+        tokio::spawn(async move { work(registry).await });
+    }
+}
+
+async fn work(registry: Arc<Registry>) {
+    let scanning = registry.scanning.as_ref().expect("workers run with scanning on");
+    loop {
+        let now = registry.clock.now();
+        let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).expect("format time");
+        let lease = now + time::Duration::seconds(LEASE.as_secs() as i64);
+        match scanning.store.claim(&fmt(now), &fmt(lease)).await {
+            Ok(Some(job)) => run(&registry, scanning, job).await,
+            Ok(None) => {
+                if let Ok(n) = scanning.store.pending().await {
+                    registry.metrics.scan_queue.set(n);
+                }
+                let _ = tokio::time::timeout(POLL, scanning.wake.notified()).await;
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+async fn run(registry: &Arc<Registry>, scanning: &Scanning, job: Job) {
+    let started_at = registry.clock.now_rfc3339();
+    let began = Instant::now();
+    let source = source::StoredImage {
+        runtime: tokio::runtime::Handle::current(),
+        meta: registry.meta.clone(),
+        blobs: registry.blobs.clone(),
+        repository: job.repository.clone(),
+    };
+    let path = scanning.config.vulnerability_db.clone();
+    let digest = job.digest.clone();
+    let outcome = tokio::task::spawn_blocking(move || scan_stored(source, &digest, &path))
+        .await
+        .unwrap_or_else(|e| Err(format!("the scan stopped unexpectedly: {e}")));
+    let (outcome_label, scan, error, sources) = match outcome {
+        Ok((scan, sources)) => ("scanned", Some(scan), None, sources),
+        Err(e) if job.attempts < MAX_ATTEMPTS => {
+            tracing::warn!("scan of {}@{} failed (attempt {}): {e}", job.repository, job.digest, job.attempts);
+            if let Err(e) = scanning.store.retry(&job, &e).await {
+                tracing::error!("{e}");
+            }
+            return;
+        }
+        Err(e) => ("failed", None, Some(e), "[]".to_string()),
+    };
+    let result = ResultRow {
+        digest: job.digest.clone(),
+        db_version: job.db_version.clone(),
+        repository: job.repository.clone(),
+        outcome: outcome_label.to_string(),
+        scan,
+        error,
+        sources,
+        scanner_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        finished_at: registry.clock.now_rfc3339(),
+    };
+    match scanning.store.finish(&job, &result).await {
+        Ok(()) => {
+            registry
+                .metrics
+                .scans
+                .get_or_create(&OutcomeLabels { outcome: outcome_label })
+                .inc();
+            registry.metrics.scan_seconds.observe(began.elapsed().as_secs_f64());
+            registry.record(crate::audit::AuditEvent {
+                principal: "scanner".into(),
+                action: "scan".into(),
+                repository: job.repository.clone(),
+                reference: job.digest.clone(),
+                result: if outcome_label == "scanned" { "allowed" } else { "error" }.into(),
+                detail: match &result.error {
+                    Some(e) => format!("scan failed: {e}"),
+                    None => format!("scanned with vulnerability database {} ({})", job.db_version, job.reason),
+                },
+                ..crate::audit::AuditEvent::default()
+            });
+        }
+        Err(e) => tracing::error!("{e}"),
+    }
+}
+
+/// Inspects a stored image: packages and secrets in one pass over its layers, matched against the database.
+/// Returns the scan and the database's sources, both as JSON. A database with nothing imported is an error: a
+/// scan that cannot see must not look clean.
+fn scan_stored(source: source::StoredImage, digest: &str, vulnerability_db: &std::path::Path) -> Result<(String, String), String> {
+    let db = customs_vulndb::Database::open_existing(vulnerability_db).map_err(|e| {
+        format!(
+            "vulnerability database: {e} (fill it with `customs db import --db {}` or `customs db update --db {}`)",
+            vulnerability_db.display(),
+            vulnerability_db.display()
+        )
+    })?;
+    if db.updated().map_err(|e| e.to_string())?.is_none() {
+        return Err(format!(
+            "vulnerability database {}: nothing imported yet, so no vulnerability could be seen",
+            vulnerability_db.display()
+        ));
+    }
+    let manifest: customs_oci::Digest = digest.parse().map_err(|e: customs_oci::ParseDigestError| e.to_string())?;
+    let name = format!("{}@{digest}", source.repository);
+    let image = customs_oci::Image::from_blob_source(Arc::new(source), name, &manifest, Vec::new(), &customs_oci::Platform::default())
+        .map_err(|e| e.to_string())?;
+    let secrets = customs_secrets::Scanner::builtin();
+    let mut scan = customs_inspect::survey(&image, Some(&secrets), &customs_oci::NoProgress).map_err(|e| e.to_string())?;
+    customs_inspect::match_database(&mut scan, &db).map_err(|e| e.to_string())?;
+    let sources = db.sources().map_err(|e| e.to_string())?;
+    let scan = serde_json::to_string(&scan).expect("scans serialize");
+    let sources = serde_json::to_string(&sources).expect("sources serialize");
+    Ok((scan, sources))
+}

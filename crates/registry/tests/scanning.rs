@@ -1,0 +1,232 @@
+//! Scan on push and protected pulls, in process: a small Debian image with one vulnerable package is pushed, the
+//! scan completes off the request path, pulls from a protected repository are refused naming the CVE, an
+//! exception lets them through until it expires (by the registry's clock, without a rescan), and the stored
+//! result is the gate's JSON.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Cred, OCI_MANIFEST, TestRegistry, digest};
+
+const GRANTS: &str = r#"
+[scanning]
+vulnerability_db = "vuln.db"
+workers = 2
+
+[[protect]]
+repositories = ["prod/**"]
+fail_on = ["CRITICAL", "HIGH"]
+
+[[grant]]
+to = "ci"
+repositories = ["prod/**", "dev/**"]
+actions = ["pull", "push"]
+
+[[grant]]
+to = "security"
+repositories = ["prod/**"]
+actions = ["admin"]
+"#;
+
+/// A one-layer Debian 12 image: `demo-pkg 1.0-1` installed, and `os-release`.
+fn debian_layer(version: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, body: &str| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, body.as_bytes()).unwrap();
+    };
+    add("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n");
+    add(
+        "var/lib/dpkg/status",
+        &format!("Package: demo-pkg\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\n"),
+    );
+    tar.into_inner().unwrap()
+}
+
+/// A vulnerability database with one critical advisory for `demo-pkg` before 1.0-2.
+fn write_database(dir: &std::path::Path) {
+    let osv = dir.join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    let record = serde_json::json!({
+        "id": "DEMO-2099-0001",
+        "aliases": ["CVE-2099-0001"],
+        "summary": "demo-pkg runs arbitrary code",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        "affected": [{"package": {"ecosystem": "Debian:12", "name": "demo-pkg"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0-2"}]}]}]
+    });
+    std::fs::write(osv.join("DEMO-2099-0001.json"), record.to_string()).unwrap();
+    customs_vulndb::Database::open(&dir.join("vuln.db"))
+        .unwrap()
+        .import(&[osv])
+        .unwrap();
+}
+
+/// Pushes the Debian image under `repo:tag`; returns the manifest digest.
+fn push_debian(reg: &TestRegistry, repo: &str, tag: &str, cred: &Cred, version: &str) -> String {
+    let layer = debian_layer(version);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
+        "config": {}
+    })
+    .to_string();
+    for blob in [config.as_bytes(), &layer[..]] {
+        assert_eq!(reg.push_blob(repo, cred, blob).status, 201);
+    }
+    let manifest = support::image_manifest(config.as_bytes(), &layer, None);
+    let reply = reg.request(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        cred,
+        &[("Content-Type", OCI_MANIFEST)],
+        Some(manifest.as_bytes()),
+    );
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    reply.header("docker-content-digest").unwrap().to_string()
+}
+
+/// Polls the scan API until the result is stored.
+fn wait_for_scan(reg: &TestRegistry, repo: &str, digest: &str, cred: &Cred) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reply = reg.request(
+            "GET",
+            &format!("/api/v1/repositories/{repo}/manifests/{digest}/scan"),
+            cred,
+            &[],
+            None,
+        );
+        if reply.status == 200 {
+            return reply.json();
+        }
+        assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
+        assert!(Instant::now() < deadline, "the scan of {repo}@{digest} did not finish in 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start() -> TestRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    write_database(dir.path());
+    let reg = support::start(
+        &GRANTS.replace("vuln.db", &dir.path().join("vuln.db").display().to_string()),
+        &["ci", "security"],
+    );
+    // The database outlives this function with the registry's directory.
+    std::mem::forget(dir);
+    reg
+}
+
+#[test]
+fn pushed_images_are_scanned_and_failing_ones_cannot_be_pulled_from_protected_repositories() {
+    let reg = start();
+    let ci = reg.basic("ci");
+    let prod = push_debian(&reg, "prod/app", "1.0", &ci, "1.0-1");
+    let dev = push_debian(&reg, "dev/app", "1.0", &ci, "1.0-1");
+    assert_eq!(prod, dev, "the same image in two repositories");
+
+    let result = wait_for_scan(&reg, "prod/app", &prod, &ci);
+    assert_eq!(result["schema"], "customs.gate/v1", "{result:#}");
+    assert_eq!(result["verdict"]["pass"], false, "{result:#}");
+    let finding = &result["findings"][0];
+    assert_eq!(finding["id"], "DEMO-2099-0001");
+    assert_eq!(finding["fixed_version"], "1.0-2");
+    assert_eq!(finding["status"], "failing");
+    assert_eq!(result["scan"]["status"], "scanned");
+    assert!(result["scan"]["db_version"].as_str().unwrap().starts_with("20"), "{result:#}");
+
+    // By tag, by digest, GET and HEAD: refused with the CVE, the fixed version and the way to an exception.
+    for reference in ["1.0", prod.as_str()] {
+        for method in ["GET", "HEAD"] {
+            let reply = reg.request(
+                method,
+                &format!("/v2/prod/app/manifests/{reference}"),
+                &ci,
+                &[("Accept", OCI_MANIFEST)],
+                None,
+            );
+            assert_eq!(reply.status, 403, "{method} {reference}");
+            if method == "GET" {
+                assert_eq!(reply.error_code(), "DENIED");
+                let message = reply.json()["errors"][0]["message"].as_str().unwrap().to_string();
+                assert!(message.contains("CVE-2099-0001") && message.contains("fixed in 1.0-2"), "{message}");
+                assert!(message.contains("customs registry exceptions set prod/app"), "{message}");
+            }
+        }
+    }
+    // The same image in an unprotected repository pulls; an admin of the protected one pulls too.
+    let ok = |cred: &Cred, repo: &str| {
+        reg.request("GET", &format!("/v2/{repo}/manifests/1.0"), cred, &[("Accept", OCI_MANIFEST)], None)
+            .status
+    };
+    assert_eq!(ok(&ci, "dev/app"), 200);
+    assert_eq!(ok(&reg.basic("security"), "prod/app"), 200);
+    // The refusal is audited, and the scan itself.
+    let records = support::audit_records(&reg.audit_dir());
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event.result == "denied" && r.event.repository == "prod/app" && r.event.detail.contains("CVE-2099-0001")),
+        "no audited refusal"
+    );
+    assert!(records.iter().any(|r| r.event.action == "scan" && r.event.reference == prod));
+
+    // An exception expiring tomorrow lets the pull through; only an admin may set it.
+    let tomorrow = reg.registry.clock.today().next_day().unwrap();
+    let exceptions = serde_json::json!([{"id": "CVE-2099-0001", "library_name": "demo-pkg", "expires": tomorrow.to_string(),
+        "reason": "not reachable in this service", "approved_by": "security"}])
+    .to_string();
+    let path = "/api/v1/repositories/prod/app/exceptions";
+    assert_eq!(reg.request("PUT", path, &ci, &[], Some(exceptions.as_bytes())).status, 403);
+    let set = reg.request("PUT", path, &reg.basic("security"), &[], Some(exceptions.as_bytes()));
+    assert_eq!(set.status, 200, "{}", String::from_utf8_lossy(&set.body));
+    assert_eq!(ok(&ci, "prod/app"), 200);
+    let excepted = wait_for_scan(&reg, "prod/app", &prod, &ci);
+    assert_eq!(excepted["verdict"]["pass"], true, "{excepted:#}");
+    assert_eq!(excepted["findings"][0]["status"], "suppressed");
+
+    // Two days on, the exception has expired: blocked again at once, with no new scan.
+    let scans_before = reg.registry.scanning.as_ref().unwrap().store.results(&prod);
+    reg.registry.clock.advance(time::Duration::days(2));
+    assert_eq!(ok(&ci, "prod/app"), 403);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let store = &reg.registry.scanning.as_ref().unwrap().store;
+    let before = runtime.block_on(scans_before).unwrap();
+    assert_eq!(before.len(), 1, "one scan result for the digest");
+    let jobs = runtime.block_on(store.jobs(None, 100)).unwrap();
+    assert_eq!(jobs.len(), 1, "one job for one digest pushed to two repositories: {jobs:?}");
+    assert_eq!(jobs[0].state, "done");
+    let audit = support::audit_records(&reg.audit_dir());
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.event.action == "exceptions.set" && r.event.detail.contains("approved by security"))
+    );
+}
+
+#[test]
+fn unscanned_images_wait_and_fixed_images_pull() {
+    let reg = start();
+    let ci = reg.basic("ci");
+    // The fixed version passes once scanned.
+    let fixed = push_debian(&reg, "prod/fixed", "1", &ci, "1.0-2");
+    let result = wait_for_scan(&reg, "prod/fixed", &fixed, &ci);
+    assert_eq!(result["verdict"]["pass"], true, "{result:#}");
+    let reply = reg.request("GET", "/v2/prod/fixed/manifests/1", &ci, &[("Accept", OCI_MANIFEST)], None);
+    assert_eq!(reply.status, 200);
+    // A manifest whose scan cannot succeed (its layer is no tar) is refused with the reason, not served.
+    let broken = reg.push_image("prod/broken", "1", &ci, "not a tar");
+    assert_eq!(broken.status, 201);
+    let digest = broken.header("docker-content-digest").unwrap().to_string();
+    let result = wait_for_scan(&reg, "prod/broken", &digest, &ci);
+    assert_eq!(result["status"], "failed", "{result:#}");
+    let reply = reg.request("GET", "/v2/prod/broken/manifests/1", &ci, &[("Accept", OCI_MANIFEST)], None);
+    assert_eq!(reply.status, 403);
+    let message = reply.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("scan failed"), "{message}");
+}
