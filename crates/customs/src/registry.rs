@@ -63,6 +63,24 @@ enum RegistryCommand {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Scan a stored image now (REPOSITORY:TAG or REPOSITORY@DIGEST); the running registry picks the job up.
+    Scan {
+        /// `REPOSITORY:TAG` or `REPOSITORY@DIGEST`.
+        reference: String,
+        /// Wait for the result and print its verdict (exit 1 when it fails).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List scan jobs, show an image's scan, scan again.
+    Scans {
+        #[command(subcommand)]
+        command: crate::registry_scans::ScansCommand,
+    },
+    /// A repository's exceptions (exclusions.json) for its protection rule.
+    Exceptions {
+        #[command(subcommand)]
+        command: crate::registry_scans::ExceptionsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,7 +189,7 @@ fn load(path: &Path) -> Result<RegistryConfig> {
     Ok(RegistryConfig::load(path)?)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -184,14 +202,14 @@ fn token_bound(config: &RegistryConfig) -> u64 {
     config.auth.login_cache_seconds + config.auth.token_ttl_seconds + customs_registry::token::CLOCK_LEEWAY_SECONDS
 }
 
-fn operator() -> String {
+pub(crate) fn operator() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .map(|u| format!("cli:{u}"))
         .unwrap_or_else(|_| "cli".into())
 }
 
-fn audit_cli(config: &RegistryConfig, action: &str, detail: String) -> Result<()> {
+pub(crate) fn audit_cli(config: &RegistryConfig, action: &str, detail: String) -> Result<()> {
     let log = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes)?;
     log.append(AuditEvent {
         principal: operator(),
@@ -223,6 +241,9 @@ pub fn run(args: RegistryArgs) -> Result<ExitCode> {
         RegistryCommand::Group { command } => group(&args.config, command),
         RegistryCommand::Access { command } => access(&args.config, command),
         RegistryCommand::Audit { command } => audit(&args.config, command),
+        RegistryCommand::Scan { reference, wait } => crate::registry_scans::scan(&load(&args.config)?, &reference, wait),
+        RegistryCommand::Scans { command } => crate::registry_scans::scans(&load(&args.config)?, command),
+        RegistryCommand::Exceptions { command } => crate::registry_scans::exceptions(&load(&args.config)?, command),
     }
 }
 

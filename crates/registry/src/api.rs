@@ -138,14 +138,6 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e)
 }
 
-/// The stored exceptions of a repository, parsed.
-async fn repository_exceptions(ctx: &Ctx<'_>, repository: &str, require_reason: bool) -> Result<Vec<customs_policy::Exception>, ApiError> {
-    match scanning(ctx)?.store.exceptions(repository).await.map_err(internal)? {
-        Some(row) => crate::protect::parse_exceptions(repository, &row.body, require_reason).map_err(internal),
-        None => Ok(Vec::new()),
-    }
-}
-
 /// A manifest's scan under its repository's rule (the gate's defaults without one), as `customs gate --report
 /// json` writes it, with a `scan` section saying where and when it was scanned.
 async fn scan_show(ctx: &Ctx<'_>, repository: &str, reference: &str) -> Result<Response, ApiError> {
@@ -168,13 +160,31 @@ async fn scan_show(ctx: &Ctx<'_>, repository: &str, reference: &str) -> Result<R
         };
         return Err(ApiError::not_found("MANIFEST_UNKNOWN", message));
     }
-    let rule = ctx.reg.protection.rule_for(repository);
-    let Some(latest) = scanning.store.latest(digest.as_str()).await.map_err(internal)? else {
-        return Ok(json_response(
-            StatusCode::ACCEPTED,
-            &json!({"schema": "customs.registry.scan/v1", "status": "pending", "digest": digest.to_string(), "repository": repository}),
-            None,
-        ));
+    let document = scan_document(scanning, &ctx.reg.protection, repository, digest.as_str(), ctx.reg.clock.now())
+        .await
+        .map_err(internal)?;
+    let status = if document["status"] == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &document, None))
+}
+
+/// A stored image's scan as the API and `customs registry scans show` give it: the gate's JSON
+/// (`customs.gate/v1`) under the repository's rule and exceptions on `now`'s date, with a `scan` section (database
+/// version and sources, scanner version, times, the rule); `{"status": "pending"}` before the first result, and
+/// `{"status": "failed", "scan": {"error": …}}` when the scan failed.
+pub async fn scan_document(
+    scanning: &crate::scanning::Scanning,
+    protection: &crate::protect::Protection,
+    repository: &str,
+    digest: &str,
+    now: time::OffsetDateTime,
+) -> Result<Value, String> {
+    let rule = protection.rule_for(repository);
+    let Some(latest) = scanning.store.latest(digest).await.map_err(|e| e.to_string())? else {
+        return Ok(json!({"schema": "customs.registry.scan/v1", "status": "pending", "digest": digest, "repository": repository}));
     };
     let mut meta = json!({
         "status": latest.outcome,
@@ -189,15 +199,14 @@ async fn scan_show(ctx: &Ctx<'_>, repository: &str, reference: &str) -> Result<R
     });
     let Some(scan) = scanning.parsed(&latest) else {
         meta["error"] = json!(latest.error);
-        return Ok(json_response(
-            StatusCode::OK,
-            &json!({"schema": "customs.registry.scan/v1", "status": "failed", "scan": meta}),
-            None,
-        ));
+        return Ok(json!({"schema": "customs.registry.scan/v1", "status": "failed", "scan": meta}));
     };
     let require_reason = rule.is_some_and(|r| r.config.require_reason);
-    let exceptions = repository_exceptions(ctx, repository, require_reason).await?;
-    let today = ctx.reg.clock.today();
+    let exceptions = match scanning.store.exceptions(repository).await.map_err(|e| e.to_string())? {
+        Some(row) => crate::protect::parse_exceptions(repository, &row.body, require_reason)?,
+        None => Vec::new(),
+    };
+    let today = now.date();
     let inspection = match rule {
         Some(rule) => rule.decide(&scan, exceptions, today),
         None => customs_inspect::decide(
@@ -207,14 +216,12 @@ async fn scan_show(ctx: &Ctx<'_>, repository: &str, reference: &str) -> Result<R
             today,
         ),
     };
-    let mut doc: Value = serde_json::from_str(&customs_report::gate_json(&inspection.result())).map_err(internal)?;
-    if let Some(rule) = rule
-        && rule.too_old(&latest.finished_at, ctx.reg.clock.now())
-    {
+    let mut doc: Value = serde_json::from_str(&customs_report::gate_json(&inspection.result())).map_err(|e| e.to_string())?;
+    if rule.is_some_and(|r| r.too_old(&latest.finished_at, now)) {
         meta["stale"] = json!(true);
     }
     doc["scan"] = meta;
-    Ok(json_response(StatusCode::OK, &doc, None))
+    Ok(doc)
 }
 
 async fn scan_request(ctx: &Ctx<'_>, repository: &str, reference: &str) -> Result<Response, ApiError> {

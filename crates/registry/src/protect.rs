@@ -182,9 +182,19 @@ pub fn parse_exceptions(repository: &str, body: &str, require_reason: bool) -> R
 /// The refusal of a failing image: the verdict, the first findings that fail it with their fixed versions, and
 /// how to get an exception.
 pub fn refusal(repository: &str, digest: &str, inspection: &Inspection) -> String {
-    let mut failing: Vec<String> = inspection
-        .verdict
-        .failing
+    // The worst first: exploited ones, then by severity (an UNKNOWN is named after the rated ones).
+    let rank = |s: Severity| {
+        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low]
+            .iter()
+            .position(|x| *x == s)
+            .unwrap_or(4)
+    };
+    let mut order = inspection.verdict.failing.clone();
+    order.sort_by_key(|&i| {
+        let f = &inspection.findings[i];
+        (f.kev.is_none(), rank(f.severity))
+    });
+    let mut failing: Vec<String> = order
         .iter()
         .take(5)
         .map(|&i| {
@@ -209,6 +219,9 @@ pub fn refusal(repository: &str, digest: &str, inspection: &Inspection) -> Strin
     for &i in inspection.secret_failing.iter().take(3) {
         let s = &inspection.secrets[i].finding;
         failing.push(format!("secret {} in {}", s.rule_id, s.path));
+    }
+    if inspection.secret_failing.len() > 3 {
+        failing.push(format!("and {} more secret(s)", inspection.secret_failing.len() - 3));
     }
     let reason = inspection.verdict.reasons.first().map(String::as_str).unwrap_or("fail");
     format!(
