@@ -192,8 +192,8 @@ pub(crate) fn scans(config: &RegistryConfig, command: ScansCommand) -> Result<Ex
             ScansCommand::List { state, limit } => {
                 let jobs = scanning.store.jobs(state.as_deref(), limit).await?;
                 println!(
-                    "{:<8} {:<7} {:<30} {:<20} {:<22} {}",
-                    "STATE", "REASON", "REPOSITORY", "DIGEST", "QUEUED", "ERROR"
+                    "{:<8} {:<7} {:<30} {:<20} {:<22} ERROR",
+                    "STATE", "REASON", "REPOSITORY", "DIGEST", "QUEUED"
                 );
                 for j in &jobs {
                     println!(
