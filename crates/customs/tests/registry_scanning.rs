@@ -268,6 +268,14 @@ fn protected_repository_refuses_skopeo_and_podman_until_an_exception_and_the_gat
     println!("podman pull prod/app:1: {}", stderr.trim());
     assert!(!out.status.success(), "podman pulled a blocked image");
     assert!(!cves(&stderr).is_empty(), "podman's message names no CVE: {stderr}");
+    // The pipeline can still push over a blocked tag (clients HEAD the manifest before pushing; Harbor's blocked
+    // HEAD broke that, goharbor/harbor#19408).
+    let out = setup.skopeo_push(&skopeo, &image, "prod/app:1");
+    assert!(
+        out.status.success(),
+        "re-push over a blocked tag: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The unprotected repository serves the same image.
     let out = setup.skopeo_pull(&skopeo, "dev/app:1");
     assert!(out.status.success(), "dev/app: {}", String::from_utf8_lossy(&out.stderr));

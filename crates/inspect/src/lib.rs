@@ -127,9 +127,15 @@ pub fn note_support(scan: &mut ImageScan, today: time::Date) -> Option<Support> 
     ended
 }
 
+/// The built-in secret rules, compiled once per process (compiling them costs more than scanning most images).
+pub fn builtin_secrets() -> &'static customs_secrets::Scanner {
+    static BUILTIN: std::sync::OnceLock<customs_secrets::Scanner> = std::sync::OnceLock::new();
+    BUILTIN.get_or_init(customs_secrets::Scanner::builtin)
+}
+
 /// Layer facts for reports, with secrets in build commands masked: a report must not leak what it reports.
 pub fn redacted_layers(layers: &[customs_oci::LayerInfo]) -> Vec<customs_oci::LayerInfo> {
-    let scanner = customs_secrets::Scanner::builtin();
+    let scanner = builtin_secrets();
     layers
         .iter()
         .map(|l| customs_oci::LayerInfo {

@@ -159,6 +159,21 @@ fn pushed_images_are_scanned_and_failing_ones_cannot_be_pulled_from_protected_re
             }
         }
     }
+    // Through an index that lists it: refused as well.
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": prod, "size": 1, "platform": {"os": "linux", "architecture": "amd64"}}]})
+    .to_string();
+    let put = reg.request(
+        "PUT",
+        "/v2/prod/app/manifests/multi",
+        &ci,
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        Some(index.as_bytes()),
+    );
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let via_index = reg.request("GET", "/v2/prod/app/manifests/multi", &ci, &[], None);
+    assert_eq!(via_index.status, 403);
+    assert!(via_index.json()["errors"][0]["message"].as_str().unwrap().contains("CVE-2099-0001"));
     // The same image in an unprotected repository pulls; an admin of the protected one pulls too.
     let ok = |cred: &Cred, repo: &str| {
         reg.request("GET", &format!("/v2/{repo}/manifests/1.0"), cred, &[("Accept", OCI_MANIFEST)], None)
@@ -166,6 +181,20 @@ fn pushed_images_are_scanned_and_failing_ones_cannot_be_pulled_from_protected_re
     };
     assert_eq!(ok(&ci, "dev/app"), 200);
     assert_eq!(ok(&reg.basic("security"), "prod/app"), 200);
+    // The jobs API lists the one job; the metrics count the refusals and the scan.
+    let jobs = reg.request("GET", "/api/v1/jobs", &ci, &[], None).json();
+    assert_eq!(jobs["jobs"][0]["digest"], prod.as_str(), "{jobs:#}");
+    assert_eq!(jobs["jobs"][0]["state"], "done");
+    let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(value("customs_registry_blocked_pulls_total") >= 5.0);
+    assert_eq!(value("customs_registry_scans_total{outcome=\"scanned\"}"), 1.0);
     // The refusal is audited, and the scan itself.
     let records = support::audit_records(&reg.audit_dir());
     assert!(

@@ -296,8 +296,8 @@ fn scan_stored(source: source::StoredImage, digest: &str, vulnerability_db: &std
     let name = format!("{}@{digest}", source.repository);
     let image = customs_oci::Image::from_blob_source(Arc::new(source), name, &manifest, Vec::new(), &customs_oci::Platform::default())
         .map_err(|e| e.to_string())?;
-    let secrets = customs_secrets::Scanner::builtin();
-    let mut scan = customs_inspect::survey(&image, Some(&secrets), &customs_oci::NoProgress).map_err(|e| e.to_string())?;
+    let secrets = customs_inspect::builtin_secrets();
+    let mut scan = customs_inspect::survey(&image, Some(secrets), &customs_oci::NoProgress).map_err(|e| e.to_string())?;
     customs_inspect::match_database(&mut scan, &db).map_err(|e| e.to_string())?;
     let sources = db.sources().map_err(|e| e.to_string())?;
     let scan = serde_json::to_string(&scan).expect("scans serialize");
