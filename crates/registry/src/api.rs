@@ -197,6 +197,27 @@ pub async fn scan_document(
         "finished_at": latest.finished_at,
         "rule": rule.map(|r| json!(r.config.repositories)),
     });
+    // Whether this result is current, and if not, why it was not rescanned.
+    let (last_pushed, last_pulled) = scanning.store.activity(digest).await.map_err(|e| e.to_string())?;
+    let current = scanning.db_version().await;
+    if latest.db_version != current {
+        let since = crate::clock::format(now - time::Duration::days(scanning.config.rescan_window_days));
+        let used = last_pushed.iter().chain(&last_pulled).max().cloned();
+        meta["rescan"] = json!(if used.as_deref().is_some_and(|u| u >= since.as_str()) {
+            format!("a rescan for database {current} is queued")
+        } else {
+            format!(
+                "not rescanned since {}: last pushed {}, last pulled {}, outside the {}-day rescan window (`customs registry scan` rescans it)",
+                latest.finished_at,
+                last_pushed.as_deref().unwrap_or("never"),
+                last_pulled.as_deref().unwrap_or("never"),
+                scanning.config.rescan_window_days
+            )
+        });
+    }
+    meta["current_db_version"] = json!(current);
+    meta["last_pushed"] = json!(last_pushed);
+    meta["last_pulled"] = json!(last_pulled);
     let Some(scan) = scanning.parsed(&latest) else {
         meta["error"] = json!(latest.error);
         return Ok(json!({"schema": "customs.registry.scan/v1", "status": "failed", "scan": meta}));

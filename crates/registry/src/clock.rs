@@ -4,7 +4,16 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+/// RFC 3339 in UTC with nine fractional digits: fixed width, so stored times sort as strings in SQL.
+pub fn format(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+        ))
+        .expect("format time")
+}
 
 /// Wall-clock time plus an offset that only tests set.
 #[derive(Debug, Default)]
@@ -23,9 +32,9 @@ impl Clock {
         self.now().date()
     }
 
-    /// Now as RFC 3339.
+    /// Now as fixed-width RFC 3339 ([`format`]).
     pub fn now_rfc3339(&self) -> String {
-        self.now().format(&Rfc3339).expect("format time")
+        format(self.now())
     }
 
     /// Moves the clock forward by `by` (tests only: a real registry never calls this).

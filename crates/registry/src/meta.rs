@@ -44,6 +44,9 @@ const SCHEMA: &[&str] = &[
         scanner_version TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL,
         PRIMARY KEY (digest, db_version))",
     "CREATE INDEX IF NOT EXISTS scan_results_by_digest ON scan_results (digest, finished_at)",
+    // When each image was last pushed and pulled (pulls written in batches), for the rescan window.
+    "CREATE TABLE IF NOT EXISTS image_activity (digest TEXT PRIMARY KEY, repository TEXT NOT NULL,
+        last_pushed TEXT, last_pulled TEXT)",
     "CREATE TABLE IF NOT EXISTS repo_exceptions (repository TEXT PRIMARY KEY, body TEXT NOT NULL,
         updated_at TEXT NOT NULL, updated_by TEXT NOT NULL)",
 ];

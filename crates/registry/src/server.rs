@@ -894,6 +894,12 @@ async fn manifest_get(ctx: &Ctx<'_>, repo: &str, reference: &str, head: bool) ->
         ctx.reg.metrics.blocked_pulls.inc();
         return Err(ApiError::denied(why));
     }
+    if !head
+        && let Some(scanning) = &ctx.reg.scanning
+        && crate::scanning::is_image(&row)
+    {
+        scanning.note_pull(&row.digest, repo, &ctx.reg.clock.now_rfc3339());
+    }
     let response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, &row.media_type)

@@ -29,8 +29,9 @@ repositories = ["prod/**"]
 actions = ["admin"]
 "#;
 
-/// A one-layer Debian 12 image: `demo-pkg 1.0-1` installed, and `os-release`.
-fn debian_layer(version: &str) -> Vec<u8> {
+/// A one-layer Debian 12 image: `demo-pkg VERSION` installed, `os-release`, and `etc/marker` (so two images of
+/// the same version can differ).
+fn debian_layer(version: &str, marker: &str) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
     let mut add = |path: &str, body: &str| {
         let mut header = tar::Header::new_gnu();
@@ -39,6 +40,7 @@ fn debian_layer(version: &str) -> Vec<u8> {
         header.set_cksum();
         tar.append_data(&mut header, path, body.as_bytes()).unwrap();
     };
+    add("etc/marker", marker);
     add("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n");
     add(
         "var/lib/dpkg/status",
@@ -49,17 +51,22 @@ fn debian_layer(version: &str) -> Vec<u8> {
 
 /// A vulnerability database with one critical advisory for `demo-pkg` before 1.0-2.
 fn write_database(dir: &std::path::Path) {
-    let osv = dir.join("osv");
+    add_advisory(dir, "0001", "1.0-2");
+}
+
+/// Imports a critical advisory `DEMO-2099-NNNN` for `demo-pkg` before `fixed`.
+fn add_advisory(dir: &std::path::Path, number: &str, fixed: &str) {
+    let osv = dir.join(format!("osv-{number}"));
     std::fs::create_dir_all(&osv).unwrap();
     let record = serde_json::json!({
-        "id": "DEMO-2099-0001",
-        "aliases": ["CVE-2099-0001"],
+        "id": format!("DEMO-2099-{number}"),
+        "aliases": [format!("CVE-2099-{number}")],
         "summary": "demo-pkg runs arbitrary code",
         "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
         "affected": [{"package": {"ecosystem": "Debian:12", "name": "demo-pkg"},
-                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0-2"}]}]}]
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]
     });
-    std::fs::write(osv.join("DEMO-2099-0001.json"), record.to_string()).unwrap();
+    std::fs::write(osv.join(format!("DEMO-2099-{number}.json")), record.to_string()).unwrap();
     customs_vulndb::Database::open(&dir.join("vuln.db"))
         .unwrap()
         .import(&[osv])
@@ -68,7 +75,11 @@ fn write_database(dir: &std::path::Path) {
 
 /// Pushes the Debian image under `repo:tag`; returns the manifest digest.
 fn push_debian(reg: &TestRegistry, repo: &str, tag: &str, cred: &Cred, version: &str) -> String {
-    let layer = debian_layer(version);
+    push_marked(reg, repo, tag, cred, version, "")
+}
+
+fn push_marked(reg: &TestRegistry, repo: &str, tag: &str, cred: &Cred, version: &str, marker: &str) -> String {
+    let layer = debian_layer(version, marker);
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
@@ -110,21 +121,20 @@ fn wait_for_scan(reg: &TestRegistry, repo: &str, digest: &str, cred: &Cred) -> s
     }
 }
 
-fn start() -> TestRegistry {
+/// The registry and the folder of its vulnerability database.
+fn start_with_database() -> (TestRegistry, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     write_database(dir.path());
     let reg = support::start(
         &GRANTS.replace("vuln.db", &dir.path().join("vuln.db").display().to_string()),
         &["ci", "security"],
     );
-    // The database outlives this function with the registry's directory.
-    std::mem::forget(dir);
-    reg
+    (reg, dir)
 }
 
 #[test]
 fn pushed_images_are_scanned_and_failing_ones_cannot_be_pulled_from_protected_repositories() {
-    let reg = start();
+    let (reg, _database) = start_with_database();
     let ci = reg.basic("ci");
     let prod = push_debian(&reg, "prod/app", "1.0", &ci, "1.0-1");
     let dev = push_debian(&reg, "dev/app", "1.0", &ci, "1.0-1");
@@ -240,7 +250,7 @@ fn pushed_images_are_scanned_and_failing_ones_cannot_be_pulled_from_protected_re
 
 #[test]
 fn unscanned_images_wait_and_fixed_images_pull() {
-    let reg = start();
+    let (reg, _database) = start_with_database();
     let ci = reg.basic("ci");
     // The fixed version passes once scanned.
     let fixed = push_debian(&reg, "prod/fixed", "1", &ci, "1.0-2");
@@ -258,4 +268,93 @@ fn unscanned_images_wait_and_fixed_images_pull() {
     assert_eq!(reply.status, 403);
     let message = reply.json()["errors"][0]["message"].as_str().unwrap().to_string();
     assert!(message.contains("scan failed"), "{message}");
+}
+
+/// Defender's rule made better: after a database change, images pushed or pulled within 30 days are rescanned
+/// (and their verdict follows), older ones are not and the API says since when. Pull times are written in
+/// batches, by the registry's clock.
+#[test]
+fn a_database_change_rescans_images_used_in_the_window_only() {
+    let (reg, db_dir) = start_with_database();
+    let ci = reg.basic("ci");
+    let scanning = reg.registry.scanning.as_ref().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let recent = push_marked(&reg, "prod/recent", "1", &ci, "1.0-2", "recent");
+    let old = push_marked(&reg, "prod/old", "1", &ci, "1.0-2", "old");
+    assert_ne!(recent, old);
+    let first_version = wait_for_scan(&reg, "prod/recent", &recent, &ci)["scan"]["db_version"].clone();
+    assert_eq!(wait_for_scan(&reg, "prod/old", &old, &ci)["verdict"]["pass"], true);
+    let pull = |repo: &str| {
+        reg.request("GET", &format!("/v2/{repo}/manifests/1"), &ci, &[("Accept", OCI_MANIFEST)], None)
+            .status
+    };
+    // `old` is pulled now, `recent` 37 days later; three more days pass.
+    assert_eq!(pull("prod/old"), 200);
+    runtime.block_on(scanning.flush_pulls()).unwrap();
+    reg.registry.clock.advance(time::Duration::days(37));
+    assert_eq!(pull("prod/recent"), 200);
+    runtime.block_on(scanning.flush_pulls()).unwrap();
+    reg.registry.clock.advance(time::Duration::days(3));
+
+    // A new advisory affects both images (the database's version is its import time, to the second).
+    std::thread::sleep(Duration::from_millis(1100));
+    add_advisory(db_dir.path(), "0002", "1.0-3");
+    runtime
+        .block_on(scanning.rescan_on_database_change(reg.registry.clock.now()))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rescanned = loop {
+        let doc = wait_for_scan(&reg, "prod/recent", &recent, &ci);
+        if doc["scan"]["db_version"] != first_version {
+            break doc;
+        }
+        assert!(Instant::now() < deadline, "prod/recent was not rescanned: {doc:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(rescanned["verdict"]["pass"], false, "{rescanned:#}");
+    assert!(
+        rescanned["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "DEMO-2099-0002")
+    );
+    assert_eq!(pull("prod/recent"), 403, "the flipped verdict blocks the next pull");
+    // The image last used 40 days ago keeps its result, and says why.
+    let stale = wait_for_scan(&reg, "prod/old", &old, &ci);
+    assert_eq!(stale["scan"]["db_version"], first_version);
+    assert_eq!(stale["verdict"]["pass"], true);
+    let why = stale["scan"]["rescan"].as_str().unwrap();
+    assert!(
+        why.contains("not rescanned since") && why.contains("outside the 30-day rescan window"),
+        "{why}"
+    );
+    let jobs = runtime.block_on(scanning.store.jobs(None, 100)).unwrap();
+    assert_eq!(jobs.iter().filter(|j| j.digest == old).count(), 1, "{jobs:?}");
+    assert_eq!(
+        jobs.iter().filter(|j| j.digest == recent && j.reason == "rescan").count(),
+        1,
+        "{jobs:?}"
+    );
+}
+
+/// Fail closed: with no vulnerability database the scan fails with what to do, and a protected image stays
+/// blocked; it is never stored as a clean scan.
+#[test]
+fn without_a_vulnerability_database_scans_fail_and_protected_pulls_stay_blocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let reg = support::start(&GRANTS.replace("vuln.db", &missing.display().to_string()), &["ci", "security"]);
+    let ci = reg.basic("ci");
+    let digest = push_debian(&reg, "prod/app", "1", &ci, "1.0-2");
+    let doc = wait_for_scan(&reg, "prod/app", &digest, &ci);
+    assert_eq!(doc["status"], "failed", "{doc:#}");
+    let error = doc["scan"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("does not exist") && error.contains("customs db import --db"),
+        "{error}"
+    );
+    let reply = reg.request("GET", "/v2/prod/app/manifests/1", &ci, &[("Accept", OCI_MANIFEST)], None);
+    assert_eq!(reply.status, 403);
+    assert!(reply.json()["errors"][0]["message"].as_str().unwrap().contains("scan failed"));
 }

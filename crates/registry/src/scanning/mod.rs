@@ -27,6 +27,8 @@ const MAX_ATTEMPTS: i64 = 3;
 const LEASE: Duration = Duration::from_secs(600);
 /// How often idle workers look for jobs queued by another process (`customs registry scan`).
 const POLL: Duration = Duration::from_secs(2);
+/// How often pulls are written and the database's version is looked at.
+const WATCH: Duration = Duration::from_secs(10);
 /// Parsed scans kept in memory for pull decisions.
 const CACHE_ENTRIES: usize = 256;
 
@@ -46,6 +48,10 @@ pub struct ScanningConfig {
     /// Scans that run at once.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// Images pushed or pulled within this many days are rescanned whenever the vulnerability database changes;
+    /// older ones keep their last result, and the API says since when.
+    #[serde(default = "default_rescan_window")]
+    pub rescan_window_days: i64,
 }
 
 impl Default for ScanningConfig {
@@ -54,6 +60,7 @@ impl Default for ScanningConfig {
             enabled: true,
             vulnerability_db: default_vulnerability_db(),
             workers: default_workers(),
+            rescan_window_days: default_rescan_window(),
         }
     }
 }
@@ -63,6 +70,9 @@ fn default_true() -> bool {
 }
 fn default_vulnerability_db() -> PathBuf {
     "data/vulndb.sqlite".into()
+}
+fn default_rescan_window() -> i64 {
+    30
 }
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).div_ceil(2)
@@ -93,6 +103,10 @@ pub struct Scanning {
     wake: tokio::sync::Notify,
     db_version: Mutex<(String, Option<Instant>)>,
     cache: Mutex<HashMap<(String, String), Arc<ImageScan>>>,
+    /// Pulls not yet written: digest → (repository, time). Written in batches, never one write per GET.
+    pulls: Mutex<HashMap<String, (String, String)>>,
+    /// The database version rescans were last queued for.
+    rescanned_for: Mutex<Option<String>>,
 }
 
 impl Scanning {
@@ -104,7 +118,64 @@ impl Scanning {
             wake: tokio::sync::Notify::new(),
             db_version: Mutex::new((NO_DATABASE.to_string(), None)),
             cache: Mutex::new(HashMap::new()),
+            pulls: Mutex::new(HashMap::new()),
+            rescanned_for: Mutex::new(None),
         }
+    }
+
+    /// Reads the database version now, whatever was cached.
+    pub async fn refresh_db_version(&self) -> String {
+        self.db_version.lock().expect("lock").1 = None;
+        self.db_version().await
+    }
+
+    /// Notes a pull of an image, in memory; [`Scanning::flush_pulls`] writes them.
+    pub fn note_pull(&self, digest: &str, repository: &str, now: &str) {
+        self.pulls
+            .lock()
+            .expect("lock")
+            .insert(digest.to_string(), (repository.to_string(), now.to_string()));
+    }
+
+    /// Writes the pulls noted since the last flush in one transaction.
+    pub async fn flush_pulls(&self) -> Result<(), crate::meta::MetaError> {
+        let batch: Vec<(String, String, String)> = std::mem::take(&mut *self.pulls.lock().expect("lock"))
+            .into_iter()
+            .map(|(digest, (repository, at))| (digest, repository, at))
+            .collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.store.record_pulls(&batch).await
+    }
+
+    /// When the vulnerability database has changed since the last call (or on the first call), queues a rescan
+    /// of every image pushed or pulled within the window, for the new version; returns how many were queued.
+    /// Idempotent: a (digest, version) that already has a job is left alone.
+    pub async fn rescan_on_database_change(&self, now: time::OffsetDateTime) -> Result<usize, crate::meta::MetaError> {
+        let version = self.refresh_db_version().await;
+        if version == NO_DATABASE || self.rescanned_for.lock().expect("lock").as_deref() == Some(version.as_str()) {
+            return Ok(0);
+        }
+        self.flush_pulls().await?;
+        let since = crate::clock::format(now - time::Duration::days(self.config.rescan_window_days));
+        let stamp = crate::clock::format(now);
+        let mut queued = 0;
+        for (digest, repository) in self.store.active_since(&since).await? {
+            if self.store.enqueue(&digest, &repository, &version, "rescan", &stamp, false).await? {
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            tracing::info!(
+                "vulnerability database {version}: {queued} image(s) used in the last {} days queued for a rescan",
+                self.config.rescan_window_days
+            );
+            self.wake.notify_waiters();
+            self.wake.notify_one();
+        }
+        *self.rescanned_for.lock().expect("lock") = Some(version);
+        Ok(queued)
     }
 
     /// The vulnerability database's version (the time of its last import), read again at most every 10 s.
@@ -125,6 +196,7 @@ impl Scanning {
 
     /// Queues a scan of an image manifest pushed to `repository` and wakes a worker.
     pub async fn on_push(&self, repository: &str, digest: &str, now: &str) -> Result<(), crate::meta::MetaError> {
+        self.store.touch_pushed(digest, repository, now).await?;
         let version = self.db_version().await;
         if self.store.enqueue(digest, repository, &version, "push", now, false).await? {
             self.wake.notify_one();
@@ -189,15 +261,30 @@ pub async fn start_workers(registry: &Arc<Registry>) {
         let registry = registry.clone();
         tokio::spawn(async move { work(registry).await });
     }
+    let registry = registry.clone();
+    tokio::spawn(async move { watch(registry).await });
+}
+
+/// Every few seconds: writes the pulls noted in memory, and queues rescans when the database changed.
+async fn watch(registry: Arc<Registry>) {
+    let scanning = registry.scanning.as_ref().expect("the watcher runs with scanning on");
+    loop {
+        if let Err(e) = scanning.flush_pulls().await {
+            tracing::error!("{e}");
+        }
+        if let Err(e) = scanning.rescan_on_database_change(registry.clock.now()).await {
+            tracing::error!("{e}");
+        }
+        tokio::time::sleep(WATCH).await;
+    }
 }
 
 async fn work(registry: Arc<Registry>) {
     let scanning = registry.scanning.as_ref().expect("workers run with scanning on");
     loop {
         let now = registry.clock.now();
-        let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).expect("format time");
         let lease = now + time::Duration::seconds(LEASE.as_secs() as i64);
-        match scanning.store.claim(&fmt(now), &fmt(lease)).await {
+        match scanning.store.claim(&crate::clock::format(now), &crate::clock::format(lease)).await {
             Ok(Some(job)) => run(&registry, scanning, job).await,
             Ok(None) => {
                 if let Ok(n) = scanning.store.pending().await {
@@ -279,16 +366,20 @@ async fn run(registry: &Arc<Registry>, scanning: &Scanning, job: Job) {
 /// Returns the scan and the database's sources, both as JSON. A database with nothing imported is an error: a
 /// scan that cannot see must not look clean.
 fn scan_stored(source: source::StoredImage, digest: &str, vulnerability_db: &std::path::Path) -> Result<(String, String), String> {
-    let db = customs_vulndb::Database::open_existing(vulnerability_db).map_err(|e| {
-        format!(
-            "vulnerability database: {e} (fill it with `customs db import --db {}` or `customs db update --db {}`)",
-            vulnerability_db.display(),
+    let fill = format!(
+        "fill it with `customs db import --db {0} FILES…` or `customs db update --db {0}`",
+        vulnerability_db.display()
+    );
+    if !vulnerability_db.exists() {
+        return Err(format!(
+            "the vulnerability database {} does not exist; {fill}",
             vulnerability_db.display()
-        )
-    })?;
+        ));
+    }
+    let db = customs_vulndb::Database::open_existing(vulnerability_db).map_err(|e| format!("{e}; {fill}"))?;
     if db.updated().map_err(|e| e.to_string())?.is_none() {
         return Err(format!(
-            "vulnerability database {}: nothing imported yet, so no vulnerability could be seen",
+            "vulnerability database {}: nothing imported yet, so no vulnerability could be seen; {fill}",
             vulnerability_db.display()
         ));
     }

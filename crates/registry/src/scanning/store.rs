@@ -338,4 +338,59 @@ impl ScanStore {
         .map_err(ctx("writing exceptions"))?;
         Ok(())
     }
+
+    /// Notes a push of an image (one write per push).
+    pub async fn touch_pushed(&self, digest: &str, repository: &str, now: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO image_activity (digest, repository, last_pushed) VALUES ($1, $2, $3)
+             ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, last_pushed = excluded.last_pushed",
+        )
+        .bind(digest)
+        .bind(repository)
+        .bind(now)
+        .execute(self.meta.pool())
+        .await
+        .map_err(ctx("noting a push"))?;
+        Ok(())
+    }
+
+    /// Writes a batch of pulls (digest, repository, time) in one transaction, keeping the latest time.
+    pub async fn record_pulls(&self, pulls: &[(String, String, String)]) -> Result<()> {
+        let mut tx = self.meta.pool().begin().await.map_err(ctx("noting pulls"))?;
+        for (digest, repository, at) in pulls {
+            sqlx::query(
+                "INSERT INTO image_activity (digest, repository, last_pulled) VALUES ($1, $2, $3)
+                 ON CONFLICT (digest) DO UPDATE SET last_pulled = excluded.last_pulled
+                 WHERE image_activity.last_pulled IS NULL OR image_activity.last_pulled < excluded.last_pulled",
+            )
+            .bind(digest)
+            .bind(repository)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("noting pulls"))?;
+        }
+        tx.commit().await.map_err(ctx("noting pulls"))
+    }
+
+    /// Images pushed or pulled at or after `since`: the ones rescans cover.
+    pub async fn active_since(&self, since: &str) -> Result<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT digest, repository FROM image_activity WHERE last_pushed >= $1 OR last_pulled >= $1 ORDER BY digest")
+                .bind(since)
+                .fetch_all(self.meta.pool())
+                .await
+                .map_err(ctx("listing recently used images"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// When an image was last pushed and pulled.
+    pub async fn activity(&self, digest: &str) -> Result<(Option<String>, Option<String>)> {
+        let row = sqlx::query("SELECT last_pushed, last_pulled FROM image_activity WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(self.meta.pool())
+            .await
+            .map_err(ctx("reading an image's activity"))?;
+        Ok(row.map_or((None, None), |r| (r.get(0), r.get(1))))
+    }
 }
