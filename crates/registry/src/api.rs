@@ -337,3 +337,33 @@ async fn jobs(ctx: &Ctx<'_>, query: &[(String, String)]) -> Result<Response, Api
     let pending = scanning.store.pending().await.map_err(internal)?;
     Ok(json_response(StatusCode::OK, &json!({"pending": pending, "jobs": visible}), None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_their_repository_and_reference() {
+        match parse("/repositories/team/app/manifests/1.0/scan") {
+            Some(Call::Scan { repository, reference }) => assert_eq!((repository.as_str(), reference.as_str()), ("team/app", "1.0")),
+            _ => panic!("not a scan call"),
+        }
+        // A repository may itself hold `manifests` as a path segment: the last one separates.
+        match parse("/repositories/a/manifests/b/manifests/sha256:ab/scan") {
+            Some(Call::Scan { repository, .. }) => assert_eq!(repository, "a/manifests/b"),
+            _ => panic!("not a scan call"),
+        }
+        assert!(matches!(parse("/repositories/team/app/exceptions"), Some(Call::Exceptions { .. })));
+        assert!(matches!(parse("/jobs"), Some(Call::Jobs)));
+        for bad in [
+            "/repositories/../etc/exceptions",
+            "/repositories/Team/exceptions",
+            "/repositories/a/manifests//scan",
+            "/repositories/a/manifests/x/y/scan",
+            "/repositories/a/manifests/1",
+            "/other",
+        ] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+    }
+}

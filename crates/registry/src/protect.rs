@@ -297,3 +297,54 @@ pub(crate) async fn check_pull(reg: &crate::server::Registry, repository: &str, 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(toml: &str) -> Result<Protection, String> {
+        #[derive(Deserialize)]
+        struct File {
+            protect: Vec<ProtectConfig>,
+        }
+        let file: File = toml::from_str(toml).map_err(|e| e.to_string())?;
+        Protection::new(&file.protect)
+    }
+
+    #[test]
+    fn ages_and_bad_rules_name_the_problem() {
+        assert_eq!(parse_age("7d").unwrap(), time::Duration::days(7));
+        assert_eq!(parse_age("12h").unwrap(), time::Duration::hours(12));
+        assert!(parse_age("7 weeks").unwrap_err().contains("unit"));
+        assert!(parse_age("d").unwrap_err().contains("number"));
+        let e = rule("[[protect]]\nrepositories = [\"prod/**\"]\nfail_on = [\"SEVERE\"]\n").unwrap_err();
+        assert!(e.contains("protect rule #1") && e.contains("SEVERE"), "{e}");
+        let e = rule("[[protect]]\nrepositories = [\"a\"]\n[[protect]]\nrepositories = [\"b\"]\nmax_scan_age = \"1y\"\n").unwrap_err();
+        assert!(e.contains("protect rule #2") && e.contains("max_scan_age"), "{e}");
+        let e = rule("[[protect]]\nrepositories = [\"a\"]\nunknown = \"ignore\"\n").unwrap_err();
+        assert!(e.contains("\"fail\" or \"warn\""), "{e}");
+    }
+
+    #[test]
+    fn the_first_matching_rule_applies_and_globs_stop_at_slashes() {
+        let p = rule(
+            "[[protect]]\nrepositories = [\"prod/legacy/*\"]\nfail_on = [\"CRITICAL\"]\n\
+             [[protect]]\nrepositories = [\"prod/**\"]\n",
+        )
+        .unwrap();
+        assert_eq!(p.rule_for("prod/legacy/app").unwrap().config.fail_on, ["CRITICAL"]);
+        assert_eq!(p.rule_for("prod/legacy/app/sub").unwrap().config.fail_on, ["CRITICAL", "HIGH"]);
+        assert_eq!(p.rule_for("prod/app").unwrap().config.repositories, ["prod/**"]);
+        assert!(p.rule_for("dev/app").is_none());
+        assert!(p.rule_for("production").is_none());
+    }
+
+    #[test]
+    fn scans_older_than_the_limit_do_not_count() {
+        let p = rule("[[protect]]\nrepositories = [\"p\"]\nmax_scan_age = \"7d\"\n").unwrap();
+        let r = p.rule_for("p").unwrap();
+        let now = time::macros::datetime!(2026-12-10 00:00 UTC);
+        assert!(r.too_old("2026-12-01T00:00:00.000000000Z", now));
+        assert!(!r.too_old("2026-12-04T00:00:00.000000000Z", now));
+    }
+}
