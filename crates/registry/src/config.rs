@@ -311,6 +311,29 @@ mod tests {
     }
 
     #[test]
+    fn protection_needs_scanning_and_scanning_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.toml");
+        std::fs::write(&path, "[[protect]]\nrepositories = [\"prod/**\"]\n").unwrap();
+        let err = RegistryConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("[[protect]] rules need scanning"), "{err}");
+        std::fs::write(&path, "[scanning]\nenabled = false\n[[protect]]\nrepositories = [\"prod/**\"]\n").unwrap();
+        assert!(RegistryConfig::load(&path).is_err(), "a rule over images nobody scans");
+        std::fs::write(
+            &path,
+            "[scanning]\nvulnerability_db = \"db/v.sqlite\"\n[[protect]]\nrepositories = [\"prod/**\"]\n",
+        )
+        .unwrap();
+        let config = RegistryConfig::load(&path).unwrap();
+        let scanning = config.scanning.unwrap();
+        assert_eq!(scanning.vulnerability_db, dir.path().join("db/v.sqlite"));
+        assert_eq!(scanning.rescan_window_days, 30);
+        std::fs::write(&path, "[scanning]\nworkers = 2\nwindow = 3\n").unwrap();
+        let err = RegistryConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("window"), "unknown keys are refused: {err}");
+    }
+
+    #[test]
     fn relative_paths_follow_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.toml");
