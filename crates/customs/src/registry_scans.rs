@@ -119,16 +119,7 @@ pub(crate) fn scan(config: &RegistryConfig, reference: &str, wait: bool) -> Resu
             if let Some(row) = scanning.store.latest(&digest).await?
                 && Some(&row.finished_at) != before.as_ref()
             {
-                let now = customs_registry::clock::Clock::default().now();
-                let doc = customs_registry::api::scan_document(
-                    &scanning,
-                    &config.protection().map_err(anyhow::Error::msg)?,
-                    &repository,
-                    &digest,
-                    now,
-                )
-                .await
-                .map_err(anyhow::Error::msg)?;
+                let doc = document(config, &scanning, &repository, &digest).await?;
                 print!("{}", summary(&doc));
                 return Ok(if doc["verdict"]["pass"] == true {
                     ExitCode::SUCCESS
@@ -142,6 +133,15 @@ pub(crate) fn scan(config: &RegistryConfig, reference: &str, wait: bool) -> Resu
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
+}
+
+/// The image's scan as the API gives it, judged now under this config's protection rule.
+async fn document(config: &RegistryConfig, scanning: &Scanning, repository: &str, digest: &str) -> Result<serde_json::Value> {
+    let protection = config.protection().map_err(anyhow::Error::msg)?;
+    let now = customs_registry::clock::Clock::default().now();
+    customs_registry::api::scan_document(scanning, &protection, repository, digest, now)
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 /// A scan document for people: verdict, reasons, failing findings.
@@ -210,16 +210,7 @@ pub(crate) fn scans(config: &RegistryConfig, command: ScansCommand) -> Result<Ex
             }
             ScansCommand::Show { reference, format } => {
                 let (repository, digest) = resolve(&meta, &reference).await?;
-                let now = customs_registry::clock::Clock::default().now();
-                let doc = customs_registry::api::scan_document(
-                    &scanning,
-                    &config.protection().map_err(anyhow::Error::msg)?,
-                    &repository,
-                    &digest,
-                    now,
-                )
-                .await
-                .map_err(anyhow::Error::msg)?;
+                let doc = document(config, &scanning, &repository, &digest).await?;
                 match format.as_str() {
                     "table" => print!("{}", summary(&doc)),
                     _ => println!("{}", serde_json::to_string_pretty(&doc)?),

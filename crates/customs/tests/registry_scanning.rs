@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::Value;
 
+mod support;
+
 fn customs() -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("customs"));
     for (k, _) in std::env::vars() {
@@ -84,21 +86,7 @@ impl Setup {
         )
         .trim()
         .to_string();
-        let pem = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|i| match i {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .build()
-            .into();
+        let agent = support::tls_agent(&dir.path().join("tls/ca.crt"));
         Setup { dir, port, secret, agent }
     }
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use sha2::{Digest as _, Sha256};
 
+mod support;
+
 fn customs() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin!("customs"))
 }
@@ -30,21 +32,7 @@ impl Drop for Server {
 }
 
 fn agent(ca: &Path) -> ureq::Agent {
-    let pem = std::fs::read(ca).unwrap();
-    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-        .filter_map(|i| match i {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-        .build();
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .tls_config(tls)
-        .build()
-        .into()
+    support::tls_agent(ca)
 }
 
 fn serve(dir: &Path, base: &str, agent: &ureq::Agent) -> Server {

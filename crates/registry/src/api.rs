@@ -112,12 +112,7 @@ async fn handle(
         action: action.into(),
         repository,
         reference,
-        result: match status {
-            401 | 403 => "denied",
-            s if s >= 400 => "error",
-            _ => "allowed",
-        }
-        .into(),
+        result: crate::server::audit_result(status).into(),
         status,
         detail,
     });

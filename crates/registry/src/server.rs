@@ -663,6 +663,15 @@ impl Ctx<'_> {
     }
 }
 
+/// How the audit log classes an answer: refused by authentication or authorization, failed, or allowed.
+pub(crate) fn audit_result(status: u16) -> &'static str {
+    match status {
+        401 | 403 => "denied",
+        s if s >= 400 => "error",
+        _ => "allowed",
+    }
+}
+
 fn default_action(endpoint: &Endpoint, method: &Method) -> &'static str {
     match (endpoint, method) {
         (Endpoint::Catalog, _) => "catalog",
@@ -728,11 +737,7 @@ async fn api(
         }
     };
     let status = response.status();
-    let result = match status.as_u16() {
-        401 | 403 => "denied",
-        s if s >= 400 => "error",
-        _ => "allowed",
-    };
+    let result = audit_result(status.as_u16());
     reg.record(AuditEvent {
         client_ip: addr.ip().to_string(),
         principal,

@@ -76,3 +76,24 @@ pub fn write_curl_glibc_rootfs(root: &Path) {
     .concat();
     std::fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
 }
+
+/// An HTTPS client that trusts only the CA in `ca` (a registry's dev certificate) and returns error statuses
+/// as answers.
+#[allow(dead_code)]
+pub fn tls_agent(ca: &Path) -> ureq::Agent {
+    let pem = std::fs::read(ca).unwrap();
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .build();
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build()
+        .into()
+}
