@@ -640,19 +640,7 @@ fn a_known_exploited_vulnerability_fails_the_gate_and_names_kev() {
     assert!(said.contains("cisa-kev: 1") && said.contains("first-epss: 1"), "{said}");
     let target = format!("dir:{}", root.display());
     let gate = |extra: &[&str]| {
-        let mut args = vec![
-            "gate",
-            target.as_str(),
-            "--db",
-            db.to_str().unwrap(),
-            "--scanners",
-            "vuln",
-            "--report",
-            "json=-",
-        ];
-        args.extend_from_slice(extra);
-        let out = customs(dir.path(), &args, &[]);
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let (code, doc) = support::gate_vuln_json(dir.path(), &target, &db, extra);
         let failing: Vec<String> = doc["findings"]
             .as_array()
             .unwrap()
@@ -660,7 +648,7 @@ fn a_known_exploited_vulnerability_fails_the_gate_and_names_kev() {
             .filter(|f| f["status"] == "failing")
             .map(|f| format!("{} {}", f["aliases"][0].as_str().unwrap(), f["package"]["name"].as_str().unwrap()))
             .collect();
-        (out.status.code(), failing, doc["verdict"]["reasons"].to_string(), doc)
+        (code, failing, doc["verdict"]["reasons"].to_string(), doc)
     };
     let (code, failing, reasons, doc) = gate(&["--fail-on", "CRITICAL"]);
     assert_eq!(code, Some(1));

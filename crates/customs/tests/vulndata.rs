@@ -159,22 +159,7 @@ fn kev_and_nvd_severity_fail_the_gate_on_real_feeds() {
     );
     assert!(said.contains("cisa-kev: 1674") && said.contains("nvd-severity:"), "{said}");
     let target = format!("dir:{}", root.display());
-    let gate = |extra: &[&str]| {
-        let mut args = vec![
-            "gate",
-            target.as_str(),
-            "--db",
-            db.to_str().unwrap(),
-            "--scanners",
-            "vuln",
-            "--report",
-            "json=-",
-        ];
-        args.extend_from_slice(extra);
-        let out = customs(dir.path(), &args);
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-        (out.status.code(), doc)
-    };
+    let gate = |extra: &[&str]| support::gate_vuln_json(dir.path(), &target, &db, extra);
     let failing = |doc: &Value, cves: &[&str]| -> Vec<String> {
         doc["findings"]
             .as_array()

@@ -97,3 +97,22 @@ pub fn tls_agent(ca: &Path) -> ureq::Agent {
         .build()
         .into()
 }
+
+/// `customs gate TARGET --db DB --scanners vuln --report json=- EXTRA…` in `cwd`: its exit code and its report.
+#[allow(dead_code)]
+pub fn gate_vuln_json(cwd: &Path, target: &str, db: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec![
+        "gate",
+        target,
+        "--db",
+        db.to_str().unwrap(),
+        "--scanners",
+        "vuln",
+        "--report",
+        "json=-",
+    ];
+    args.extend_from_slice(extra);
+    let out = customs(cwd, &args, &[]);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), doc)
+}
