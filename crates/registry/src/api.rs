@@ -27,11 +27,27 @@ enum Call {
     Scan { repository: String, reference: String },
     Exceptions { repository: String },
     Jobs,
+    Webhooks,
+    Deliveries,
+    Delivery { id: String, redeliver: bool },
 }
 
 fn parse(path: &str) -> Option<Call> {
-    if path == "/jobs" {
-        return Some(Call::Jobs);
+    match path {
+        "/jobs" => return Some(Call::Jobs),
+        "/webhooks" => return Some(Call::Webhooks),
+        "/webhooks/deliveries" => return Some(Call::Deliveries),
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/webhooks/deliveries/") {
+        let (id, redeliver) = match rest.strip_suffix("/redeliver") {
+            Some(id) => (id, true),
+            None => (rest, false),
+        };
+        return (!id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_hexdigit())).then(|| Call::Delivery {
+            id: id.to_string(),
+            redeliver,
+        });
     }
     let rest = path.strip_prefix("/repositories/")?;
     if let Some(repository) = rest.strip_suffix("/exceptions") {
@@ -65,6 +81,10 @@ async fn handle(
         (Call::Exceptions { repository }, &Method::PUT) => ("exceptions.set", repository.clone()),
         (Call::Exceptions { repository }, _) => ("exceptions.show", repository.clone()),
         (Call::Jobs, _) => ("jobs.list", String::new()),
+        (Call::Webhooks, _) => ("webhooks.list", String::new()),
+        (Call::Deliveries, _) => ("webhooks.deliveries", String::new()),
+        (Call::Delivery { redeliver: true, .. }, _) => ("webhooks.redeliver", String::new()),
+        (Call::Delivery { .. }, _) => ("webhooks.delivery", String::new()),
     };
     let mut reference = String::new();
     let mut detail = String::new();
@@ -92,6 +112,16 @@ async fn handle(
                 (Call::Exceptions { repository }, Method::GET) => exceptions_show(&ctx, &repository).await,
                 (Call::Exceptions { repository }, Method::PUT) => exceptions_set(&ctx, &repository, body, &mut detail).await,
                 (Call::Jobs, Method::GET) => jobs(&ctx, &query).await,
+                (Call::Webhooks, Method::GET) => webhooks_list(&ctx),
+                (Call::Deliveries, Method::GET) => deliveries(&ctx, &query).await,
+                (Call::Delivery { id, redeliver: false }, Method::GET) => {
+                    reference = id.clone();
+                    delivery(&ctx, &id).await
+                }
+                (Call::Delivery { id, redeliver: true }, Method::POST) => {
+                    reference = id.clone();
+                    redeliver(&ctx, &id).await
+                }
                 (_, method) => Err(ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "UNSUPPORTED",
@@ -217,21 +247,7 @@ pub async fn scan_document(
         meta["error"] = json!(latest.error);
         return Ok(json!({"schema": "customs.registry.scan/v1", "status": "failed", "scan": meta}));
     };
-    let require_reason = rule.is_some_and(|r| r.config.require_reason);
-    let exceptions = match scanning.store.exceptions(repository).await.map_err(|e| e.to_string())? {
-        Some(row) => crate::protect::parse_exceptions(repository, &row.body, require_reason)?,
-        None => Vec::new(),
-    };
-    let today = now.date();
-    let inspection = match rule {
-        Some(rule) => rule.decide(&scan, exceptions, today),
-        None => customs_inspect::decide(
-            customs_inspect::ImageScan::clone(&scan),
-            &crate::protect::default_policy(exceptions),
-            None,
-            today,
-        ),
-    };
+    let inspection = crate::protect::judge(scanning, protection, repository, &scan, now.date()).await?;
     let mut doc: Value = serde_json::from_str(&customs_report::gate_json(&inspection.result())).map_err(|e| e.to_string())?;
     if rule.is_some_and(|r| r.too_old(&latest.finished_at, now)) {
         meta["stale"] = json!(true);
@@ -333,6 +349,65 @@ async fn jobs(ctx: &Ctx<'_>, query: &[(String, String)]) -> Result<Response, Api
     Ok(json_response(StatusCode::OK, &json!({"pending": pending, "jobs": visible}), None))
 }
 
+fn webhooks<'a>(ctx: &Ctx<'a>) -> Result<&'a crate::webhooks::Webhooks, ApiError> {
+    ctx.reg.webhooks.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UNSUPPORTED",
+            "no webhooks are configured on this registry ([[webhook]] in registry.toml)",
+        )
+    })
+}
+
+/// The configured webhooks (URLs masked), for any signed-in caller.
+fn webhooks_list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    if ctx.principal() == "anonymous" {
+        return Err(ApiError::unauthorized(ctx.reg.challenge(ctx.headers, None, false), "authentication required"));
+    }
+    let hooks = webhooks(ctx)?.describe();
+    Ok(json_response(StatusCode::OK, &json!({"webhooks": hooks}), None))
+}
+
+/// The delivery log, newest first: only deliveries about repositories the caller administers.
+async fn deliveries(ctx: &Ctx<'_>, query: &[(String, String)]) -> Result<Response, ApiError> {
+    let hooks = webhooks(ctx)?;
+    let limit = first(query, "n").and_then(|n| n.parse().ok()).unwrap_or(100i64).clamp(1, 1000);
+    let rows = hooks
+        .store
+        .list(first(query, "webhook"), first(query, "state"), first(query, "event"), limit)
+        .await
+        .map_err(internal)?;
+    let visible: Vec<_> = rows.into_iter().filter(|d| ctx.allows(&d.repository, Action::Admin)).collect();
+    Ok(json_response(StatusCode::OK, &json!({"deliveries": visible}), None))
+}
+
+async fn visible_delivery(ctx: &Ctx<'_>, id: &str) -> Result<crate::webhooks::DeliveryRow, ApiError> {
+    let row = webhooks(ctx)?.store.get(id).await.map_err(internal)?;
+    match row {
+        Some(row) if ctx.allows(&row.repository, Action::Admin) => Ok(row),
+        _ => Err(ApiError::not_found("NOT_FOUND", format!("no delivery {id} that you administer"))),
+    }
+}
+
+async fn delivery(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
+    let row = visible_delivery(ctx, id).await?;
+    Ok(json_response(StatusCode::OK, &json!(row), None))
+}
+
+/// Queues a delivery again (after fixing a receiver): admin on its repository.
+async fn redeliver(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
+    visible_delivery(ctx, id).await?;
+    let queued = webhooks(ctx)?
+        .store
+        .redeliver(id, &ctx.reg.clock.now_rfc3339())
+        .await
+        .map_err(internal)?;
+    if !queued {
+        return Err(ApiError::new(StatusCode::CONFLICT, "UNSUPPORTED", "the delivery is being sent; try again shortly"));
+    }
+    Ok(json_response(StatusCode::ACCEPTED, &json!({"id": id, "queued": true}), None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +425,13 @@ mod tests {
         }
         assert!(matches!(parse("/repositories/team/app/exceptions"), Some(Call::Exceptions { .. })));
         assert!(matches!(parse("/jobs"), Some(Call::Jobs)));
+        assert!(matches!(parse("/webhooks"), Some(Call::Webhooks)));
+        assert!(matches!(parse("/webhooks/deliveries"), Some(Call::Deliveries)));
+        assert!(matches!(parse("/webhooks/deliveries/0a1b/redeliver"), Some(Call::Delivery { redeliver: true, .. })));
+        assert!(matches!(parse("/webhooks/deliveries/0a1b"), Some(Call::Delivery { redeliver: false, .. })));
         for bad in [
+            "/webhooks/deliveries/../x",
+            "/webhooks/deliveries/",
             "/repositories/../etc/exceptions",
             "/repositories/Team/exceptions",
             "/repositories/a/manifests//scan",

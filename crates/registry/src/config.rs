@@ -41,6 +41,9 @@ pub struct RegistryConfig {
     /// Protection rules: which repositories refuse pulls of failing images.
     #[serde(default, rename = "protect")]
     pub protect: Vec<crate::protect::ProtectConfig>,
+    /// Webhooks: who is told about pushes, scans, verdict changes, blocked pulls and base-image updates.
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<crate::webhooks::WebhookConfig>,
 }
 
 /// `[server]`.
@@ -260,6 +263,12 @@ impl RegistryConfig {
         fix(&mut self.audit.dir);
         if let Some(scanning) = &mut self.scanning {
             fix(&mut scanning.vulnerability_db);
+        }
+        for hook in &mut self.webhooks {
+            let file = hook
+                .secret_file
+                .get_or_insert_with(|| PathBuf::from(format!("data/webhooks/{}.secret", hook.name)));
+            fix(file);
         }
     }
 

@@ -23,6 +23,7 @@ pub mod server;
 pub mod storage;
 pub mod tls;
 pub mod token;
+pub mod webhooks;
 
 pub use config::RegistryConfig;
 pub use server::{Registry, StartError, router, serve};

@@ -10,8 +10,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// 2 added scan jobs, scan results, repository exceptions and pull times (tables only: version 1 opens as is).
-const SCHEMA_VERSION: i64 = 2;
+/// 2 added scan jobs, scan results, repository exceptions and pull times; 3 webhook deliveries and image bases
+/// (tables only: older versions open as they are).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
@@ -49,6 +50,12 @@ const SCHEMA: &[&str] = &[
         last_pushed TEXT, last_pulled TEXT)",
     "CREATE TABLE IF NOT EXISTS repo_exceptions (repository TEXT PRIMARY KEY, body TEXT NOT NULL,
         updated_at TEXT NOT NULL, updated_by TEXT NOT NULL)",
+    // Webhook deliveries: the queue and the delivery log; one row per webhook and event.
+    "CREATE TABLE IF NOT EXISTS webhook_deliveries (id TEXT PRIMARY KEY, webhook TEXT NOT NULL, event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL, repository TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL, lease_until TEXT, last_status BIGINT,
+        last_error TEXT, created_at TEXT NOT NULL, delivered_at TEXT, UNIQUE (webhook, event_id))",
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at)",
 ];
 
 /// A database error, with what was being done.

@@ -53,12 +53,14 @@ pub struct Metrics {
     pub scan_queue: prometheus_client::metrics::gauge::Gauge,
     /// Pulls refused because the image fails its repository's protection rule, or is not scanned yet.
     pub blocked_pulls: Counter,
+    /// Webhook delivery attempts, by outcome (`delivered`, `retried`, `failed`).
+    pub webhook_deliveries: Family<OutcomeLabels, Counter>,
 }
 
 /// Labels of a finished scan.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `scanned` or `failed`.
+    /// `scanned` or `failed` (scans); `delivered`, `retried` or `failed` (webhook deliveries).
     pub outcome: &'static str,
 }
 
@@ -95,7 +97,14 @@ impl Default for Metrics {
             "Manifest pulls refused by a protection rule",
             blocked_pulls.clone(),
         );
+        let webhook_deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by outcome",
+            webhook_deliveries.clone(),
+        );
         Metrics {
+            webhook_deliveries,
             scans,
             scan_seconds,
             scan_queue,

@@ -174,6 +174,27 @@ pub fn default_policy(exceptions: Vec<customs_policy::Exception>) -> GatePolicy 
     policy
 }
 
+/// A stored scan of an image in `repository` under the repository's rule (the gate's defaults without one) and
+/// the repository's exceptions, on `today`: the verdict the API shows and webhooks carry.
+pub async fn judge(
+    scanning: &crate::scanning::Scanning,
+    protection: &Protection,
+    repository: &str,
+    scan: &ImageScan,
+    today: time::Date,
+) -> Result<Inspection, String> {
+    let rule = protection.rule_for(repository);
+    let require_reason = rule.is_some_and(|r| r.config.require_reason);
+    let exceptions = match scanning.store.exceptions(repository).await.map_err(|e| e.to_string())? {
+        Some(row) => parse_exceptions(repository, &row.body, require_reason)?,
+        None => Vec::new(),
+    };
+    Ok(match rule {
+        Some(rule) => rule.decide(scan, exceptions, today),
+        None => customs_inspect::decide(scan.clone(), &default_policy(exceptions), None, today),
+    })
+}
+
 /// Parses a repository's stored exceptions (exclusions.json).
 pub fn parse_exceptions(repository: &str, body: &str, require_reason: bool) -> Result<Vec<customs_policy::Exception>, String> {
     customs_policy::exclusions::parse(body, &format!("exceptions of {repository}"), require_reason).map_err(|e| e.to_string())

@@ -64,6 +64,8 @@ pub struct Registry {
     pub protection: crate::protect::Protection,
     /// Now, for exceptions and scan ages.
     pub clock: crate::clock::Clock,
+    /// Webhooks, when `[[webhook]]` entries are configured.
+    pub webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 /// Reads the token key, creating a random one (mode 0600) on first start.
@@ -116,7 +118,14 @@ impl Registry {
             .clone()
             .filter(|s| s.enabled)
             .map(|s| crate::scanning::Scanning::new(s, crate::scanning::ScanStore::new(meta.clone())));
+        let webhooks = crate::webhooks::Webhooks::open(
+            &config.webhooks,
+            crate::webhooks::DeliveryStore::new(meta.clone()),
+            &config.server.service,
+        )
+        .map_err(StartError)?;
         Ok(Arc::new(Registry {
+            webhooks,
             scanning,
             protection,
             clock: crate::clock::Clock::default(),
@@ -146,6 +155,13 @@ impl Registry {
             tracing::error!("{e}");
         }
     }
+
+    /// Queues an event for the webhooks that want it (nothing without webhooks).
+    pub(crate) async fn emit(&self, event: crate::webhooks::Event) {
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.emit(&event, &self.clock.now_rfc3339()).await;
+        }
+    }
 }
 
 /// The router with every endpoint and the metrics middleware.
@@ -170,6 +186,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     crate::scanning::start_workers(&registry).await;
+    crate::webhooks::start_senders(&registry).await;
     let app = router(registry.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let draining = handle.clone();
@@ -897,6 +914,21 @@ async fn manifest_get(ctx: &Ctx<'_>, repo: &str, reference: &str, head: bool) ->
         && let Err(crate::protect::Blocked(why)) = crate::protect::check_pull(ctx.reg, repo, &row).await
     {
         ctx.reg.metrics.blocked_pulls.inc();
+        let principal = ctx.principal();
+        if let Some(webhooks) = &ctx.reg.webhooks
+            && webhooks.blocked_pull_is_news(&format!("{repo}@{digest} {principal}"))
+        {
+            ctx.reg
+                .emit(crate::webhooks::Event::about(
+                    crate::webhooks::EventKind::PullBlocked,
+                    repo,
+                    format!("{repo}@{digest}"),
+                    serde_json::json!({"digest": digest.as_str(), "reference": reference, "principal": principal, "reason": why}),
+                    (format!("pull of {repo}:{reference} by {principal} blocked"), why.clone(), false),
+                    ctx.reg.clock.now_rfc3339(),
+                ))
+                .await;
+        }
         return Err(ApiError::denied(why));
     }
     if !head
@@ -995,6 +1027,22 @@ async fn manifest_put(ctx: &Ctx<'_>, note: &mut Note, repo: &str, reference: &st
             .map_err(ApiError::internal)?;
     }
     note.detail = digest.to_string();
+    let principal = ctx.principal();
+    let subject = match tag {
+        Some(tag) => format!("{repo}:{tag}"),
+        None => format!("{repo}@{digest}"),
+    };
+    ctx.reg
+        .emit(crate::webhooks::Event::about(
+            crate::webhooks::EventKind::Push,
+            repo,
+            subject.clone(),
+            serde_json::json!({"digest": digest.as_str(), "tag": tag, "media_type": row.media_type,
+                               "artifact_type": row.artifact_type, "principal": principal}),
+            (format!("{subject} pushed by {principal}"), digest.to_string(), true),
+            ctx.reg.clock.now_rfc3339(),
+        ))
+        .await;
     let mut response = Response::builder()
         .status(StatusCode::CREATED)
         .header(header::LOCATION, format!("/v2/{repo}/manifests/{digest}"))
@@ -1021,6 +1069,18 @@ async fn manifest_delete(ctx: &Ctx<'_>, repo: &str, reference: &str) -> Result<R
             format!("{repo}: {reference} does not exist"),
         ));
     }
+    let principal = ctx.principal();
+    let subject = if reference.contains(':') { format!("{repo}@{reference}") } else { format!("{repo}:{reference}") };
+    ctx.reg
+        .emit(crate::webhooks::Event::about(
+            crate::webhooks::EventKind::Delete,
+            repo,
+            subject.clone(),
+            serde_json::json!({"reference": reference, "principal": principal}),
+            (format!("{subject} deleted by {principal}"), String::new(), false),
+            ctx.reg.clock.now_rfc3339(),
+        ))
+        .await;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

@@ -12,6 +12,7 @@ mod findings;
 mod gate;
 mod github;
 mod lint;
+pub mod notify;
 mod sarif;
 mod spdx;
 mod summary;

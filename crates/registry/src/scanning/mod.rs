@@ -337,8 +337,10 @@ async fn run(registry: &Arc<Registry>, scanning: &Scanning, job: Job) {
         started_at,
         finished_at: registry.clock.now_rfc3339(),
     };
+    let previous = scanning.store.latest(&job.digest).await.ok().flatten();
     match scanning.store.finish(&job, &result).await {
         Ok(()) => {
+            announce(registry, scanning, &job, &result, previous.as_ref()).await;
             registry
                 .metrics
                 .scans
@@ -360,6 +362,86 @@ async fn run(registry: &Arc<Registry>, scanning: &Scanning, job: Job) {
         }
         Err(e) => tracing::error!("{e}"),
     }
+}
+
+/// Tells webhooks about a stored result: `scan.completed` with the verdict or `scan.failed`, and
+/// `verdict.changed` when the verdict differs from the previous result's (the same policy and exceptions judge
+/// both, so the flip is the scan's: a new advisory, a severity change).
+async fn announce(registry: &Registry, scanning: &Scanning, job: &Job, result: &ResultRow, previous: Option<&ResultRow>) {
+    use crate::webhooks::{Event, EventKind};
+    if registry.webhooks.is_none() {
+        return;
+    }
+    let time = result.finished_at.clone();
+    let Some(scan) = scanning.parsed(result) else {
+        let error = result.error.clone().unwrap_or_default();
+        registry
+            .emit(Event::about(
+                EventKind::ScanFailed,
+                &job.repository,
+                format!("{}@{}", job.repository, job.digest),
+                serde_json::json!({"digest": job.digest, "db_version": job.db_version, "reason": job.reason, "error": error}),
+                (format!("scan of {}@{} failed", job.repository, job.digest), error, false),
+                time,
+            ))
+            .await;
+        return;
+    };
+    let today = registry.clock.today();
+    let inspection = match crate::protect::judge(scanning, &registry.protection, &job.repository, &scan, today).await {
+        Ok(inspection) => inspection,
+        Err(e) => {
+            tracing::error!("{}@{}: no verdict for webhooks: {e}", job.repository, job.digest);
+            return;
+        }
+    };
+    let data = serde_json::json!({"db_version": job.db_version, "reason": job.reason});
+    let headline = format!("{}@{} scanned ({})", job.repository, job.digest, job.reason);
+    registry
+        .emit(Event::about_verdict(
+            EventKind::ScanCompleted,
+            &job.repository,
+            &job.digest,
+            &inspection,
+            headline,
+            data,
+            time.clone(),
+        ))
+        .await;
+    let Some(before) = previous.filter(|p| p.db_version != result.db_version).and_then(|p| scanning.parsed(p).map(|s| (p, s))) else {
+        return;
+    };
+    let Ok(was) = crate::protect::judge(scanning, &registry.protection, &job.repository, &before.1, today).await else {
+        return;
+    };
+    if was.verdict.pass == inspection.verdict.pass {
+        return;
+    }
+    let data = serde_json::json!({
+        "db_version": job.db_version,
+        "reason": job.reason,
+        "previous": {"pass": was.verdict.pass, "db_version": before.0.db_version, "scanned_at": before.0.finished_at,
+                     "failing_count": was.verdict.failing.len()},
+    });
+    let headline = format!(
+        "verdict of {}@{} changed: {} → {} (vulnerability database {})",
+        job.repository,
+        job.digest,
+        if was.verdict.pass { "pass" } else { "fail" },
+        if inspection.verdict.pass { "pass" } else { "fail" },
+        job.db_version
+    );
+    registry
+        .emit(Event::about_verdict(
+            EventKind::VerdictChanged,
+            &job.repository,
+            &job.digest,
+            &inspection,
+            headline,
+            data,
+            time,
+        ))
+        .await;
 }
 
 /// Inspects a stored image: packages and secrets in one pass over its layers, matched against the database.

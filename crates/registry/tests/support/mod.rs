@@ -1,6 +1,9 @@
 //! An in-process registry with TLS on a loopback port, and a small blocking HTTP client for the tests.
 #![allow(dead_code)]
 
+pub mod debian;
+pub mod receiver;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
