@@ -362,7 +362,10 @@ fn webhooks<'a>(ctx: &Ctx<'a>) -> Result<&'a crate::webhooks::Webhooks, ApiError
 /// The configured webhooks (URLs masked), for any signed-in caller.
 fn webhooks_list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     if ctx.principal() == "anonymous" {
-        return Err(ApiError::unauthorized(ctx.reg.challenge(ctx.headers, None, false), "authentication required"));
+        return Err(ApiError::unauthorized(
+            ctx.reg.challenge(ctx.headers, None, false),
+            "authentication required",
+        ));
     }
     let hooks = webhooks(ctx)?.describe();
     Ok(json_response(StatusCode::OK, &json!({"webhooks": hooks}), None))
@@ -403,7 +406,11 @@ async fn redeliver(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
         .await
         .map_err(internal)?;
     if !queued {
-        return Err(ApiError::new(StatusCode::CONFLICT, "UNSUPPORTED", "the delivery is being sent; try again shortly"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "UNSUPPORTED",
+            "the delivery is being sent; try again shortly",
+        ));
     }
     Ok(json_response(StatusCode::ACCEPTED, &json!({"id": id, "queued": true}), None))
 }
@@ -427,8 +434,14 @@ mod tests {
         assert!(matches!(parse("/jobs"), Some(Call::Jobs)));
         assert!(matches!(parse("/webhooks"), Some(Call::Webhooks)));
         assert!(matches!(parse("/webhooks/deliveries"), Some(Call::Deliveries)));
-        assert!(matches!(parse("/webhooks/deliveries/0a1b/redeliver"), Some(Call::Delivery { redeliver: true, .. })));
-        assert!(matches!(parse("/webhooks/deliveries/0a1b"), Some(Call::Delivery { redeliver: false, .. })));
+        assert!(matches!(
+            parse("/webhooks/deliveries/0a1b/redeliver"),
+            Some(Call::Delivery { redeliver: true, .. })
+        ));
+        assert!(matches!(
+            parse("/webhooks/deliveries/0a1b"),
+            Some(Call::Delivery { redeliver: false, .. })
+        ));
         for bad in [
             "/webhooks/deliveries/../x",
             "/webhooks/deliveries/",

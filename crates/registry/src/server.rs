@@ -1070,7 +1070,11 @@ async fn manifest_delete(ctx: &Ctx<'_>, repo: &str, reference: &str) -> Result<R
         ));
     }
     let principal = ctx.principal();
-    let subject = if reference.contains(':') { format!("{repo}@{reference}") } else { format!("{repo}:{reference}") };
+    let subject = if reference.contains(':') {
+        format!("{repo}@{reference}")
+    } else {
+        format!("{repo}:{reference}")
+    };
     ctx.reg
         .emit(crate::webhooks::Event::about(
             crate::webhooks::EventKind::Delete,

@@ -122,21 +122,48 @@ fn a_verdict_flip_reaches_the_receiver_signed_after_two_failures_and_forgeries_f
     verify(&secret, &delivered, now, &mut seen).unwrap();
     assert!(verify(&secret, &delivered, now, &mut seen).unwrap_err().contains("replayed"));
     let mut tampered = delivered.clone();
-    tampered.body = String::from_utf8(tampered.body).unwrap().replace("\"pass\":false", "\"pass\":true").into_bytes();
+    tampered.body = String::from_utf8(tampered.body)
+        .unwrap()
+        .replace("\"pass\":false", "\"pass\":true")
+        .into_bytes();
     assert_ne!(tampered.body, delivered.body);
-    assert!(verify(&secret, &tampered, now, &mut HashSet::new()).unwrap_err().contains("mismatch"));
+    assert!(
+        verify(&secret, &tampered, now, &mut HashSet::new())
+            .unwrap_err()
+            .contains("mismatch")
+    );
     let (_, foreign) = customs_registry::webhooks::WebhookSecret::generate();
-    assert!(verify(&foreign, &delivered, now, &mut HashSet::new()).unwrap_err().contains("mismatch"));
-    assert!(verify(&secret, &delivered, now + 301, &mut HashSet::new()).unwrap_err().contains("from now"));
+    assert!(
+        verify(&foreign, &delivered, now, &mut HashSet::new())
+            .unwrap_err()
+            .contains("mismatch")
+    );
+    assert!(
+        verify(&secret, &delivered, now + 301, &mut HashSet::new())
+            .unwrap_err()
+            .contains("from now")
+    );
     // The registry's own verifier (for receivers written in Rust) agrees.
     let library = customs_registry::webhooks::WebhookSecret::parse(&secret).unwrap();
     let h = &delivered.headers;
     library
-        .verify(&h["webhook-id"], &h["webhook-timestamp"], &h["webhook-signature"], &delivered.body, now)
+        .verify(
+            &h["webhook-id"],
+            &h["webhook-timestamp"],
+            &h["webhook-signature"],
+            &delivered.body,
+            now,
+        )
         .unwrap();
     assert!(
         library
-            .verify(&h["webhook-id"], &h["webhook-timestamp"], &h["webhook-signature"], &tampered.body, now)
+            .verify(
+                &h["webhook-id"],
+                &h["webhook-timestamp"],
+                &h["webhook-signature"],
+                &tampered.body,
+                now
+            )
             .is_err()
     );
 
@@ -155,7 +182,10 @@ fn a_verdict_flip_reaches_the_receiver_signed_after_two_failures_and_forgeries_f
     assert_eq!(hidden["deliveries"], serde_json::json!([]), "{hidden:#}");
     let hooks = reg.request("GET", "/api/v1/webhooks", &ci, &[], None).json();
     assert_eq!(hooks["webhooks"][0]["name"], "security");
-    assert!(!hooks["webhooks"][0]["url"].as_str().unwrap().contains("/hook"), "URLs are masked: {hooks:#}");
+    assert!(
+        !hooks["webhooks"][0]["url"].as_str().unwrap().contains("/hook"),
+        "URLs are masked: {hooks:#}"
+    );
     // An admin can ask for it again.
     let id = deliveries[0]["id"].as_str().unwrap();
     let again = reg.request("POST", &format!("/api/v1/webhooks/deliveries/{id}/redeliver"), &security, &[], None);
@@ -184,7 +214,10 @@ fn a_verdict_flip_reaches_the_receiver_signed_after_two_failures_and_forgeries_f
         .map(|d| (d.kind(), d.json()["data"]["repository"].as_str().unwrap_or_default().to_string()))
         .collect();
     assert!(kinds.contains(&("customs.registry.push".into(), "prod/old".into())), "{kinds:?}");
-    assert!(kinds.contains(&("customs.registry.scan.completed".into(), "prod/recent".into())), "{kinds:?}");
+    assert!(
+        kinds.contains(&("customs.registry.scan.completed".into(), "prod/recent".into())),
+        "{kinds:?}"
+    );
     assert!(!kinds.iter().any(|(_, repo)| repo == "dev/other"), "{kinds:?}");
     let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
     assert!(
@@ -201,7 +234,10 @@ fn bad_webhooks_are_refused_at_start() {
     for (hook, expected) in [
         ("url = \"http://hooks.example.com/x\"", "loopback"),
         ("url = \"https://h/x\"\nevents = [\"pushed\"]", "unknown event `pushed`"),
-        ("url_env = \"CUSTOMS_TEST_UNSET_HOOK_URL\"", "CUSTOMS_TEST_UNSET_HOOK_URL is not set"),
+        (
+            "url_env = \"CUSTOMS_TEST_UNSET_HOOK_URL\"",
+            "CUSTOMS_TEST_UNSET_HOOK_URL is not set",
+        ),
         ("", "give one of url and url_env"),
         ("url = \"https://h/x\"\nretry_after = \"soon\"", "retry_after"),
     ] {

@@ -70,9 +70,7 @@ pub fn payload(format: NotifyFormat, n: &Notice<'_>) -> Value {
             "reasons": n.reasons,
             "failing": n.failing.iter().map(|f| json!({"id": f.id, "aliases": f.aliases, "package": f.package.name, "version": f.package.version, "severity": f.severity.as_str(), "fixed_version": f.fixed_version})).collect::<Vec<_>>(),
         }),
-        NotifyFormat::Slack | NotifyFormat::Teams => {
-            chat_message(format, &format!("customs gate {verdict}: {}", n.image), &text, n.pass)
-        }
+        NotifyFormat::Slack | NotifyFormat::Teams => chat_message(format, &format!("customs gate {verdict}: {}", n.image), &text, n.pass),
     }
 }
 
@@ -92,7 +90,6 @@ pub fn chat_message(format: NotifyFormat, title: &str, text: &str, good: bool) -
         }),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

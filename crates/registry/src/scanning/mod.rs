@@ -408,7 +408,10 @@ async fn announce(registry: &Registry, scanning: &Scanning, job: &Job, result: &
             time.clone(),
         ))
         .await;
-    let Some(before) = previous.filter(|p| p.db_version != result.db_version).and_then(|p| scanning.parsed(p).map(|s| (p, s))) else {
+    let Some(before) = previous
+        .filter(|p| p.db_version != result.db_version)
+        .and_then(|p| scanning.parsed(p).map(|s| (p, s)))
+    else {
         return;
     };
     let Ok(was) = crate::protect::judge(scanning, &registry.protection, &job.repository, &before.1, today).await else {

@@ -173,9 +173,7 @@ impl Event {
                 }
                 body
             }
-            Message::Text { title, text, good } => {
-                customs_report::notify::chat_message(chat, title, &format!("{title}\n{text}"), *good)
-            }
+            Message::Text { title, text, good } => customs_report::notify::chat_message(chat, title, &format!("{title}\n{text}"), *good),
         }
     }
 }
@@ -230,7 +228,14 @@ impl Event {
     }
 
     /// Anything else: `data` gains `repository`; chats say `title` and `text`.
-    pub fn about(kind: EventKind, repository: &str, subject: String, mut data: Value, (title, text, good): (String, String, bool), time: String) -> Event {
+    pub fn about(
+        kind: EventKind,
+        repository: &str,
+        subject: String,
+        mut data: Value,
+        (title, text, good): (String, String, bool),
+        time: String,
+    ) -> Event {
         data["repository"] = json!(repository);
         Event::new(kind, repository, subject, time, data, Message::Text { title, text, good })
     }

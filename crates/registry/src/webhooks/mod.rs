@@ -237,7 +237,12 @@ impl Webhooks {
                 .await
             {
                 Ok(()) => queued = true,
-                Err(e) => tracing::error!("webhook {}: {} of {} not queued: {e}", hook.config.name, event.kind.as_str(), event.subject),
+                Err(e) => tracing::error!(
+                    "webhook {}: {} of {} not queued: {e}",
+                    hook.config.name,
+                    event.kind.as_str(),
+                    event.subject
+                ),
             }
         }
         if queued {
@@ -281,11 +286,7 @@ async fn send_loop(registry: Arc<Registry>) {
     loop {
         let now = registry.clock.now();
         let lease = now + time::Duration::seconds(LEASE.as_secs() as i64);
-        match webhooks
-            .store
-            .claim(&crate::clock::format(now), &crate::clock::format(lease))
-            .await
-        {
+        match webhooks.store.claim(&crate::clock::format(now), &crate::clock::format(lease)).await {
             Ok(Some(delivery)) => send(&registry, webhooks, delivery).await,
             Ok(None) => {
                 let _ = webhooks.store.requeue_abandoned(Some(&crate::clock::format(now))).await;
@@ -364,7 +365,14 @@ async fn send(registry: &Arc<Registry>, webhooks: &Webhooks, delivery: store::Cl
     }
     if let Err(e) = webhooks
         .store
-        .record_attempt(&delivery.id, status, error.as_deref(), delivered, next.as_deref(), &crate::clock::format(now))
+        .record_attempt(
+            &delivery.id,
+            status,
+            error.as_deref(),
+            delivered,
+            next.as_deref(),
+            &crate::clock::format(now),
+        )
         .await
     {
         tracing::error!("{e}");

@@ -124,7 +124,11 @@ impl WebhookSecret {
                 return Ok(());
             }
         }
-        Err(if any { VerifyError::Mismatch } else { VerifyError::Header("signature") })
+        Err(if any {
+            VerifyError::Mismatch
+        } else {
+            VerifyError::Header("signature")
+        })
     }
 }
 
@@ -159,9 +163,18 @@ mod tests {
         let signature = secret.sign("e1", 1000, b"{}");
         assert_eq!(secret.verify("e1", "1000", &signature, b"{ }", 1000), Err(VerifyError::Mismatch));
         assert_eq!(secret.verify("e2", "1000", &signature, b"{}", 1000), Err(VerifyError::Mismatch));
-        assert_eq!(secret.verify("e1", "1000", &signature, b"{}", 1000 + 301), Err(VerifyError::Stale(301)));
-        assert_eq!(secret.verify("e1", "soon", &signature, b"{}", 1000), Err(VerifyError::Header("timestamp")));
-        assert_eq!(secret.verify("e1", "1000", "v2,abc", b"{}", 1000), Err(VerifyError::Header("signature")));
+        assert_eq!(
+            secret.verify("e1", "1000", &signature, b"{}", 1000 + 301),
+            Err(VerifyError::Stale(301))
+        );
+        assert_eq!(
+            secret.verify("e1", "soon", &signature, b"{}", 1000),
+            Err(VerifyError::Header("timestamp"))
+        );
+        assert_eq!(
+            secret.verify("e1", "1000", "v2,abc", b"{}", 1000),
+            Err(VerifyError::Header("signature"))
+        );
         let other = WebhookSecret::generate().0;
         assert_eq!(other.verify("e1", "1000", &signature, b"{}", 1000), Err(VerifyError::Mismatch));
         // Several signatures (a key rotation): any one that matches is enough.

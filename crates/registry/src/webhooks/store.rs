@@ -186,11 +186,13 @@ impl DeliveryStore {
 
     /// One delivery.
     pub async fn get(&self, id: &str) -> Result<Option<DeliveryRow>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM webhook_deliveries WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(self.meta.pool())
-            .await
-            .map_err(ctx("reading a webhook delivery"))?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM webhook_deliveries WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.meta.pool())
+        .await
+        .map_err(ctx("reading a webhook delivery"))?;
         Ok(row.as_ref().map(delivery_row))
     }
 

@@ -96,4 +96,3 @@ pub fn wait_for_scan(reg: &TestRegistry, repo: &str, digest: &str, cred: &Cred) 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
-

@@ -86,7 +86,10 @@ impl Receiver {
                 };
                 log.lock().unwrap().push(Delivery { headers, body, answered });
                 let reason = if answered == 200 { "OK" } else { "Internal Server Error" };
-                let _ = write!(stream, "HTTP/1.1 {answered} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {answered} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
             }
         });
         Receiver { url, deliveries }
@@ -111,7 +114,10 @@ impl Receiver {
             assert!(
                 Instant::now() < deadline,
                 "no {kind} for {subject} in 60 s; received: {:?}",
-                self.deliveries().iter().map(|d| (d.kind(), d.json()["subject"].clone(), d.answered)).collect::<Vec<_>>()
+                self.deliveries()
+                    .iter()
+                    .map(|d| (d.kind(), d.json()["subject"].clone(), d.answered))
+                    .collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
