@@ -115,19 +115,25 @@ pub struct Grant {
     matchers: Vec<GlobMatcher>,
 }
 
+/// Compiles repository patterns (exact names or globs: `*` within a segment, `**` across), as grants, protection
+/// rules and webhooks write them; an error names the pattern.
+pub fn repository_matchers(patterns: &[String]) -> Result<Vec<GlobMatcher>, String> {
+    patterns
+        .iter()
+        .map(|pattern| {
+            GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .map(|glob| glob.compile_matcher())
+                .map_err(|e| format!("repository pattern `{pattern}`: {e}"))
+        })
+        .collect()
+}
+
 impl Grant {
     /// A grant; fails on a pattern that is not a valid glob.
     pub fn new(subject: Subject, repositories: Vec<String>, actions: BTreeSet<Action>) -> Result<Grant, String> {
-        let matchers = repositories
-            .iter()
-            .map(|pattern| {
-                GlobBuilder::new(pattern)
-                    .literal_separator(true)
-                    .build()
-                    .map(|glob| glob.compile_matcher())
-                    .map_err(|e| format!("repository pattern `{pattern}`: {e}"))
-            })
-            .collect::<Result<_, _>>()?;
+        let matchers = repository_matchers(&repositories)?;
         if actions.is_empty() {
             return Err(format!("grant to {subject} lists no actions"));
         }

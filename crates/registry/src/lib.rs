@@ -13,6 +13,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod identity;
+pub mod keyfile;
 pub mod manifest;
 pub mod meta;
 pub mod metrics;

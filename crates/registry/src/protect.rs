@@ -4,7 +4,7 @@
 //! registry's today, with the same `customs_inspect::decide` the gate uses: setting an exception lets a pull
 //! through at once, and an exception's expiry blocks it again at once, with no rescan.
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobMatcher;
 use serde::Deserialize;
 
 use customs_inspect::{GatePolicy, ImageScan, Inspection};
@@ -96,17 +96,7 @@ impl Protection {
             .enumerate()
             .map(|(i, c)| {
                 let at = |e: String| format!("protect rule #{}: {e}", i + 1);
-                let matchers = c
-                    .repositories
-                    .iter()
-                    .map(|p| {
-                        GlobBuilder::new(p)
-                            .literal_separator(true)
-                            .build()
-                            .map(|g| g.compile_matcher())
-                            .map_err(|e| at(format!("repository pattern `{p}`: {e}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let matchers = crate::access::repository_matchers(&c.repositories).map_err(at)?;
                 let fail_on = c
                     .fail_on
                     .iter()

@@ -80,20 +80,9 @@ fn token_key(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
             Ok(key)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
-            }
             let mut key = vec![0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            use std::io::Write;
-            options
-                .open(path)
-                .and_then(|mut f| f.write_all(hex::encode(&key).as_bytes()))
-                .map_err(|e| err(e.to_string()))?;
+            crate::keyfile::create_private(path, hex::encode(&key).as_bytes()).map_err(|e| err(e.to_string()))?;
             Ok(key)
         }
         Err(e) => Err(err(e.to_string())),

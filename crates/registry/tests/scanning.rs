@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::debian::{add_advisory, push_debian, push_marked, wait_for_scan, write_database};
+use support::debian::{pull_40_and_3_days_ago_then_add_advisory, push_debian, push_marked, wait_for_scan, write_database};
 use support::{Cred, OCI_MANIFEST, TestRegistry};
 
 const GRANTS: &str = r#"
@@ -197,20 +197,8 @@ fn a_database_change_rescans_images_used_in_the_window_only() {
         reg.request("GET", &format!("/v2/{repo}/manifests/1"), &ci, &[("Accept", OCI_MANIFEST)], None)
             .status
     };
-    // `old` is pulled now, `recent` 37 days later; three more days pass.
-    assert_eq!(pull("prod/old"), 200);
-    runtime.block_on(scanning.flush_pulls()).unwrap();
-    reg.registry.clock.advance(time::Duration::days(37));
-    assert_eq!(pull("prod/recent"), 200);
-    runtime.block_on(scanning.flush_pulls()).unwrap();
-    reg.registry.clock.advance(time::Duration::days(3));
-
-    // A new advisory affects both images (the database's version is its import time, to the second).
-    std::thread::sleep(Duration::from_millis(1100));
-    add_advisory(db_dir.path(), "0002", "1.0-3");
-    runtime
-        .block_on(scanning.rescan_on_database_change(reg.registry.clock.now()))
-        .unwrap();
+    // `old` is pulled 40 days before a new advisory that affects both images, `recent` 3 days before.
+    pull_40_and_3_days_ago_then_add_advisory(&reg, &ci, "prod/old", "prod/recent", db_dir.path());
     let deadline = Instant::now() + Duration::from_secs(60);
     let rescanned = loop {
         let doc = wait_for_scan(&reg, "prod/recent", &recent, &ci);

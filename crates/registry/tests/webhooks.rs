@@ -8,7 +8,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::debian::{add_advisory, push_marked, wait_for_scan, write_database};
+use support::debian::{pull_40_and_3_days_ago_then_add_advisory, push_marked, wait_for_scan, write_database};
 use support::receiver::{Receiver, verify};
 use support::{Cred, OCI_MANIFEST};
 
@@ -49,11 +49,10 @@ fn a_verdict_flip_reaches_the_receiver_signed_after_two_failures_and_forgeries_f
         .replace("RECEIVER", &receiver.url);
     let reg = support::start(&config, &["ci", "security"]);
     let (ci, security) = (reg.basic("ci"), reg.basic("security"));
-    let scanning = reg.registry.scanning.as_ref().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let secret = std::fs::read_to_string(reg.dir.path().join("data/webhooks/security.secret")).unwrap();
 
-    // Two clean images; `old` is pulled now, `recent` 37 days later, then three days pass.
+    // Two clean images; `old` is pulled 40 days before a new advisory that affects both, `recent` 3 days before:
+    // only the image used within 30 days is rescanned, and its verdict flips.
     let recent = push_marked(&reg, "prod/recent", "1", &ci, "1.0-2", "recent");
     let old = push_marked(&reg, "prod/old", "1", &ci, "1.0-2", "old");
     push_marked(&reg, "dev/other", "1", &ci, "1.0-2", "dev");
@@ -63,19 +62,7 @@ fn a_verdict_flip_reaches_the_receiver_signed_after_two_failures_and_forgeries_f
         reg.request("GET", &format!("/v2/{repo}/manifests/1"), &ci, &[("Accept", OCI_MANIFEST)], None)
             .status
     };
-    assert_eq!(pull("prod/old"), 200);
-    runtime.block_on(scanning.flush_pulls()).unwrap();
-    reg.registry.clock.advance(time::Duration::days(37));
-    assert_eq!(pull("prod/recent"), 200);
-    runtime.block_on(scanning.flush_pulls()).unwrap();
-    reg.registry.clock.advance(time::Duration::days(3));
-
-    // A new advisory affects both; only the image used within 30 days is rescanned, and its verdict flips.
-    std::thread::sleep(Duration::from_millis(1100));
-    add_advisory(db_dir.path(), "0002", "1.0-3");
-    runtime
-        .block_on(scanning.rescan_on_database_change(reg.registry.clock.now()))
-        .unwrap();
+    pull_40_and_3_days_ago_then_add_advisory(&reg, &ci, "prod/old", "prod/recent", db_dir.path());
     let subject = format!("prod/recent@{recent}");
     let delivered = receiver.wait_for("customs.registry.verdict.changed", &subject);
 

@@ -337,7 +337,11 @@ async fn run(registry: &Arc<Registry>, scanning: &Scanning, job: Job) {
         started_at,
         finished_at: registry.clock.now_rfc3339(),
     };
-    let previous = scanning.store.latest(&job.digest).await.ok().flatten();
+    // The result this one replaces, for `verdict.changed`: read only when webhooks listen.
+    let previous = match &registry.webhooks {
+        Some(_) => scanning.store.latest(&job.digest).await.ok().flatten(),
+        None => None,
+    };
     match scanning.store.finish(&job, &result).await {
         Ok(()) => {
             announce(registry, scanning, &job, &result, previous.as_ref()).await;

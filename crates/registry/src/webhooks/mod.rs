@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobMatcher;
 use serde::Deserialize;
 
 pub use event::{Event, EventKind, Format, Message};
@@ -154,17 +154,7 @@ impl Webhooks {
                 .map(|e| EventKind::parse(e))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(at)?;
-            let matchers = c
-                .repositories
-                .iter()
-                .map(|p| {
-                    GlobBuilder::new(p)
-                        .literal_separator(true)
-                        .build()
-                        .map(|g| g.compile_matcher())
-                        .map_err(|e| at(format!("repository pattern `{p}`: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let matchers = crate::access::repository_matchers(&c.repositories).map_err(at)?;
             if c.max_attempts < 1 {
                 return Err(at("max_attempts is at least 1".into()));
             }

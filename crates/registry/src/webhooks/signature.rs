@@ -79,19 +79,8 @@ impl WebhookSecret {
         match std::fs::read_to_string(path) {
             Ok(text) => WebhookSecret::parse(&text).map_err(err),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
-                }
                 let (secret, text) = WebhookSecret::generate();
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                use std::io::Write;
-                options
-                    .open(path)
-                    .and_then(|mut f| f.write_all(format!("{text}\n").as_bytes()))
-                    .map_err(|e| err(e.to_string()))?;
+                crate::keyfile::create_private(path, format!("{text}\n").as_bytes()).map_err(|e| err(e.to_string()))?;
                 Ok(secret)
             }
             Err(e) => Err(err(e.to_string())),

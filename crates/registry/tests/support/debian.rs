@@ -96,3 +96,34 @@ pub fn wait_for_scan(reg: &TestRegistry, repo: &str, digest: &str, cred: &Cred) 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Defender's rescan window, played out: tag `1` of `old_repo` is pulled now and of `recent_repo` 37 days later
+/// (by the registry's clock), three more days pass, then a critical advisory `DEMO-2099-0002` (fixed in 1.0-3) is
+/// imported into the database in `db_dir` and rescans are queued: the recent image is in the 30-day window, the
+/// old one is not.
+pub fn pull_40_and_3_days_ago_then_add_advisory(
+    reg: &TestRegistry,
+    cred: &Cred,
+    old_repo: &str,
+    recent_repo: &str,
+    db_dir: &std::path::Path,
+) {
+    let scanning = reg.registry.scanning.as_ref().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let pull = |repo: &str| {
+        reg.request("GET", &format!("/v2/{repo}/manifests/1"), cred, &[("Accept", OCI_MANIFEST)], None)
+            .status
+    };
+    assert_eq!(pull(old_repo), 200);
+    runtime.block_on(scanning.flush_pulls()).unwrap();
+    reg.registry.clock.advance(time::Duration::days(37));
+    assert_eq!(pull(recent_repo), 200);
+    runtime.block_on(scanning.flush_pulls()).unwrap();
+    reg.registry.clock.advance(time::Duration::days(3));
+    // The database's version is its import time, to the second.
+    std::thread::sleep(Duration::from_millis(1100));
+    add_advisory(db_dir, "0002", "1.0-3");
+    runtime
+        .block_on(scanning.rescan_on_database_change(reg.registry.clock.now()))
+        .unwrap();
+}
