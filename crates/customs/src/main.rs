@@ -18,6 +18,7 @@ mod notify;
 mod output;
 mod progress;
 mod registry;
+mod registry_lineage;
 mod registry_scans;
 mod scan;
 mod session;

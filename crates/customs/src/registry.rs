@@ -81,6 +81,15 @@ enum RegistryCommand {
         #[command(subcommand)]
         command: crate::registry_scans::ExceptionsCommand,
     },
+    /// Images built on an image: what must be rebuilt when it changes (`base.updated` tells them when its tag
+    /// moves).
+    Dependents {
+        /// The base: `REPOSITORY:TAG` or `REPOSITORY@DIGEST`.
+        reference: String,
+        /// `table` or `json`.
+        #[arg(long, short, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -244,6 +253,7 @@ pub fn run(args: RegistryArgs) -> Result<ExitCode> {
         RegistryCommand::Scan { reference, wait } => crate::registry_scans::scan(&load(&args.config)?, &reference, wait),
         RegistryCommand::Scans { command } => crate::registry_scans::scans(&load(&args.config)?, command),
         RegistryCommand::Exceptions { command } => crate::registry_scans::exceptions(&load(&args.config)?, command),
+        RegistryCommand::Dependents { reference, format } => crate::registry_lineage::dependents(&load(&args.config)?, &reference, &format),
     }
 }
 

@@ -177,6 +177,21 @@ fn summary(doc: &serde_json::Value) -> String {
         out.push_str(reason.as_str().unwrap_or_default());
         out.push('\n');
     }
+    let base = &doc["base"];
+    if let (Some(from_base), Some(found_by)) = (base["findings_from_base"].as_u64(), base["found_by"].as_str()) {
+        let name = match (base["repository"].as_str(), base["tag"].as_str()) {
+            (Some(repository), Some(tag)) => format!("{repository}:{tag}"),
+            (Some(repository), None) => format!("{repository}@{}", base["digest"].as_str().unwrap_or_default()),
+            _ => "the base image".to_string(),
+        };
+        out.push_str(&format!(
+            "base: {name} (found by {found_by}): {from_base} of {} finding(s) come from its layers\n",
+            base["findings"]
+        ));
+    }
+    if let Some(recommendation) = base["newer"]["recommendation"].as_str() {
+        out.push_str(&format!("recommendation: {recommendation}\n"));
+    }
     out
 }
 

@@ -199,7 +199,8 @@ async fn scan_show(ctx: &Ctx<'_>, repository: &str, reference: &str) -> Result<R
 /// A stored image's scan as the API and `customs registry scans show` give it: the gate's JSON
 /// (`customs.gate/v1`) under the repository's rule and exceptions on `now`'s date, with a `scan` section (database
 /// version and sources, scanner version, times, the rule); `{"status": "pending"}` before the first result, and
-/// `{"status": "failed", "scan": {"error": …}}` when the scan failed.
+/// `{"status": "failed", "scan": {"error": …}}` when the scan failed. A `base` section says what the image is built
+/// on, how many findings its base layers bring and which newer base image of the registry has fewer.
 pub async fn scan_document(
     scanning: &crate::scanning::Scanning,
     protection: &crate::protect::Protection,
@@ -253,6 +254,7 @@ pub async fn scan_document(
         meta["stale"] = json!(true);
     }
     doc["scan"] = meta;
+    doc["base"] = crate::lineage::base_summary(scanning.store.meta(), scanning, repository, digest, &scan).await?;
     Ok(doc)
 }
 

@@ -14,6 +14,7 @@ pub mod digest;
 pub mod error;
 pub mod identity;
 pub mod keyfile;
+pub mod lineage;
 pub mod manifest;
 pub mod meta;
 pub mod metrics;

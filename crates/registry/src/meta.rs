@@ -10,9 +10,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// 2 added scan jobs, scan results, repository exceptions and pull times; 3 webhook deliveries and image bases
-/// (tables only: older versions open as they are).
-const SCHEMA_VERSION: i64 = 3;
+/// 2 added scan jobs, scan results, repository exceptions and pull times; 3 webhook deliveries; 4 image lineage
+/// (tables only: older versions open as they are, and images stored before 4 get their lineage at start-up).
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
@@ -56,6 +56,14 @@ const SCHEMA: &[&str] = &[
         attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL, lease_until TEXT, last_status BIGINT,
         last_error TEXT, created_at TEXT NOT NULL, delivered_at TEXT, UNIQUE (webhook, event_id))",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at)",
+    // Image lineage: each image's layer chain and the base it was found to be built on (crate::lineage).
+    "CREATE TABLE IF NOT EXISTS image_lineage (repository TEXT NOT NULL, digest TEXT NOT NULL, chain_id TEXT NOT NULL,
+        layer_count BIGINT NOT NULL, base_digest TEXT, base_chain_id TEXT, base_layers BIGINT, base_repository TEXT,
+        base_tag TEXT, base_name TEXT, base_source TEXT, recorded_at TEXT NOT NULL, PRIMARY KEY (repository, digest))",
+    "CREATE INDEX IF NOT EXISTS image_lineage_by_chain ON image_lineage (chain_id)",
+    "CREATE INDEX IF NOT EXISTS image_lineage_by_base_digest ON image_lineage (base_digest)",
+    "CREATE INDEX IF NOT EXISTS image_lineage_by_base_chain ON image_lineage (base_chain_id)",
+    "CREATE INDEX IF NOT EXISTS image_lineage_by_base_name ON image_lineage (base_repository, base_tag)",
 ];
 
 /// A database error, with what was being done.
@@ -353,8 +361,15 @@ impl MetaStore {
 
     // --- manifests and tags -----------------------------------------------------------------------------------
 
-    /// Stores a manifest and, when given, points `tag` at it, in one transaction.
-    pub async fn put_manifest(&self, repository: &str, manifest: &ManifestRow, subject: Option<&str>, tag: Option<&str>) -> Result<()> {
+    /// Stores a manifest and, when given, points `tag` at it, in one transaction; returns the digest the tag
+    /// pointed at before, when it moved.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        manifest: &ManifestRow,
+        subject: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<Option<String>> {
         self.ensure_repository(repository).await?;
         let mut tx = self.pool.begin().await.map_err(ctx("storing a manifest"))?;
         sqlx::query(
@@ -371,7 +386,15 @@ impl MetaStore {
         .execute(&mut *tx)
         .await
         .map_err(ctx("storing a manifest"))?;
+        let mut moved_from = None;
         if let Some(tag) = tag {
+            let before: Option<String> = sqlx::query_scalar("SELECT digest FROM tags WHERE repository = $1 AND tag = $2")
+                .bind(repository)
+                .bind(tag)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(ctx("tagging a manifest"))?;
+            moved_from = before.filter(|d| *d != manifest.digest);
             sqlx::query(
                 "INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
@@ -384,7 +407,8 @@ impl MetaStore {
             .await
             .map_err(ctx("tagging a manifest"))?;
         }
-        tx.commit().await.map_err(ctx("storing a manifest"))
+        tx.commit().await.map_err(ctx("storing a manifest"))?;
+        Ok(moved_from)
     }
 
     /// The digest a tag points at.

@@ -66,6 +66,8 @@ pub struct Registry {
     pub clock: crate::clock::Clock,
     /// Webhooks, when `[[webhook]]` entries are configured.
     pub webhooks: Option<crate::webhooks::Webhooks>,
+    /// Which image each image is built on.
+    pub lineage: crate::lineage::LineageStore,
 }
 
 /// Reads the token key, creating a random one (mode 0600) on first start.
@@ -114,6 +116,7 @@ impl Registry {
         )
         .map_err(StartError)?;
         Ok(Arc::new(Registry {
+            lineage: crate::lineage::LineageStore::new(meta.clone()),
             webhooks,
             scanning,
             protection,
@@ -175,6 +178,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     crate::scanning::start_workers(&registry).await;
+    let backfilling = registry.clone();
+    tokio::spawn(async move { crate::lineage::backfill(&backfilling).await });
     crate::webhooks::start_senders(&registry).await;
     let app = router(registry.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
@@ -587,7 +592,7 @@ fn issue_token(reg: &Registry, addr: &SocketAddr, caller: Caller, scope: &str, o
 // --- the distribution API ---------------------------------------------------------------------------------------
 
 pub(crate) struct Ctx<'a> {
-    pub(crate) reg: &'a Registry,
+    pub(crate) reg: &'a Arc<Registry>,
     pub(crate) auth: Auth,
     pub(crate) headers: &'a HeaderMap,
 }
@@ -1001,13 +1006,29 @@ async fn manifest_put(ctx: &Ctx<'_>, note: &mut Note, repo: &str, reference: &st
         artifact_type: info.artifact_type,
         content: bytes.to_vec(),
     };
-    ctx.reg
+    let moved_from = ctx
+        .reg
         .meta
         .put_manifest(repo, &row, info.subject.as_deref(), tag)
         .await
         .map_err(ApiError::internal)?;
+    let image = crate::scanning::is_image(&row);
+    if image && let Err(e) = crate::lineage::record(ctx.reg, repo, &row, &ctx.reg.clock.now_rfc3339()).await {
+        // Lineage informs rebuild triggers; an image it cannot be read for is still stored and scanned.
+        tracing::warn!("lineage of {repo}@{digest}: {e}");
+    }
+    if let (Some(tag), Some(old)) = (tag, moved_from)
+        && ctx.reg.webhooks.is_some()
+    {
+        let (registry, repo, tag, new) = (ctx.reg.clone(), repo.to_string(), tag.to_string(), digest.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = crate::lineage::on_tag_moved(&registry, &repo, &tag, &old, &new).await {
+                tracing::error!("{repo}:{tag} moved: the images built on it could not be listed: {e}");
+            }
+        });
+    }
     if let Some(scanning) = &ctx.reg.scanning
-        && crate::scanning::is_image(&row)
+        && image
     {
         // No push is acknowledged without its scan queued; a retried PUT stores the same manifest again.
         scanning
@@ -1047,7 +1068,13 @@ async fn manifest_delete(ctx: &Ctx<'_>, repo: &str, reference: &str) -> Result<R
     ctx.require(repo, Action::Delete)?;
     let deleted = if reference.contains(':') {
         let digest = parse_digest(reference)?;
-        ctx.reg.meta.delete_manifest(repo, digest.as_str()).await
+        let deleted = ctx.reg.meta.delete_manifest(repo, digest.as_str()).await;
+        if matches!(deleted, Ok(true))
+            && let Err(e) = ctx.reg.lineage.delete(repo, digest.as_str()).await
+        {
+            tracing::error!("{e}");
+        }
+        deleted
     } else {
         ctx.reg.meta.delete_tag(repo, reference).await
     }

@@ -134,6 +134,11 @@ impl ScanStore {
         ScanStore { meta }
     }
 
+    /// The metadata database the tables are in.
+    pub fn meta(&self) -> &MetaStore {
+        &self.meta
+    }
+
     /// Queues a scan of `digest` for database `db_version`; a job already queued, running or done for the pair
     /// stays as it is (scans are idempotent by digest and database version). `again` (an on-demand scan) puts a
     /// finished job back in the queue. Returns whether a job was queued.
