@@ -60,6 +60,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS image_lineage (repository TEXT NOT NULL, digest TEXT NOT NULL, chain_id TEXT NOT NULL,
         layer_count BIGINT NOT NULL, base_digest TEXT, base_chain_id TEXT, base_layers BIGINT, base_repository TEXT,
         base_tag TEXT, base_name TEXT, base_source TEXT, recorded_at TEXT NOT NULL, PRIMARY KEY (repository, digest))",
+    // Every digest a tag pointed at, so "built on base/debian:12" covers its earlier images too.
+    "CREATE TABLE IF NOT EXISTS tag_history (repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
+        tagged_at TEXT NOT NULL, PRIMARY KEY (repository, tag, digest))",
     "CREATE INDEX IF NOT EXISTS image_lineage_by_chain ON image_lineage (chain_id)",
     "CREATE INDEX IF NOT EXISTS image_lineage_by_base_digest ON image_lineage (base_digest)",
     "CREATE INDEX IF NOT EXISTS image_lineage_by_base_chain ON image_lineage (base_chain_id)",
@@ -394,6 +397,19 @@ impl MetaStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(ctx("tagging a manifest"))?;
+            if before.as_deref() != Some(manifest.digest.as_str()) {
+                sqlx::query(
+                    "INSERT INTO tag_history (repository, tag, digest, tagged_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (repository, tag, digest) DO UPDATE SET tagged_at = excluded.tagged_at",
+                )
+                .bind(repository)
+                .bind(tag)
+                .bind(&manifest.digest)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("tagging a manifest"))?;
+            }
             moved_from = before.filter(|d| *d != manifest.digest);
             sqlx::query(
                 "INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
@@ -419,6 +435,23 @@ impl MetaStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(ctx("resolving a tag"))
+    }
+
+    /// The digests `repository:tag` has pointed at, the latest first (at most `limit`). Tags set before the
+    /// history was kept start with their current target.
+    pub async fn tag_history(&self, repository: &str, tag: &str, limit: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT digest FROM (
+                 SELECT digest, tagged_at FROM tag_history WHERE repository = $1 AND tag = $2
+                 UNION SELECT digest, updated_at FROM tags WHERE repository = $1 AND tag = $2) AS h
+             GROUP BY digest ORDER BY MAX(tagged_at) DESC LIMIT $3",
+        )
+        .bind(repository)
+        .bind(tag)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("reading a tag's history"))
     }
 
     /// A manifest by digest.

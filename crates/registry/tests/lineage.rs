@@ -81,14 +81,26 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-fn dependents(reg: &TestRegistry, repo: &str, digest: &str, tag: Option<&str>) -> Vec<(String, Vec<String>, Option<String>)> {
+/// (repository, tags, found by, on the current base) of each dependent.
+fn dependents(reg: &TestRegistry, repo: &str, digest: &str, tag: Option<&str>) -> Vec<(String, Vec<String>, String, bool)> {
     let found = runtime()
         .block_on(customs_registry::lineage::dependents(&reg.registry.meta, repo, digest, tag))
         .unwrap();
     found
         .into_iter()
-        .map(|d| (d.lineage.repository, d.tags, d.lineage.base_source))
+        .map(|d| {
+            (
+                d.lineage.repository,
+                d.tags,
+                d.lineage.base_source.unwrap_or_default(),
+                d.base_current,
+            )
+        })
         .collect()
+}
+
+fn row(repo: &str, tag: &str, found_by: &str, current: bool) -> (String, Vec<String>, String, bool) {
+    (repo.to_string(), vec![tag.to_string()], found_by.to_string(), current)
 }
 
 /// Deliveries of `base.updated`, by the dependent repository they are about, once `n` arrived.
@@ -160,10 +172,7 @@ fn a_moved_base_tag_tells_each_dependent_repository_and_scans_recommend_the_newe
     let listed = dependents(&reg, "base/debian", &old_base, Some("12"));
     assert_eq!(
         listed,
-        vec![
-            ("prod/app".to_string(), vec!["1".to_string()], Some("layers".to_string())),
-            ("team/svc".to_string(), vec!["2".to_string()], Some("annotation".to_string())),
-        ]
+        vec![row("prod/app", "1", "layers", true), row("team/svc", "2", "annotation", true)]
     );
     let doc = wait_for_scan(&reg, "prod/app", &by_layers, &ci);
     let base = &doc["base"];
@@ -230,8 +239,9 @@ fn a_moved_base_tag_tells_each_dependent_repository_and_scans_recommend_the_newe
         "{newer:#}"
     );
 
-    // Nothing is built on the new base yet; pushing the same base again moves nothing and tells no one.
-    assert_eq!(dependents(&reg, "base/debian", &new_base, Some("12")), vec![]);
+    // Both are still built on the tag's earlier image; pushing the same base again moves nothing, tells no one.
+    let stale = vec![row("prod/app", "1", "layers", false), row("team/svc", "2", "annotation", false)];
+    assert_eq!(dependents(&reg, "base/debian", &new_base, Some("12")), stale);
     push(
         &reg,
         &ci,
@@ -240,7 +250,7 @@ fn a_moved_base_tag_tells_each_dependent_repository_and_scans_recommend_the_newe
         json!({}),
         None,
     );
-    // The app rebuilt on the new base is no longer a dependent of the old one.
+    // The app rebuilt on the new base is on the current base; the service is not.
     let rebuilt = push(
         &reg,
         &ci,
@@ -252,12 +262,39 @@ fn a_moved_base_tag_tells_each_dependent_repository_and_scans_recommend_the_newe
     let listed = dependents(&reg, "base/debian", &new_base, Some("12"));
     assert_eq!(
         listed,
-        vec![("prod/app".to_string(), vec!["1".to_string()], Some("layers".to_string()))]
+        vec![row("prod/app", "1", "layers", true), row("team/svc", "2", "annotation", false)]
     );
     let on_old: Vec<String> = dependents(&reg, "base/debian", &old_base, None).into_iter().map(|d| d.0).collect();
     assert_eq!(on_old, ["team/svc"], "prod/app:1 now points at {rebuilt}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(base_updates(&receiver, 2).len(), 2, "a push that moves no base tag tells no one");
+    // A third base: the rebuilt app is told, and so is the service still on the first one.
+    let third = push(
+        &reg,
+        &ci,
+        ("base/debian", Some("12")),
+        &[debian_layer("1.0-3", "base 3")],
+        json!({}),
+        None,
+    );
+    let updates = base_updates(&receiver, 4);
+    let latest: std::collections::BTreeSet<(String, String)> = updates[2..]
+        .iter()
+        .map(|u| {
+            let data = u.json()["data"].clone();
+            assert_eq!(data["base"]["new_digest"], third.as_str());
+            (
+                data["repository"].as_str().unwrap().to_string(),
+                data["images"][0]["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: std::collections::BTreeSet<(String, String)> = [
+        ("prod/app".to_string(), rebuilt.clone()),
+        ("team/svc".to_string(), annotated.clone()),
+    ]
+    .into();
+    assert_eq!(latest, expected);
 
     // Lineage of images stored before it was kept is recorded at start-up (an upgrade): forget one, backfill.
     let runtime = runtime();

@@ -233,30 +233,64 @@ async fn expand(meta: &MetaStore, store: &LineageStore, repository: &str, digest
     Ok((digests, chains))
 }
 
-/// Tagged images built on `repository@digest` (with `tag`, also those annotated as built on `repository:tag`
-/// that name no digest).
+/// How many earlier targets of a tag count as its versions (bounds the work of one tag move).
+const TAG_HISTORY: i64 = 50;
+
+/// Every digest `repository:tag` pointed at (the last [`TAG_HISTORY`]) but `except`, expanded like [`expand`].
+async fn tag_versions(
+    meta: &MetaStore,
+    store: &LineageStore,
+    repository: &str,
+    tag: &str,
+    except: &[String],
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let (mut digests, mut chains) = (Vec::new(), Vec::new());
+    for digest in meta.tag_history(repository, tag, TAG_HISTORY).await.map_err(|e| e.to_string())? {
+        if except.contains(&digest) {
+            continue;
+        }
+        let (d, c) = expand(meta, store, repository, &digest).await?;
+        digests.extend(d);
+        chains.extend(c);
+    }
+    Ok((digests, chains))
+}
+
+/// Tagged images built on `repository@digest`; with `tag` (whose current target `digest` is), also those built
+/// on an earlier image of the tag or annotated as built on it, marked as not on the current base.
 pub async fn dependents(meta: &MetaStore, repository: &str, digest: &str, tag: Option<&str>) -> Result<Vec<Dependent>, String> {
     let store = LineageStore::new(meta.clone());
-    let (digests, chains) = expand(meta, &store, repository, digest).await?;
+    let (current_digests, current_chains) = expand(meta, &store, repository, digest).await?;
+    let (mut digests, mut chains) = (current_digests.clone(), current_chains.clone());
+    if let Some(tag) = tag {
+        let (d, c) = tag_versions(meta, &store, repository, tag, &current_digests).await?;
+        digests.extend(d);
+        chains.extend(c);
+    }
     store
-        .dependents((&digests, &chains), tag.map(|t| (repository, t, false)), (&[], &[]))
+        .dependents(
+            (&digests, &chains),
+            tag.map(|t| (repository, t)),
+            (&current_digests, &current_chains),
+            false,
+        )
         .await
         .map_err(|e| e.to_string())
 }
 
-/// A tag moved from `old` to `new`: tells each repository with tagged images on the old target that its base
-/// was updated (`base.updated`: the base, old and new digests, each image with its current verdict). Images
-/// annotated with the tag's name are told at every move until they are rebuilt on the current target: the
-/// annotation says they follow the tag.
+/// A tag moved from `old` to `new`: tells each repository with tagged images on an earlier target (`old` or
+/// before) or annotated with the tag's name that its base was updated (`base.updated`: the base, old and new
+/// digests, each image with its current verdict). An image not rebuilt is told again at the next move.
 pub async fn on_tag_moved(registry: &Registry, repository: &str, tag: &str, old: &str, new: &str) -> Result<usize, String> {
     let store = &registry.lineage;
-    let (old_digests, old_chains) = expand(&registry.meta, store, repository, old).await?;
     let (new_digests, new_chains) = expand(&registry.meta, store, repository, new).await?;
+    let (old_digests, old_chains) = tag_versions(&registry.meta, store, repository, tag, &new_digests).await?;
     let found = store
         .dependents(
             (&old_digests, &old_chains),
-            Some((repository, tag, true)),
+            Some((repository, tag)),
             (&new_digests, &new_chains),
+            true,
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -386,16 +420,16 @@ pub async fn base_summary(
             .map_err(|e| e.to_string())?;
         summary["tags"] = json!(tags);
     }
-    let mut best: Option<(usize, Dependent, String)> = None;
+    let mut best: Option<(usize, (LineageRow, Vec<String>), String)> = None;
     for candidate in store
         .tagged_since(base_repository, &base.recorded_at)
         .await
         .map_err(|e| e.to_string())?
     {
-        if candidate.lineage.digest == base.digest {
+        if candidate.0.digest == base.digest {
             continue;
         }
-        let Some(result) = scanning.store.latest(&candidate.lineage.digest).await.map_err(|e| e.to_string())? else {
+        let Some(result) = scanning.store.latest(&candidate.0.digest).await.map_err(|e| e.to_string())? else {
             continue;
         };
         let Some(candidate_scan) = scanning.parsed(&result) else { continue };
@@ -404,21 +438,21 @@ pub async fn base_summary(
             best = Some((findings, candidate, result.db_version.clone()));
         }
     }
-    if let Some((findings, candidate, db_version)) = best {
-        let name = match candidate.tags.first() {
+    if let Some((findings, (candidate, tags), db_version)) = best {
+        let name = match tags.first() {
             Some(tag) => format!("{base_repository}:{tag}"),
-            None => format!("{base_repository}@{}", candidate.lineage.digest),
+            None => format!("{base_repository}@{}", candidate.digest),
         };
         summary["newer"] = json!({
             "repository": base_repository,
-            "tags": candidate.tags,
-            "digest": candidate.lineage.digest,
-            "pushed_at": candidate.lineage.recorded_at,
+            "tags": tags,
+            "digest": candidate.digest,
+            "pushed_at": candidate.recorded_at,
             "findings": findings,
             "db_version": db_version,
             "recommendation": format!(
                 "rebuild on {name} ({}): {findings} finding(s) instead of the {from_base} this image's base layers bring",
-                candidate.lineage.digest
+                candidate.digest
             ),
         });
     }

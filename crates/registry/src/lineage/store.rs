@@ -47,6 +47,8 @@ pub struct Dependent {
     pub lineage: LineageRow,
     /// Tags of its repository pointing at it.
     pub tags: Vec<String>,
+    /// Whether it is built on the base's current image (else on an older one: rebuild it).
+    pub base_current: bool,
 }
 
 /// Lineage rows in the metadata database.
@@ -178,13 +180,14 @@ impl LineageStore {
     }
 
     /// Tagged images built on any of `digests` (by digest or by the chain of their base layers), or annotated
-    /// as built on `repository:tag` (at one of `digests`, at no stated digest, or with `any_version` at any),
-    /// except those already built on one of `current` (digests or chains).
+    /// as built on `repository:tag`, each marked by whether it is built on one of `current` (digests or
+    /// chains); with `stale_only`, those that are are left out.
     pub async fn dependents(
         &self,
         base: (&[String], &[String]),
-        named: Option<(&str, &str, bool)>,
+        named: Option<(&str, &str)>,
         current: (&[String], &[String]),
+        stale_only: bool,
     ) -> Result<Vec<Dependent>> {
         let (digests, chains) = base;
         let mut found: Vec<LineageRow> = Vec::new();
@@ -215,7 +218,7 @@ impl LineageStore {
                 keep(rows, &mut found);
             }
         }
-        if let Some((repository, tag, any_version)) = named {
+        if let Some((repository, tag)) = named {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT l.* FROM image_lineage l WHERE l.base_repository = $1 AND l.base_tag = $2 AND {TAGGED}"
             )))
@@ -224,37 +227,39 @@ impl LineageStore {
             .fetch_all(self.meta.pool())
             .await
             .map_err(ctx("listing an image's dependents"))?;
-            let rows = rows
-                .into_iter()
-                .filter(|r| {
-                    let annotated: Option<String> = r.get("base_digest");
-                    any_version || annotated.is_none_or(|d| digests.contains(&d))
-                })
-                .collect();
             keep(rows, &mut found);
         }
         let (current_digests, current_chains) = current;
-        found.retain(|row| {
-            let on_current = row.base_digest.as_ref().is_some_and(|d| current_digests.contains(d))
-                || row.base_chain_id.as_ref().is_some_and(|c| current_chains.contains(c));
-            !on_current && !current_digests.contains(&row.digest) && !digests.contains(&row.digest)
-        });
+        let on_current = |row: &LineageRow| {
+            row.base_digest.as_ref().is_some_and(|d| current_digests.contains(d))
+                || row.base_chain_id.as_ref().is_some_and(|c| current_chains.contains(c))
+        };
+        // The base's own images are not its dependents.
+        found.retain(|row| !current_digests.contains(&row.digest) && !digests.contains(&row.digest));
+        if stale_only {
+            found.retain(|row| !on_current(row));
+        }
         found.sort_by(|a, b| (&a.repository, &a.recorded_at).cmp(&(&b.repository, &b.recorded_at)));
         let mut out = Vec::with_capacity(found.len());
         for lineage in found {
+            let base_current = on_current(&lineage);
             let tags = sqlx::query_scalar("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag")
                 .bind(&lineage.repository)
                 .bind(&lineage.digest)
                 .fetch_all(self.meta.pool())
                 .await
                 .map_err(ctx("listing an image's dependents"))?;
-            out.push(Dependent { lineage, tags });
+            out.push(Dependent {
+                lineage,
+                tags,
+                base_current,
+            });
         }
         Ok(out)
     }
 
     /// Tagged images of `repository` pushed after `after` (RFC 3339), newest first: candidates for a newer base.
-    pub async fn tagged_since(&self, repository: &str, after: &str) -> Result<Vec<Dependent>> {
+    pub async fn tagged_since(&self, repository: &str, after: &str) -> Result<Vec<(LineageRow, Vec<String>)>> {
         let rows = sqlx::query(
             "SELECT l.* FROM image_lineage l WHERE l.repository = $1 AND l.recorded_at > $2
                AND EXISTS (SELECT 1 FROM tags t WHERE t.repository = l.repository AND t.digest = l.digest)
@@ -273,7 +278,7 @@ impl LineageStore {
                 .fetch_all(self.meta.pool())
                 .await
                 .map_err(ctx("listing newer images"))?;
-            out.push(Dependent { lineage, tags });
+            out.push((lineage, tags));
         }
         Ok(out)
     }
