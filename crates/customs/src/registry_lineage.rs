@@ -42,15 +42,23 @@ pub(crate) fn dependents(config: &RegistryConfig, reference: &str, format: &str)
             println!("{}", serde_json::to_string_pretty(&doc)?);
             return Ok(ExitCode::SUCCESS);
         }
-        eprintln!("{} image(s) built on {repository}@{digest}", found.len());
-        println!("{:<30} {:<20} {:<73} {:<10} PUSHED", "REPOSITORY", "TAGS", "DIGEST", "FOUND BY");
+        eprintln!(
+            "{} image(s) built on {reference} ({digest}){}",
+            found.len(),
+            if tag.is_some() { " or an earlier image of the tag" } else { "" }
+        );
+        println!(
+            "{:<30} {:<20} {:<73} {:<10} {:<7} PUSHED",
+            "REPOSITORY", "TAGS", "DIGEST", "FOUND BY", "CURRENT"
+        );
         for d in &found {
             println!(
-                "{:<30} {:<20} {:<73} {:<10} {}",
+                "{:<30} {:<20} {:<73} {:<10} {:<7} {}",
                 d.lineage.repository,
                 d.tags.join(","),
                 d.lineage.digest,
                 d.lineage.base_source.as_deref().unwrap_or("-"),
+                if d.base_current { "yes" } else { "no" },
                 d.lineage.recorded_at
             );
         }

@@ -1,8 +1,10 @@
 //! Issue 17's acceptance with real clients: `customs registry serve` with scan on push and a protection rule,
 //! the shared bookworm image pushed with skopeo, pulls refused to skopeo and podman naming CVEs, an exception
 //! letting them through, the gate's JSON equal to the registry's stored result, and a `kill -9` with queued
-//! scans after which every job completes exactly once. Skipped (a failure under CUSTOMS_REQUIRE_ALL=1) without
-//! the shared data, the test images, skopeo or podman.
+//! scans after which every job completes exactly once; a base pushed as `base/debian:12`, an app built on it
+//! with buildah, a new base pushed: `base.updated` reaches a receiver for the app's repository and
+//! `customs registry dependents` lists it. Skipped (a failure under CUSTOMS_REQUIRE_ALL=1) without the shared
+//! data, the test images, skopeo, podman or buildah.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -408,4 +410,174 @@ fn kill_9_with_queued_scans_completes_every_job_exactly_once() {
         .collect();
     assert_eq!(per_digest, vec![1, 1, 1], "one result row per image");
     println!("{unfinished} of 3 jobs were unfinished at the kill; all 3 done once after the restart");
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 200 and keeps each body (HMAC checks are in the registry's own
+/// webhook tests).
+struct Receiver {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{BufRead, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_ok()
+                    && let Ok(value) = serde_json::from_slice(&body)
+                {
+                    log.lock().unwrap().push(value);
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        Receiver { url, bodies }
+    }
+
+    /// Waits (120 s at most) for an event of CloudEvents `type` whose data names `repository`.
+    fn wait_for(&self, kind: &str, repository: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(event) = self
+                .bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| e["type"] == kind && e["data"]["repository"] == repository)
+            {
+                return event.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} for {repository} in 120 s: {:?}",
+                self.bodies.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_new_base_tells_the_repository_of_an_app_built_on_it_with_buildah() {
+    let Some((debian, _, skopeo, _)) = inputs() else { return };
+    let Some(base) = customs_testkit::test_image("bookworm-base.docker.tar") else {
+        return;
+    };
+    let Some(buildah) = customs_testkit::tool("buildah", "apt-get install buildah") else {
+        return;
+    };
+    let setup = Setup::new(&debian, 2);
+    let receiver = Receiver::start();
+    let config = setup.dir.path().join("registry.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[[webhook]]\nname = \"rebuilds\"\nurl = \"{}\"\nevents = [\"base.updated\"]\nretry_after = \"1s\"\n\
+         [[grant]]\nto = \"ci\"\nrepositories = [\"base/**\"]\nactions = [\"pull\", \"push\"]\n",
+        receiver.url
+    ));
+    std::fs::write(&config, text).unwrap();
+    let _server = setup.serve();
+    let out = setup.skopeo_push(&skopeo, &format!("docker-archive:{}", base.display()), "base/debian:12");
+    assert!(out.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&out.stderr));
+
+    // buildah, with its own storage: FROM the registry's base, one file added, committed and pushed.
+    let storage = setup.dir.path().join("buildah");
+    let tls = setup.dir.path().join("tls");
+    let buildah_run = |args: &[&str]| -> String {
+        let out = run(Command::new(&buildah)
+            .args([
+                "--root",
+                storage.join("root").to_str().unwrap(),
+                "--runroot",
+                storage.join("run").to_str().unwrap(),
+                "--storage-driver",
+                "vfs",
+            ])
+            .args(args));
+        ok(out, &format!("buildah {}", args.join(" ")))
+    };
+    let build_on_base = |file: &str, to: &str| {
+        let container = buildah_run(&[
+            "from",
+            "--pull-always",
+            "--cert-dir",
+            tls.to_str().unwrap(),
+            "--creds",
+            &setup.creds(),
+            &format!("docker://{}/base/debian:12", setup.host()),
+        ]);
+        let container = container.trim().to_string();
+        let source = setup.dir.path().join(file);
+        std::fs::write(&source, format!("{file}\n")).unwrap();
+        buildah_run(&["copy", &container, source.to_str().unwrap(), &format!("/{file}")]);
+        let image = buildah_run(&["commit", &container, &format!("localhost/{file}")])
+            .trim()
+            .to_string();
+        buildah_run(&[
+            "push",
+            "--cert-dir",
+            tls.to_str().unwrap(),
+            "--creds",
+            &setup.creds(),
+            &image,
+            &format!("docker://{}/{to}", setup.host()),
+        ]);
+        buildah_run(&["rm", &container]);
+    };
+    build_on_base("app.txt", "dev/app:1");
+    let listed = ok(
+        run(customs()
+            .current_dir(setup.dir.path())
+            .args(["registry", "dependents", "base/debian:12", "--format", "json"])),
+        "registry dependents",
+    );
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let dependents = listed["dependents"].as_array().unwrap();
+    assert_eq!(dependents.len(), 1, "{listed:#}");
+    assert_eq!(dependents[0]["repository"], "dev/app");
+    assert_eq!(dependents[0]["tags"], serde_json::json!(["1"]));
+    assert_eq!(dependents[0]["base_current"], true);
+    println!(
+        "buildah's app: base found by {} ({} layer(s) from the base)",
+        dependents[0]["base_source"], dependents[0]["base_layers"]
+    );
+    let old_base = listed["base"]["digest"].as_str().unwrap().to_string();
+
+    // A new base/debian:12 (built on the old one with buildah, as a security rebuild would be).
+    build_on_base("security-update.txt", "base/debian:12");
+    let event = receiver.wait_for("customs.registry.base.updated", "dev/app");
+    let data = &event["data"];
+    assert_eq!(data["base"]["repository"], "base/debian");
+    assert_eq!(data["base"]["tag"], "12");
+    assert_eq!(data["base"]["old_digest"], old_base.as_str());
+    assert_ne!(data["base"]["new_digest"], old_base.as_str());
+    assert_eq!(data["images"][0]["digest"], dependents[0]["digest"]);
+    let table = ok(
+        run(customs()
+            .current_dir(setup.dir.path())
+            .args(["registry", "dependents", "base/debian:12"])),
+        "registry dependents",
+    );
+    println!("customs registry dependents base/debian:12 after the new base:\n{table}");
+    assert!(table.lines().any(|l| l.starts_with("dev/app ") && l.contains(" no ")), "{table}");
 }
