@@ -123,44 +123,35 @@ pub fn run(command: DbCommand) -> Result<ExitCode> {
                 on_retry: Some(|line| eprintln!("  {line}")),
                 unreachable: Default::default(),
             };
-            let mut files = Vec::new();
-            let mut failures = Vec::new();
-            for feed in &feeds {
-                eprintln!("{}: downloading…", feed.name);
-                match customs_vulndb::download(feed, &options) {
-                    Ok(Fetched::New { url, path }) => {
-                        println!("{}: downloaded from {url}", feed.name);
-                        files.push(path);
-                    }
-                    Ok(Fetched::Unchanged { url, path }) => {
-                        println!("{}: unchanged at {url}", feed.name);
-                        files.push(path);
-                    }
-                    Err(e) => failures.push(e.to_string()),
+            eprintln!("downloading {} feed(s)…", feeds.len());
+            let report = match customs_vulndb::update(&path, &feeds, &options, true) {
+                Ok(report) => report,
+                Err(customs_vulndb::UpdateError::NothingDownloaded { tried, failures }) => bail!(
+                    "no feed could be downloaded ({tried} tried):\n{}\nWithout network access, point --mirror URL (or CUSTOMS_DB_MIRRORS) at an internal mirror, \
+                     or bring the files in another way and run `customs db import PATH…`",
+                    failures.join("\n")
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            for (name, fetched) in &report.fetched {
+                match fetched {
+                    Fetched::New { url, .. } => println!("{name}: downloaded from {url}"),
+                    Fetched::Unchanged { url, .. } => println!("{name}: unchanged at {url}"),
                 }
             }
-            if !files.is_empty() {
-                let report = Database::open(&path)?.import(&files)?;
+            if let Some(imported) = &report.imported {
                 println!(
                     "imported {} advisories into {}",
-                    report.by_source.values().sum::<usize>(),
+                    imported.by_source.values().sum::<usize>(),
                     path.display()
                 );
             }
-            if !failures.is_empty() && files.is_empty() {
-                bail!(
-                    "no feed could be downloaded ({} tried):\n{}\nWithout network access, point --mirror URL (or CUSTOMS_DB_MIRRORS) at an internal mirror, \
-                     or bring the files in another way and run `customs db import PATH…`",
-                    feeds.len(),
-                    failures.join("\n")
-                );
-            }
-            if !failures.is_empty() {
+            if !report.failures.is_empty() {
                 bail!(
                     "{} of {} feeds failed; the others were imported:\n{}",
-                    failures.len(),
+                    report.failures.len(),
                     feeds.len(),
-                    failures.join("\n")
+                    report.failures.join("\n")
                 );
             }
         }

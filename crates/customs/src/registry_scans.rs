@@ -64,7 +64,7 @@ fn scanning(config: &RegistryConfig, meta: &MetaStore) -> Result<Scanning> {
     let Some(settings) = config.scanning.clone().filter(|s| s.enabled) else {
         bail!("scanning is off in this registry.toml: add a [scanning] section (vulnerability_db = \"...\")");
     };
-    Ok(Scanning::new(settings, ScanStore::new(meta.clone())))
+    Scanning::new(settings, ScanStore::new(meta.clone())).map_err(|e| anyhow::anyhow!("[scanning]: {e}"))
 }
 
 /// Splits `repo:tag` / `repo@digest` and finds the manifest digest.

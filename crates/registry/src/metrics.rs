@@ -55,12 +55,15 @@ pub struct Metrics {
     pub blocked_pulls: Counter,
     /// Webhook delivery attempts, by outcome (`delivered`, `retried`, `failed`).
     pub webhook_deliveries: Family<OutcomeLabels, Counter>,
+    /// Scheduled vulnerability-database updates, by outcome (`updated`, `unchanged`, `failed`).
+    pub db_updates: Family<OutcomeLabels, Counter>,
 }
 
 /// Labels of a finished scan.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `scanned` or `failed` (scans); `delivered`, `retried` or `failed` (webhook deliveries).
+    /// `scanned` or `failed` (scans); `delivered`, `retried` or `failed` (webhook deliveries); `updated`,
+    /// `unchanged` or `failed` (database updates).
     pub outcome: &'static str,
 }
 
@@ -103,7 +106,14 @@ impl Default for Metrics {
             "Webhook delivery attempts, by outcome",
             webhook_deliveries.clone(),
         );
+        let db_updates = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "db_updates",
+            "Scheduled vulnerability database updates, by outcome",
+            db_updates.clone(),
+        );
         Metrics {
+            db_updates,
             webhook_deliveries,
             scans,
             scan_seconds,

@@ -108,7 +108,9 @@ impl Registry {
             .scanning
             .clone()
             .filter(|s| s.enabled)
-            .map(|s| crate::scanning::Scanning::new(s, crate::scanning::ScanStore::new(meta.clone())));
+            .map(|s| crate::scanning::Scanning::new(s, crate::scanning::ScanStore::new(meta.clone())))
+            .transpose()
+            .map_err(|e| StartError(format!("[scanning]: {e}")))?;
         let webhooks = crate::webhooks::Webhooks::open(
             &config.webhooks,
             crate::webhooks::DeliveryStore::new(meta.clone()),

@@ -255,3 +255,125 @@ fn without_a_vulnerability_database_scans_fail_and_protected_pulls_stay_blocked(
     assert_eq!(reply.status, 403);
     assert!(reply.json()["errors"][0]["message"].as_str().unwrap().contains("scan failed"));
 }
+
+/// Serves `zip` at `/osv/Debian/all.zip` on loopback, as an internal mirror would; counts the downloads.
+fn mirror(zip: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut line).unwrap();
+            while reader.read_line(&mut String::new()).map(|n| n > 2).unwrap_or(false) {}
+            let (status, body) = if line.starts_with("GET /osv/Debian/all.zip ") {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                ("200 OK", zip.clone())
+            } else {
+                ("404 Not Found", Vec::new())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    (base, served)
+}
+
+#[test]
+fn a_scheduled_update_from_a_mirror_fills_the_database_and_the_image_is_rescanned() {
+    use std::io::Write;
+    let record = serde_json::json!({
+        "id": "DEMO-2099-0001", "aliases": ["CVE-2099-0001"], "summary": "demo-pkg runs arbitrary code",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        "affected": [{"package": {"ecosystem": "Debian:12", "name": "demo-pkg"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0-2"}]}]}]
+    });
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("DEMO-2099-0001.json", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(record.to_string().as_bytes()).unwrap();
+    let (base, served) = mirror(zip.finish().unwrap().into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("vuln.db");
+    // No database yet: the schedule's first update runs at start, from the mirror only.
+    let config = GRANTS.replace(
+        "workers = 2\n",
+        &format!("workers = 2\ndb_update = \"6h\"\ndb_feeds = [\"osv:Debian\"]\ndb_mirrors = [\"{base}\"]\ndb_official = false\n"),
+    );
+    let reg = support::start(&config.replace("vuln.db", &db.display().to_string()), &["ci", "security"]);
+    let ci = reg.basic("ci");
+    let digest = push_debian(&reg, "dev/app", "1.0", &ci, "1.0-1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let doc = loop {
+        let doc = wait_for_scan(&reg, "dev/app", &digest, &ci);
+        if doc["scan"]["status"] == "scanned" {
+            break doc;
+        }
+        assert!(Instant::now() < deadline, "not scanned with the updated database in 60 s: {doc:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(doc["findings"][0]["id"], "DEMO-2099-0001", "{doc:#}");
+    assert_eq!(
+        served.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one download; the next is due in 6 h"
+    );
+    let updates: Vec<_> = support::audit_records(&reg.audit_dir())
+        .into_iter()
+        .map(|r| r.event)
+        .filter(|r| r.action == "db.update")
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(
+        (updates[0].principal.as_str(), updates[0].result.as_str()),
+        ("scheduler", "allowed")
+    );
+    assert!(
+        updates[0].detail.contains("imported 1 advisories from 1 feed"),
+        "{}",
+        updates[0].detail
+    );
+    let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
+    assert!(
+        metrics.contains("customs_registry_db_updates_total{outcome=\"updated\"} 1"),
+        "{metrics}"
+    );
+
+    // A mirror that cannot be reached: the update fails, audited and counted; the database stays as it was.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = GRANTS.replace(
+        "workers = 2\n",
+        &format!("workers = 2\ndb_update = \"6h\"\ndb_feeds = [\"osv:Debian\"]\ndb_mirrors = [\"http://{closed}\"]\ndb_official = false\n"),
+    );
+    let other = tempfile::tempdir().unwrap();
+    let reg = support::start(
+        &config.replace("vuln.db", &other.path().join("vuln.db").display().to_string()),
+        &["ci"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let failure = loop {
+        if let Some(r) = support::audit_records(&reg.audit_dir())
+            .into_iter()
+            .map(|r| r.event)
+            .find(|r| r.action == "db.update")
+        {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no db.update record in 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(failure.result, "error");
+    assert!(failure.detail.contains("no feed could be downloaded"), "{}", failure.detail);
+    let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
+    assert!(
+        metrics.contains("customs_registry_db_updates_total{outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
+}

@@ -20,6 +20,7 @@ mod names;
 mod osv;
 mod severity;
 mod support;
+mod update;
 mod version;
 
 pub use db::{Database, DbError, ImportReport, SCHEMA_VERSION, SourceStatus, Status};
@@ -31,4 +32,5 @@ pub use names::normalize_package;
 pub use osv::normalize_ecosystem;
 pub use severity::Score;
 pub use support::{Support, support};
+pub use update::{UpdateError, UpdateReport, update};
 pub use version::Scheme;

@@ -7,6 +7,7 @@
 
 pub mod source;
 pub mod store;
+pub mod update;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -52,6 +53,21 @@ pub struct ScanningConfig {
     /// older ones keep their last result, and the API says since when.
     #[serde(default = "default_rescan_window")]
     pub rescan_window_days: i64,
+    /// Update the vulnerability database this often (`6h`, `1d`) from `db_mirrors` and the official feeds; off by
+    /// default: an air-gapped registry imports with `customs db import --db VULNERABILITY_DB FILES…`. Either way
+    /// a new database version queues the rescans.
+    #[serde(default)]
+    pub db_update: Option<String>,
+    /// Feeds the scheduled update fetches, named as `customs db update --feed` names them; default: the main OSV
+    /// ecosystems.
+    #[serde(default)]
+    pub db_feeds: Vec<String>,
+    /// Mirror base URLs tried first, in order (the layout `customs db update --mirror` reads).
+    #[serde(default)]
+    pub db_mirrors: Vec<String>,
+    /// Fall back to the official URLs when every mirror failed.
+    #[serde(default = "default_true")]
+    pub db_official: bool,
 }
 
 impl Default for ScanningConfig {
@@ -61,6 +77,10 @@ impl Default for ScanningConfig {
             vulnerability_db: default_vulnerability_db(),
             workers: default_workers(),
             rescan_window_days: default_rescan_window(),
+            db_update: None,
+            db_feeds: Vec::new(),
+            db_mirrors: Vec::new(),
+            db_official: true,
         }
     }
 }
@@ -107,12 +127,16 @@ pub struct Scanning {
     pulls: Mutex<HashMap<String, (String, String)>>,
     /// The database version rescans were last queued for.
     rescanned_for: Mutex<Option<String>>,
+    /// The scheduled database update, when `db_update` is set.
+    pub schedule: Option<update::Schedule>,
 }
 
 impl Scanning {
-    /// The service over `store`.
-    pub fn new(config: ScanningConfig, store: ScanStore) -> Scanning {
-        Scanning {
+    /// The service over `store`; an error names the `[scanning]` setting that is wrong.
+    pub fn new(config: ScanningConfig, store: ScanStore) -> Result<Scanning, String> {
+        let schedule = update::Schedule::from_config(&config)?;
+        Ok(Scanning {
+            schedule,
             config,
             store,
             wake: tokio::sync::Notify::new(),
@@ -120,7 +144,7 @@ impl Scanning {
             cache: Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
             rescanned_for: Mutex::new(None),
-        }
+        })
     }
 
     /// Reads the database version now, whatever was cached.
@@ -260,6 +284,10 @@ pub async fn start_workers(registry: &Arc<Registry>) {
     for _ in 0..scanning.config.workers.max(1) {
         let registry = registry.clone();
         tokio::spawn(async move { work(registry).await });
+    }
+    if let Some(schedule) = &scanning.schedule {
+        let (registry, schedule) = (registry.clone(), schedule.clone());
+        tokio::spawn(async move { update::run(registry, schedule).await });
     }
     let registry = registry.clone();
     tokio::spawn(async move { watch(registry).await });
