@@ -25,6 +25,8 @@ pub fn routes() -> Router<Arc<Registry>> {
 /// What one API request is, parsed from its path.
 enum Call {
     Scan { repository: String, reference: String },
+    Dependents { repository: String, reference: String },
+    Verdicts { repository: String },
     Exceptions { repository: String },
     Jobs,
     Webhooks,
@@ -55,11 +57,25 @@ fn parse(path: &str) -> Option<Call> {
             repository: repository.to_string(),
         });
     }
+    if let Some(repository) = rest.strip_suffix("/verdicts") {
+        return crate::route::valid_repository(repository).then(|| Call::Verdicts {
+            repository: repository.to_string(),
+        });
+    }
     let (repository, tail) = rest.rsplit_once("/manifests/")?;
-    let reference = tail.strip_suffix("/scan")?;
-    (crate::route::valid_repository(repository) && !reference.is_empty() && !reference.contains('/')).then(|| Call::Scan {
-        repository: repository.to_string(),
-        reference: reference.to_string(),
+    let (reference, dependents) = match (tail.strip_suffix("/scan"), tail.strip_suffix("/dependents")) {
+        (Some(reference), _) => (reference, false),
+        (None, Some(reference)) => (reference, true),
+        (None, None) => return None,
+    };
+    if !(crate::route::valid_repository(repository) && !reference.is_empty() && !reference.contains('/')) {
+        return None;
+    }
+    let (repository, reference) = (repository.to_string(), reference.to_string());
+    Some(if dependents {
+        Call::Dependents { repository, reference }
+    } else {
+        Call::Scan { repository, reference }
     })
 }
 
@@ -78,6 +94,8 @@ async fn handle(
     let (action, repository) = match (&call, &method) {
         (Call::Scan { repository, .. }, &Method::POST) => ("scan.request", repository.clone()),
         (Call::Scan { repository, .. }, _) => ("scan.show", repository.clone()),
+        (Call::Dependents { repository, .. }, _) => ("dependents.list", repository.clone()),
+        (Call::Verdicts { repository }, _) => ("verdicts.list", repository.clone()),
         (Call::Exceptions { repository }, &Method::PUT) => ("exceptions.set", repository.clone()),
         (Call::Exceptions { repository }, _) => ("exceptions.show", repository.clone()),
         (Call::Jobs, _) => ("jobs.list", String::new()),
@@ -109,6 +127,11 @@ async fn handle(
                     reference = r.clone();
                     scan_request(&ctx, &repository, &r).await
                 }
+                (Call::Dependents { repository, reference: r }, Method::GET) => {
+                    reference = r.clone();
+                    dependents(&ctx, &repository, &r).await
+                }
+                (Call::Verdicts { repository }, Method::GET) => verdicts(&ctx, &repository, &query).await,
                 (Call::Exceptions { repository }, Method::GET) => exceptions_show(&ctx, &repository).await,
                 (Call::Exceptions { repository }, Method::PUT) => exceptions_set(&ctx, &repository, body, &mut detail).await,
                 (Call::Jobs, Method::GET) => jobs(&ctx, &query).await,
@@ -341,6 +364,88 @@ pub fn exceptions_summary(exceptions: &[customs_policy::Exception]) -> String {
     format!("{} exception(s): {}", exceptions.len(), entries.join(", "))
 }
 
+/// Index entries whose verdicts a listing shows at most (a hostile index may list thousands).
+const INDEX_ENTRIES_LISTED: usize = 64;
+
+/// Each tag of a repository (the first `n`, sorted) with the verdict of its image, or of each image of its
+/// index, judged now: `pending` before a scan, `failed` when the scan failed.
+async fn verdicts(ctx: &Ctx<'_>, repository: &str, query: &[(String, String)]) -> Result<Response, ApiError> {
+    ctx.require(repository, Action::Pull)?;
+    let scanning = scanning(ctx)?;
+    let limit = first(query, "n").and_then(|n| n.parse().ok()).unwrap_or(100usize).clamp(1, 1000);
+    let tags = ctx
+        .reg
+        .meta
+        .tags(repository)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found("NAME_UNKNOWN", format!("repository {repository} does not exist")))?;
+    let today = ctx.reg.clock.today();
+    let now = ctx.reg.clock.now();
+    let mut listed = Vec::new();
+    for tag in tags.iter().take(limit) {
+        let Some(digest) = ctx.reg.meta.resolve_tag(repository, tag).await.map_err(internal)? else {
+            continue;
+        };
+        let Some(row) = ctx.reg.meta.manifest(repository, &digest).await.map_err(internal)? else {
+            continue;
+        };
+        let images: Vec<String> = if crate::scanning::is_image(&row) {
+            vec![digest.clone()]
+        } else {
+            crate::manifest::inspect(Some(&row.media_type), &row.content)
+                .map(|i| i.manifests.iter().take(INDEX_ENTRIES_LISTED).map(|d| d.to_string()).collect())
+                .unwrap_or_default()
+        };
+        let mut entries = Vec::new();
+        for image in images {
+            let Some(latest) = scanning.store.latest(&image).await.map_err(internal)? else {
+                entries.push(json!({"digest": image, "status": "pending"}));
+                continue;
+            };
+            let Some(scan) = scanning.parsed(&latest) else {
+                entries.push(json!({"digest": image, "status": "failed", "error": latest.error, "scanned_at": latest.finished_at}));
+                continue;
+            };
+            let inspection = crate::protect::judge(scanning, &ctx.reg.protection, repository, &scan, today)
+                .await
+                .map_err(internal)?;
+            let mut verdict = crate::webhooks::event::verdict_json(&inspection);
+            if let Some(v) = verdict.as_object_mut() {
+                v.remove("failing");
+            }
+            let stale = ctx
+                .reg
+                .protection
+                .rule_for(repository)
+                .is_some_and(|r| r.too_old(&latest.finished_at, now));
+            entries.push(json!({"digest": image, "status": "scanned", "verdict": verdict,
+                "scanned_at": latest.finished_at, "db_version": latest.db_version, "stale": stale}));
+        }
+        listed.push(json!({"tag": tag, "digest": digest, "media_type": row.media_type, "images": entries}));
+    }
+    let body = json!({"repository": repository, "tags": listed, "truncated": tags.len() > limit});
+    Ok(json_response(StatusCode::OK, &body, None))
+}
+
+/// Tagged images built on a manifest (and, by tag, on the tag's earlier images), in repositories the caller may
+/// pull; how many others there are is said, not who.
+async fn dependents(ctx: &Ctx<'_>, repository: &str, reference: &str) -> Result<Response, ApiError> {
+    ctx.require(repository, Action::Pull)?;
+    let digest = resolve(ctx, repository, reference).await?;
+    let tag = (!reference.contains(':')).then_some(reference);
+    let found = crate::lineage::dependents(&ctx.reg.meta, repository, digest.as_str(), tag)
+        .await
+        .map_err(internal)?;
+    let (visible, hidden): (Vec<_>, Vec<_>) = found.into_iter().partition(|d| ctx.allows(&d.lineage.repository, Action::Pull));
+    let body = json!({
+        "base": {"repository": repository, "tag": tag, "digest": digest.as_str()},
+        "dependents": visible,
+        "not_shown": hidden.len(),
+    });
+    Ok(json_response(StatusCode::OK, &body, None))
+}
+
 async fn jobs(ctx: &Ctx<'_>, query: &[(String, String)]) -> Result<Response, ApiError> {
     let scanning = scanning(ctx)?;
     let limit = first(query, "n").and_then(|n| n.parse().ok()).unwrap_or(100i64).clamp(1, 1000);
@@ -433,6 +538,14 @@ mod tests {
             _ => panic!("not a scan call"),
         }
         assert!(matches!(parse("/repositories/team/app/exceptions"), Some(Call::Exceptions { .. })));
+        assert!(matches!(parse("/repositories/team/app/verdicts"), Some(Call::Verdicts { .. })));
+        match parse("/repositories/base/debian/manifests/12/dependents") {
+            Some(Call::Dependents { repository, reference }) => {
+                assert_eq!((repository.as_str(), reference.as_str()), ("base/debian", "12"))
+            }
+            _ => panic!("not a dependents call"),
+        }
+        assert!(parse("/repositories/team/app/manifests/1/other").is_none());
         assert!(matches!(parse("/jobs"), Some(Call::Jobs)));
         assert!(matches!(parse("/webhooks"), Some(Call::Webhooks)));
         assert!(matches!(parse("/webhooks/deliveries"), Some(Call::Deliveries)));

@@ -29,6 +29,11 @@ retry_after = "0s"
 to = "ci"
 repositories = ["**"]
 actions = ["pull", "push"]
+
+[[grant]]
+to = "viewer"
+repositories = ["base/**", "prod/**"]
+actions = ["pull"]
 "#;
 
 fn file_layer(path: &str, body: &str) -> Vec<u8> {
@@ -128,7 +133,7 @@ fn a_moved_base_tag_tells_each_dependent_repository_and_scans_recommend_the_newe
     let config = CONFIG
         .replace("VULN_DB", &db_dir.path().join("vuln.db").display().to_string())
         .replace("RECEIVER", &receiver.url);
-    let reg = support::start(&config, &["ci"]);
+    let reg = support::start(&config, &["ci", "viewer"]);
     let ci = reg.basic("ci");
     let secret = std::fs::read_to_string(reg.dir.path().join("data/webhooks/rebuilds.secret")).unwrap();
 
@@ -185,6 +190,36 @@ fn a_moved_base_tag_tells_each_dependent_repository_and_scans_recommend_the_newe
     assert_eq!(base["findings_from_base"], 1, "demo-pkg is in the base layer");
     assert_eq!(base["newer"], Value::Null, "no newer base yet");
     wait_for_scan(&reg, "team/svc", &annotated, &ci);
+
+    // The API: dependents, only in repositories the caller may pull; a repository's verdicts per tag.
+    let api = reg.request(
+        "GET",
+        "/api/v1/repositories/base/debian/manifests/12/dependents",
+        &reg.basic("viewer"),
+        &[],
+        None,
+    );
+    assert_eq!(api.status, 200, "{}", String::from_utf8_lossy(&api.body));
+    let api = api.json();
+    assert_eq!(api["dependents"].as_array().unwrap().len(), 1, "{api:#}");
+    assert_eq!(api["dependents"][0]["repository"], "prod/app");
+    assert_eq!(api["dependents"][0]["base_current"], true);
+    assert_eq!(api["not_shown"], 1, "team/svc is not the viewer's");
+    let verdicts = reg.request("GET", "/api/v1/repositories/prod/app/verdicts", &ci, &[], None).json();
+    let tags = verdicts["tags"].as_array().unwrap();
+    assert_eq!(tags.len(), 1, "{verdicts:#}");
+    assert_eq!(
+        (tags[0]["tag"].as_str(), tags[0]["digest"].as_str()),
+        (Some("1"), Some(by_layers.as_str()))
+    );
+    assert_eq!(tags[0]["images"][0]["status"], "scanned");
+    assert_eq!(tags[0]["images"][0]["verdict"]["pass"], false);
+    assert_eq!(
+        tags[0]["images"][0]["verdict"]["failing_by_severity"]["CRITICAL"], 1,
+        "{verdicts:#}"
+    );
+    let denied = reg.request("GET", "/api/v1/repositories/team/svc/verdicts", &reg.basic("viewer"), &[], None);
+    assert_eq!(denied.status, 403);
 
     // The base is rebuilt with the fix and its tag moves: one base.updated per dependent repository.
     let new_base = push(
