@@ -109,6 +109,11 @@ async fn handle(
     let (response, principal) = match reg.authenticate(&headers).await {
         Err(e) => {
             detail = e.message.clone();
+            // The same challenge as `/v2/`, so a client knows where to get a token.
+            let e = ApiError {
+                challenge: Some(reg.challenge(&headers, None, false)),
+                ..e
+            };
             (e.into_response(), claimed_name(&headers))
         }
         Ok(auth) => {

@@ -454,6 +454,15 @@ impl MetaStore {
         .map_err(ctx("reading a tag's history"))
     }
 
+    /// The distinct digests the tags of `repository` point at.
+    pub async fn tagged_digests(&self, repository: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT DISTINCT digest FROM tags WHERE repository = $1 ORDER BY digest")
+            .bind(repository)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("listing tagged manifests"))
+    }
+
     /// A manifest by digest.
     pub async fn manifest(&self, repository: &str, digest: &str) -> Result<Option<ManifestRow>> {
         let row = sqlx::query("SELECT digest, media_type, artifact_type, content FROM manifests WHERE repository = $1 AND digest = $2")

@@ -179,10 +179,21 @@ pub async fn judge(
         Some(row) => parse_exceptions(repository, &row.body, require_reason)?,
         None => Vec::new(),
     };
-    Ok(match rule {
+    Ok(judge_with(protection, repository, scan, exceptions, today))
+}
+
+/// [`judge`] with the exceptions given rather than read: to compare verdicts under old and new exceptions.
+pub fn judge_with(
+    protection: &Protection,
+    repository: &str,
+    scan: &ImageScan,
+    exceptions: Vec<customs_policy::Exception>,
+    today: time::Date,
+) -> Inspection {
+    match protection.rule_for(repository) {
         Some(rule) => rule.decide(scan, exceptions, today),
         None => customs_inspect::decide(scan.clone(), &default_policy(exceptions), None, today),
-    })
+    }
 }
 
 /// Parses a repository's stored exceptions (exclusions.json).

@@ -220,6 +220,12 @@ fn a_moved_base_tag_tells_each_dependent_repository_and_scans_recommend_the_newe
     );
     let denied = reg.request("GET", "/api/v1/repositories/team/svc/verdicts", &reg.basic("viewer"), &[], None);
     assert_eq!(denied.status, 403);
+    // A wrong secret: 401 with the challenge `/v2/` gives, so a client knows where to get a token.
+    let wrong = Cred::Basic("viewer".into(), "cst_wrong".into());
+    let unauthorized = reg.request("GET", "/api/v1/repositories/prod/app/verdicts", &wrong, &[], None);
+    assert_eq!(unauthorized.status, 401);
+    let challenge = unauthorized.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Bearer realm=\"https://"), "{challenge:?}");
 
     // The base is rebuilt with the fix and its tag moves: one base.updated per dependent repository.
     let new_base = push(

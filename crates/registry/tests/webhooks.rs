@@ -238,3 +238,79 @@ fn bad_webhooks_are_refused_at_start() {
         assert!(err.contains("webhook `siem`") && err.contains(expected), "{hook}: {err}");
     }
 }
+
+#[test]
+fn exceptions_set_and_expired_flip_verdicts_without_a_rescan_and_say_so() {
+    let receiver = Receiver::start("none", 0);
+    let db_dir = tempfile::tempdir().unwrap();
+    write_database(db_dir.path());
+    let config = CONFIG
+        .replace("VULN_DB", &db_dir.path().join("vuln.db").display().to_string())
+        .replace("RECEIVER", &receiver.url);
+    let reg = support::start(&config, &["ci", "security"]);
+    let ci = reg.basic("ci");
+    let scanning = reg.registry.scanning.as_ref().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let check = || runtime.block_on(scanning.exception_watch.check(&reg.registry)).unwrap();
+    let digest = push_marked(&reg, "prod/app", "1", &ci, "1.0-1", "app");
+    assert_eq!(wait_for_scan(&reg, "prod/app", &digest, &ci)["verdict"]["pass"], false);
+    check();
+
+    // An exception for the finding, expiring the day after tomorrow: the verdict passes, with no rescan.
+    let expires = reg.registry.clock.today() + time::Duration::days(2);
+    let exceptions = serde_json::json!([{"id": "CVE-2099-0001", "library_name": "demo-pkg", "expires": expires.to_string(),
+        "reason": "no fix deployable this week", "approved_by": "security"}])
+    .to_string();
+    let set = reg.request(
+        "PUT",
+        "/api/v1/repositories/prod/app/exceptions",
+        &reg.basic("security"),
+        &[],
+        Some(exceptions.as_bytes()),
+    );
+    assert_eq!(set.status, 200, "{}", String::from_utf8_lossy(&set.body));
+    // The registry's own watch looks every 10 s too; whichever looks first announces, once.
+    check();
+    check();
+    let subject = format!("prod/app@{digest}");
+    let changes = |n: usize| -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let got: Vec<_> = receiver
+                .deliveries()
+                .into_iter()
+                .filter(|d| d.answered == 200 && d.kind() == "customs.registry.verdict.changed" && d.json()["subject"] == subject)
+                .map(|d| d.json()["data"].clone())
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(std::time::Instant::now() < deadline, "{} of {n} verdict.changed in 60 s", got.len());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first = &changes(1)[0];
+    assert_eq!(first["reason"], "exceptions");
+    assert_eq!(
+        (first["previous"]["pass"].as_bool(), first["verdict"]["pass"].as_bool()),
+        (Some(false), Some(true))
+    );
+
+    // A day on, nothing expired; three days on, the exception has: the verdict fails again.
+    reg.registry.clock.advance(time::Duration::days(1));
+    check();
+    assert_eq!(changes(1).len(), 1, "nothing expired yet");
+    reg.registry.clock.advance(time::Duration::days(2));
+    check();
+    let second = &changes(2)[1];
+    assert_eq!(second["reason"], "exception-expired");
+    assert_eq!(
+        (second["previous"]["pass"].as_bool(), second["verdict"]["pass"].as_bool()),
+        (Some(true), Some(false))
+    );
+    check();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(changes(2).len(), 2, "each flip announced once");
+    let jobs = reg.request("GET", "/api/v1/jobs", &ci, &[], None).json();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "no rescan: {jobs:#}");
+}

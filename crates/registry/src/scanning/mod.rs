@@ -5,6 +5,7 @@
 //! Jobs run at least once (a claimed job whose process died is queued again at start-up) and results are
 //! idempotent (one row per digest and database version), so a crash never loses a scan nor duplicates one.
 
+pub mod rejudge;
 pub mod source;
 pub mod store;
 pub mod update;
@@ -129,6 +130,8 @@ pub struct Scanning {
     rescanned_for: Mutex<Option<String>>,
     /// The scheduled database update, when `db_update` is set.
     pub schedule: Option<update::Schedule>,
+    /// Exceptions and the date as last seen, for verdicts that change with no rescan.
+    pub exception_watch: rejudge::ExceptionWatch,
 }
 
 impl Scanning {
@@ -136,6 +139,7 @@ impl Scanning {
     pub fn new(config: ScanningConfig, store: ScanStore) -> Result<Scanning, String> {
         let schedule = update::Schedule::from_config(&config)?;
         Ok(Scanning {
+            exception_watch: rejudge::ExceptionWatch::default(),
             schedule,
             config,
             store,
@@ -293,7 +297,8 @@ pub async fn start_workers(registry: &Arc<Registry>) {
     tokio::spawn(async move { watch(registry).await });
 }
 
-/// Every few seconds: writes the pulls noted in memory, and queues rescans when the database changed.
+/// Every few seconds: writes the pulls noted in memory, queues rescans when the database changed, and announces
+/// verdicts that exceptions set or expired have flipped.
 async fn watch(registry: Arc<Registry>) {
     let scanning = registry.scanning.as_ref().expect("the watcher runs with scanning on");
     loop {
@@ -302,6 +307,9 @@ async fn watch(registry: Arc<Registry>) {
         }
         if let Err(e) = scanning.rescan_on_database_change(registry.clock.now()).await {
             tracing::error!("{e}");
+        }
+        if let Err(e) = scanning.exception_watch.check(&registry).await {
+            tracing::error!("verdicts under changed exceptions: {e}");
         }
         tokio::time::sleep(WATCH).await;
     }

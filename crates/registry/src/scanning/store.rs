@@ -313,6 +313,25 @@ impl ScanStore {
             .map_err(ctx("counting scan jobs"))
     }
 
+    /// Every repository's exceptions.
+    pub async fn all_exceptions(&self) -> Result<Vec<(String, ExceptionsRow)>> {
+        let rows = sqlx::query("SELECT repository, body, updated_at, updated_by FROM repo_exceptions ORDER BY repository")
+            .fetch_all(self.meta.pool())
+            .await
+            .map_err(ctx("reading exceptions"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let row = ExceptionsRow {
+                    body: r.get(1),
+                    updated_at: r.get(2),
+                    updated_by: r.get(3),
+                };
+                (r.get(0), row)
+            })
+            .collect())
+    }
+
     /// A repository's exceptions.
     pub async fn exceptions(&self, repository: &str) -> Result<Option<ExceptionsRow>> {
         let row = sqlx::query("SELECT body, updated_at, updated_by FROM repo_exceptions WHERE repository = $1")
