@@ -22,6 +22,7 @@ mod registry_lineage;
 mod registry_scans;
 mod scan;
 mod session;
+mod signing;
 
 use args::{DbArgs, SbomFormat, Target};
 use gate::{GateArgs, check_exclusions, run_gate};
@@ -91,6 +92,16 @@ enum Command {
     },
     /// The private registry: serve it, manage identities, check access, verify the audit log.
     Registry(registry::RegistryArgs),
+    /// Sign an image in its registry with a key, as cosign does (the `sha256-<hex>.sig` tag or an OCI 1.1
+    /// referrer).
+    Sign(Box<signing::SignArgs>),
+    /// Verify an image's signatures with a public key: exit 0 when one verifies, 1 with the reasons when none does.
+    Verify(Box<signing::VerifyArgs>),
+    /// Keys for signing.
+    Trust {
+        #[command(subcommand)]
+        command: signing::TrustCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,6 +203,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return check_exclusions(image, &db, policy, exclusions, warn_days);
         }
         Command::Db { command } => return db::run(command),
+        Command::Sign(args) => return signing::sign(*args),
+        Command::Verify(args) => return signing::verify(*args),
+        Command::Trust { command } => return signing::trust(command),
     }
     Ok(ExitCode::SUCCESS)
 }

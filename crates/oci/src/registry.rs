@@ -152,8 +152,9 @@ pub fn docker_config_credentials(registry: &str) -> Option<(String, String)> {
     Some((u.to_string(), p.to_string()))
 }
 
-/// A client for one repository of one registry.
-pub(crate) struct RegistryClient {
+/// A client of one repository of an OCI distribution registry: reads (manifests, blobs, referrers) and the
+/// writes a signer needs (blobs, manifests), with basic or token authentication.
+pub struct RegistryClient {
     agent: ureq::Agent,
     base: String,
     reference: Reference,
@@ -210,7 +211,8 @@ fn parse_challenge(header: &str) -> (String, Vec<(String, String)>) {
 }
 
 impl RegistryClient {
-    pub(crate) fn new(reference: Reference, options: &RegistryOptions) -> Result<RegistryClient> {
+    /// A client for `reference`'s registry and repository.
+    pub fn new(reference: Reference, options: &RegistryOptions) -> Result<RegistryClient> {
         let shown = reference.to_string();
         if options.plain_http && !reference.host_is_loopback() {
             return Err(Error::invalid(
@@ -256,17 +258,25 @@ impl RegistryClient {
         })
     }
 
-    pub(crate) fn reference(&self) -> &Reference {
+    /// The reference the client was made for.
+    pub fn reference(&self) -> &Reference {
         &self.reference
     }
 
-    fn send(&self, url: &str, accept: &str) -> Result<ureq::http::Response<ureq::Body>> {
+    /// Sends one request with the current authorization.
+    fn send(&self, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<ureq::http::Response<ureq::Body>> {
         let auth = self.authorization.lock().map(|a| a.clone()).unwrap_or_default();
-        let mut req = self.agent.get(url).header("Accept", accept);
+        let mut req = ureq::http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(a) = auth {
             req = req.header("Authorization", a);
         }
-        req.call().map_err(|e| {
+        let req = req
+            .body(body.to_vec())
+            .map_err(|e| Error::invalid(self.reference.to_string(), format!("bad request to {url}: {e}")))?;
+        self.agent.run(req).map_err(|e| {
             let hint = if e.to_string().contains("certificate") {
                 "; if the registry uses a private CA, pass its certificate with --ca-file"
             } else {
@@ -276,24 +286,33 @@ impl RegistryClient {
         })
     }
 
-    /// GETs `/v2/<repository>/<path>`, logging in once when the registry asks.
-    pub(crate) fn get(&self, path: &str, accept: &str) -> Result<ureq::Body> {
-        let url = format!("{}/v2/{}/{path}", self.base, self.reference.repository);
-        let mut resp = self.send(&url, accept)?;
-        if resp.status() == 401 {
-            let challenge = resp
-                .headers()
-                .get("www-authenticate")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            self.authenticate(&challenge)?;
-            resp = self.send(&url, accept)?;
+    /// Sends a request, logging in once when the registry asks (for the challenge's scope, else `actions` on
+    /// the repository), then once more. Any status is returned.
+    fn exchange(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        actions: &str,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let resp = self.send(method, url, headers, body)?;
+        if resp.status() != 401 {
+            return Ok(resp);
         }
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        self.authenticate(&challenge, actions)?;
+        self.send(method, url, headers, body)
+    }
+
+    /// The error a refused request becomes, with the registry's own words and what to check.
+    fn refused(&self, what: &str, resp: ureq::http::Response<ureq::Body>, actions: &str) -> Error {
         let status = resp.status();
-        if status.is_success() {
-            return Ok(resp.into_body());
-        }
         let body = resp.into_body().with_config().limit(64 << 10).read_to_vec().unwrap_or_default();
         let detail = serde_json::from_slice::<RegistryErrors>(&body)
             .ok()
@@ -307,19 +326,165 @@ impl RegistryClient {
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
         let hint = match status.as_u16() {
-            401 | 403 => {
-                "; check the credentials (CUSTOMS_REGISTRY_USERNAME / CUSTOMS_REGISTRY_PASSWORD or docker login) and that this identity may pull this repository"
-            }
-            404 => "; check the repository name and tag",
-            _ => "",
+            401 | 403 => format!(
+                "; check the credentials (CUSTOMS_REGISTRY_USERNAME / CUSTOMS_REGISTRY_PASSWORD or docker login) and that this identity may {} this repository",
+                actions.replace(',', " and ")
+            ),
+            404 => "; check the repository name and tag".to_string(),
+            _ => String::new(),
         };
-        Err(Error::invalid(
+        Error::invalid(
             self.reference.to_string(),
-            format!("registry answered {} for {path}: {detail}{hint}", status.as_u16()),
-        ))
+            format!("registry answered {} for {what}: {detail}{hint}", status.as_u16()),
+        )
     }
 
-    fn authenticate(&self, challenge: &str) -> Result<()> {
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2/{}/{path}", self.base, self.reference.repository)
+    }
+
+    /// GETs `/v2/<repository>/<path>`, logging in once when the registry asks.
+    pub(crate) fn get(&self, path: &str, accept: &str) -> Result<ureq::Body> {
+        let resp = self.exchange("GET", &self.url(path), &[("Accept", accept)], &[], "pull")?;
+        if resp.status().is_success() {
+            return Ok(resp.into_body());
+        }
+        Err(self.refused(path, resp, "pull"))
+    }
+
+    /// A manifest by tag or digest, with its media type and digest; `None` when the registry has no such
+    /// manifest. At most 4 MiB is read.
+    pub fn fetch_manifest(&self, reference: &str) -> Result<Option<FetchedManifest>> {
+        let path = format!("manifests/{reference}");
+        let resp = self.exchange("GET", &self.url(&path), &[("Accept", MANIFEST_ACCEPT)], &[], "pull")?;
+        if resp.status() == 404 {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.refused(&path, resp, "pull"));
+        }
+        let media_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = resp
+            .into_body()
+            .with_config()
+            .limit(MAX_MANIFEST_BYTES)
+            .read_to_vec()
+            .map_err(|e| Error::invalid(self.reference.to_string(), format!("reading manifest {reference}: {e}")))?;
+        let digest = Digest::sha256_of(&bytes);
+        if let Ok(asked) = reference.parse::<Digest>()
+            && asked != digest
+        {
+            return Err(Error::invalid(
+                self.reference.to_string(),
+                format!("the registry sent a manifest whose digest is {digest}, not {asked}"),
+            ));
+        }
+        Ok(Some(FetchedManifest { media_type, bytes, digest }))
+    }
+
+    /// A small blob's bytes (at most `limit`), checked against its digest.
+    pub fn fetch_blob(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
+        let bytes = self
+            .get(&format!("blobs/{digest}"), "*/*")?
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| Error::invalid(self.reference.to_string(), format!("reading blob {digest}: {e}")))?;
+        if Digest::sha256_of(&bytes) != *digest {
+            return Err(Error::invalid(
+                self.reference.to_string(),
+                format!("blob {digest} does not match its digest"),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Uploads a blob unless the repository has it; returns its digest.
+    pub fn push_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::sha256_of(bytes);
+        let head = self.exchange("HEAD", &self.url(&format!("blobs/{digest}")), &[], &[], "pull,push")?;
+        if head.status().is_success() {
+            return Ok(digest);
+        }
+        let start = self.exchange("POST", &self.url("blobs/uploads/"), &[("Content-Length", "0")], &[], "pull,push")?;
+        if start.status() != 202 {
+            return Err(self.refused("starting a blob upload", start, "push"));
+        }
+        let location = start
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::invalid(self.reference.to_string(), "the registry started an upload with no Location"))?
+            .to_string();
+        let location = if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{separator}digest={digest}");
+        let done = self.exchange("PUT", &url, &[("Content-Type", "application/octet-stream")], bytes, "pull,push")?;
+        if done.status() != 201 {
+            return Err(self.refused(&format!("blob {digest}"), done, "push"));
+        }
+        Ok(digest)
+    }
+
+    /// Pushes a manifest under `reference` (a tag, or its digest); returns its digest.
+    pub fn push_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Result<Digest> {
+        let path = format!("manifests/{reference}");
+        let resp = self.exchange("PUT", &self.url(&path), &[("Content-Type", media_type)], bytes, "pull,push")?;
+        if resp.status() != 201 {
+            return Err(self.refused(&path, resp, "push"));
+        }
+        Ok(Digest::sha256_of(bytes))
+    }
+
+    /// The referrers of `digest` (OCI 1.1), optionally of one artifact type: the descriptors of the index the
+    /// registry answers. A registry without the referrers API answers 404: an empty list.
+    pub fn referrers(&self, digest: &Digest, artifact_type: Option<&str>) -> Result<Vec<serde_json::Value>> {
+        let mut path = format!("referrers/{digest}");
+        if let Some(t) = artifact_type {
+            // Media types hold `+`, which a query string reads as a space.
+            let encoded: String = t
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            path.push_str(&format!("?artifactType={encoded}"));
+        }
+        let resp = self.exchange(
+            "GET",
+            &self.url(&path),
+            &[("Accept", "application/vnd.oci.image.index.v1+json")],
+            &[],
+            "pull",
+        )?;
+        if resp.status() == 404 {
+            return Ok(Vec::new());
+        }
+        if !resp.status().is_success() {
+            return Err(self.refused(&path, resp, "pull"));
+        }
+        let bytes = resp
+            .into_body()
+            .with_config()
+            .limit(MAX_MANIFEST_BYTES)
+            .read_to_vec()
+            .map_err(|e| Error::invalid(self.reference.to_string(), format!("reading referrers of {digest}: {e}")))?;
+        let index: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(self.reference.to_string(), format!("referrers of {digest}: {e}")))?;
+        Ok(index["manifests"].as_array().cloned().unwrap_or_default())
+    }
+
+    fn authenticate(&self, challenge: &str, actions: &str) -> Result<()> {
         let shown = self.reference.to_string();
         let (scheme, params) = parse_challenge(challenge);
         let param = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
@@ -345,7 +510,7 @@ impl RegistryClient {
                         format!("refusing token service {realm:?}: credentials only travel over TLS"),
                     ));
                 }
-                let scope = param("scope").unwrap_or_else(|| format!("repository:{}:pull", self.reference.repository));
+                let scope = param("scope").unwrap_or_else(|| format!("repository:{}:{actions}", self.reference.repository));
                 let mut req = self.agent.get(&realm).query("scope", &scope);
                 if let Some(service) = param("service") {
                     req = req.query("service", &service);
@@ -393,6 +558,20 @@ impl RegistryClient {
     pub(crate) fn blob(&self, digest: &str) -> Result<Box<dyn Read + Send>> {
         Ok(Box::new(self.get(&format!("blobs/{digest}"), "*/*")?.into_reader()))
     }
+}
+
+/// The largest manifest read (the registry's own limit).
+const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// A manifest as a registry served it.
+#[derive(Clone, Debug)]
+pub struct FetchedManifest {
+    /// Its `Content-Type`.
+    pub media_type: String,
+    /// The exact bytes.
+    pub bytes: Vec<u8>,
+    /// Their SHA-256.
+    pub digest: Digest,
 }
 
 /// Media types a manifest request accepts.

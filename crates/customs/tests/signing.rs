@@ -1,0 +1,410 @@
+//! Issue 18's interop acceptance with the real cosign (Debian trixie's 2.5) and oras: `customs registry serve`
+//! over TLS, the demo image and the bookworm app pushed with skopeo; an image signed by `customs sign` passes
+//! `cosign verify` (tag mode and OCI 1.1 mode), one signed by `cosign sign` with a `cosign generate-key-pair`
+//! key passes `customs verify`; a wrong key, a signature of another digest, changed claims and a signature
+//! copied from another repository fail; `oras discover` lists the referrer; no plaintext private key is left on
+//! disk. Skipped (a failure under CUSTOMS_REQUIRE_ALL=1) without cosign, oras or skopeo.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+mod support;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn customs(dir: &Path) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("customs"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CUSTOMS_") || k.starts_with("COSIGN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(dir)
+        .env("DOCKER_CONFIG", dir.join("docker"))
+        .env("CUSTOMS_REGISTRY_CA_FILE", dir.join("tls/ca.crt"));
+    cmd
+}
+
+fn out(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+fn ok(output: Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A registry on loopback over TLS with principal `ci` (pull, push on prod/**), its credentials in a Docker
+/// config that skopeo, cosign, oras and customs all read.
+struct Registry {
+    dir: tempfile::TempDir,
+    host: String,
+    _server: Server,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let host = format!("127.0.0.1:{port}");
+        ok(out(customs(dir.path()).args(["registry", "dev-cert", "--out", "tls"])), "dev-cert");
+        std::fs::write(
+            dir.path().join("registry.toml"),
+            format!(
+                "[server]\nlisten = \"{host}\"\n[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n\
+                 [[grant]]\nto = \"ci\"\nrepositories = [\"prod/**\"]\nactions = [\"pull\", \"push\"]\n"
+            ),
+        )
+        .unwrap();
+        let secret = ok(
+            out(customs(dir.path()).args(["registry", "principal", "create", "ci"])),
+            "principal",
+        )
+        .trim()
+        .to_string();
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("ci:{secret}"));
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        std::fs::write(
+            dir.path().join("docker/config.json"),
+            format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        let child = customs(dir.path())
+            .args(["registry", "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server(child);
+        let agent = support::tls_agent(&dir.path().join("tls/ca.crt"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !agent.get(format!("https://{host}/readyz")).call().is_ok_and(|r| r.status() == 200) {
+            assert!(Instant::now() < deadline, "the registry did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            dir,
+            host,
+            _server: server,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// cosign, oras and skopeo with this registry's CA and credentials.
+    fn tool(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(self.path())
+            .env("DOCKER_CONFIG", self.path().join("docker"))
+            .env("SSL_CERT_FILE", self.path().join("tls/ca.crt"))
+            .env("COSIGN_PASSWORD", "cosign-pw")
+            .env("COSIGN_EXPERIMENTAL", "1");
+        cmd
+    }
+
+    fn push(&self, skopeo: &Path, image: &str, to: &str) {
+        ok(
+            out(self.tool(skopeo).args([
+                "copy",
+                "--dest-cert-dir",
+                "tls",
+                "--dest-authfile",
+                "docker/config.json",
+                image,
+                &format!("docker://{}/{to}", self.host),
+            ])),
+            &format!("skopeo copy to {to}"),
+        );
+    }
+
+    fn image(&self, repo_tag: &str) -> String {
+        format!("{}/{repo_tag}", self.host)
+    }
+}
+
+fn cosign_verify(reg: &Registry, cosign: &Path, key: &str, image: &str, extra: &[&str]) -> Output {
+    out(reg
+        .tool(cosign)
+        .args(["verify", "--key", key, "--insecure-ignore-tlog"])
+        .args(extra)
+        .arg(image))
+}
+
+fn customs_verify(reg: &Registry, key: &str, image: &str, extra: &[&str]) -> Output {
+    out(customs(reg.path())
+        .env("CUSTOMS_PASSWORD", "customs-pw")
+        .args(["verify", image, "--key", key])
+        .args(extra))
+}
+
+/// PEM private-key blocks that are not encrypted, anywhere under `dir`.
+fn plaintext_keys(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path)
+                && text
+                    .lines()
+                    .any(|l| l.starts_with("-----BEGIN") && l.contains("PRIVATE KEY") && !l.contains("ENCRYPTED"))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn customs_and_cosign_verify_each_others_signatures_and_refuse_forgeries() {
+    let Some(tools) = customs_testkit::tools(
+        &["cosign", "oras", "skopeo"],
+        "apt-get install skopeo; cosign and oras from Debian trixie (.ci/run adds the source pinned at priority 50)",
+    ) else {
+        return;
+    };
+    let (cosign, oras, skopeo) = (&tools[0], &tools[1], &tools[2]);
+    let Some(app) = customs_testkit::test_image("bookworm-app.oci") else {
+        return;
+    };
+    let reg = Registry::start();
+    let demo = format!("oci:{}", customs_testkit::repo_root().join("examples/demo-image").display());
+    reg.push(skopeo, &demo, "prod/app:1");
+    reg.push(skopeo, &format!("oci:{}", app.display()), "prod/other:1");
+    reg.push(skopeo, &demo, "prod/copy:1");
+
+    // customs' key, cosign's key.
+    ok(
+        out(customs(reg.path())
+            .env("CUSTOMS_PASSWORD", "customs-pw")
+            .args(["trust", "generate-key", "--output-prefix", "customs"])),
+        "trust generate-key",
+    );
+    ok(out(reg.tool(cosign).args(["generate-key-pair"])), "cosign generate-key-pair");
+
+    // customs signs, in tag mode and as an OCI 1.1 referrer; cosign verifies both ways.
+    let app1 = reg.image("prod/app:1");
+    ok(
+        out(customs(reg.path()).env("CUSTOMS_PASSWORD", "customs-pw").args([
+            "sign",
+            &app1,
+            "--key",
+            "customs.key",
+            "-a",
+            "pipeline=release",
+        ])),
+        "customs sign",
+    );
+    let verified = cosign_verify(&reg, cosign, "customs.pub", &app1, &["-a", "pipeline=release"]);
+    println!("cosign verify (tag mode): {}", String::from_utf8_lossy(&verified.stderr).trim());
+    ok(verified, "cosign verify of customs' tag-mode signature");
+    let other1 = reg.image("prod/other:1");
+    ok(
+        out(customs(reg.path())
+            .env("CUSTOMS_PASSWORD", "customs-pw")
+            .args(["sign", &other1, "--key", "customs.key", "--referrers"])),
+        "customs sign --referrers",
+    );
+    ok(
+        cosign_verify(&reg, cosign, "customs.pub", &other1, &["--experimental-oci11"]),
+        "cosign verify --experimental-oci11 of customs' referrer signature",
+    );
+    let discovered = ok(
+        out(reg.tool(oras).args([
+            "discover",
+            "--ca-file",
+            "tls/ca.crt",
+            "--registry-config",
+            "docker/config.json",
+            &other1,
+        ])),
+        "oras discover",
+    );
+    println!("oras discover {other1}:\n{discovered}");
+    assert!(
+        discovered.contains("application/vnd.dev.cosign.artifact.sig.v1+json"),
+        "{discovered}"
+    );
+
+    // cosign signs with its own key (tag mode and OCI 1.1); customs verifies.
+    ok(
+        out(reg.tool(cosign).args([
+            "sign",
+            "--key",
+            "cosign.key",
+            "--tlog-upload=false",
+            "-y",
+            "-a",
+            "by=cosign",
+            &other1,
+        ])),
+        "cosign sign",
+    );
+    let verified = ok(
+        customs_verify(&reg, "cosign.pub", &other1, &["-a", "by=cosign"]),
+        "customs verify of cosign's signature",
+    );
+    assert!(verified.contains("(tag), claims by=cosign"), "{verified}");
+    ok(
+        out(reg.tool(cosign).args([
+            "sign",
+            "--key",
+            "cosign.key",
+            "--tlog-upload=false",
+            "-y",
+            "--registry-referrers-mode=oci-1-1",
+            &app1,
+        ])),
+        "cosign sign --registry-referrers-mode=oci-1-1",
+    );
+    let verified = ok(
+        customs_verify(&reg, "cosign.pub", &app1, &[]),
+        "customs verify of cosign's referrer",
+    );
+    assert!(verified.contains("(referrer)"), "{verified}");
+
+    // Forgeries fail both ways: a wrong key, changed claims.
+    let wrong = customs_verify(&reg, "customs.pub", &reg.image("prod/copy:1"), &[]);
+    assert_eq!(wrong.status.code(), Some(1), "an unsigned image");
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("no signature"));
+    let other_key = out(customs(reg.path())
+        .env("CUSTOMS_PASSWORD", "x")
+        .args(["trust", "generate-key", "--output-prefix", "stranger"]));
+    ok(other_key, "second key");
+    let refused = customs_verify(&reg, "stranger.pub", &app1, &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not verify"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        !cosign_verify(&reg, cosign, "stranger.pub", &app1, &[]).status.success(),
+        "cosign with a wrong key"
+    );
+    let claims = customs_verify(&reg, "customs.pub", &app1, &["-a", "pipeline=nightly"]);
+    assert_eq!(claims.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&claims.stderr).contains("claim pipeline is `release`"));
+    assert!(
+        !cosign_verify(&reg, cosign, "customs.pub", &app1, &["-a", "pipeline=nightly"])
+            .status
+            .success()
+    );
+
+    // A signature of another digest under this image's tag, and one copied from another repository: refused.
+    let agent = support::tls_agent(&reg.path().join("tls/ca.crt"));
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(reg.path().join("docker/config.json")).unwrap()).unwrap();
+    let auth = format!("Basic {}", config["auths"][&reg.host]["auth"].as_str().unwrap());
+    let get = |path: &str| -> (Vec<u8>, String) {
+        let mut reply = agent
+            .get(format!("https://{}{path}", reg.host))
+            .header("Authorization", &auth)
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .call()
+            .unwrap();
+        let digest = reply
+            .headers()
+            .get("docker-content-digest")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (reply.body_mut().read_to_vec().unwrap(), digest)
+    };
+    let put = |path: &str, body: &[u8], content_type: &str| -> u16 {
+        agent
+            .put(format!("https://{}{path}", reg.host))
+            .header("Authorization", &auth)
+            .header("Content-Type", content_type)
+            .send(body)
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let (_, app_digest) = get("/v2/prod/app/manifests/1");
+    let (_, other_digest) = get("/v2/prod/other/manifests/1");
+    let sig_tag = |d: &str| format!("{}.sig", d.replace(':', "-"));
+    let (app_sig, _) = get(&format!("/v2/prod/app/manifests/{}", sig_tag(&app_digest)));
+    // prod/app's signature manifest under prod/other's tag (its blobs are in prod/app, so copy them over).
+    let manifest: serde_json::Value = serde_json::from_slice(&app_sig).unwrap();
+    let blobs: Vec<String> = std::iter::once(manifest["config"]["digest"].as_str().unwrap().to_string())
+        .chain(
+            manifest["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string()),
+        )
+        .collect();
+    for repo in ["prod/other", "prod/copy"] {
+        for blob in &blobs {
+            let (bytes, _) = get(&format!("/v2/prod/app/blobs/{blob}"));
+            let mut start = agent
+                .post(format!("https://{}/v2/{repo}/blobs/uploads/?digest={blob}", reg.host))
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/octet-stream")
+                .send(&bytes[..])
+                .unwrap();
+            assert_eq!(start.status(), 201, "{}", start.body_mut().read_to_string().unwrap_or_default());
+        }
+    }
+    assert_eq!(
+        put(
+            &format!("/v2/prod/other/manifests/{}", sig_tag(&other_digest)),
+            &app_sig,
+            "application/vnd.oci.image.manifest.v1+json"
+        ),
+        201
+    );
+    let moved = customs_verify(&reg, "customs.pub", &other1, &["-a", "pipeline=release"]);
+    let stderr = String::from_utf8_lossy(&moved.stderr);
+    assert_eq!(moved.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not this image"), "{stderr}");
+    assert!(
+        !cosign_verify(&reg, cosign, "customs.pub", &other1, &["-a", "pipeline=release"])
+            .status
+            .success()
+    );
+    // prod/copy holds the same image as prod/app (same digest): prod/app's signature copied there names prod/app.
+    let (_, copy_digest) = get("/v2/prod/copy/manifests/1");
+    assert_eq!(copy_digest, app_digest);
+    assert_eq!(
+        put(
+            &format!("/v2/prod/copy/manifests/{}", sig_tag(&copy_digest)),
+            &app_sig,
+            "application/vnd.oci.image.manifest.v1+json"
+        ),
+        201
+    );
+    let copied = customs_verify(&reg, "customs.pub", &reg.image("prod/copy:1"), &[]);
+    let stderr = String::from_utf8_lossy(&copied.stderr);
+    assert_eq!(copied.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("copied between repositories"), "{stderr}");
+
+    // No signing key was written in plaintext: the only plaintext key is the TLS server's (`dev-cert`), which
+    // the server must read at start.
+    assert_eq!(plaintext_keys(reg.path()), vec![reg.path().join("tls/server-key.pem")]);
+    assert!(
+        std::fs::read_to_string(reg.path().join("customs.key"))
+            .unwrap()
+            .contains("ENCRYPTED SIGSTORE PRIVATE KEY")
+    );
+}
