@@ -408,3 +408,156 @@ fn customs_and_cosign_verify_each_others_signatures_and_refuse_forgeries() {
             .contains("ENCRYPTED SIGSTORE PRIVATE KEY")
     );
 }
+
+/// `customs … --trust-dir trust` with the trust password, in the registry's folder.
+fn trust(reg: &Registry, args: &[&str]) -> Output {
+    out(customs(reg.path()).env("CUSTOMS_PASSWORD", "trust-pw").args(args))
+}
+
+#[test]
+fn signatures_count_only_from_current_delegations_certified_up_to_the_trusted_root() {
+    let Some(skopeo) = customs_testkit::tool("skopeo", "apt-get install skopeo") else {
+        return;
+    };
+    let (Some(app_image), Some(base_image)) = (
+        customs_testkit::test_image("bookworm-app.oci"),
+        customs_testkit::test_image("bookworm-base.docker.tar"),
+    ) else {
+        return;
+    };
+    let reg = Registry::start();
+    // Three different images (signatures are per digest), and prod/app:1's image again in prod/other.
+    let demo = format!("oci:{}", customs_testkit::repo_root().join("examples/demo-image").display());
+    reg.push(&skopeo, &demo, "prod/app:1");
+    reg.push(&skopeo, &format!("oci:{}", app_image.display()), "prod/app:2");
+    reg.push(&skopeo, &format!("docker-archive:{}", base_image.display()), "prod/app:3");
+    reg.push(&skopeo, &demo, "prod/other:1");
+    let (app, other) = (reg.image("prod/app"), reg.image("prod/other"));
+    ok(trust(&reg, &["trust", "init"]), "trust init");
+    for repo in [&app, &other] {
+        ok(trust(&reg, &["trust", "repo", "add", repo]), "trust repo add");
+    }
+    for name in ["release", "stranger", "old"] {
+        ok(trust(&reg, &["trust", "generate-key", "--output-prefix", name]), "generate-key");
+    }
+    let next_year = (time::OffsetDateTime::now_utc() + time::Duration::days(365)).date().to_string();
+    ok(
+        trust(
+            &reg,
+            &[
+                "trust",
+                "signer",
+                "add",
+                &app,
+                "release",
+                "--key",
+                "release.pub",
+                "--expires",
+                &next_year,
+            ],
+        ),
+        "signer add",
+    );
+    ok(
+        trust(
+            &reg,
+            &["trust", "signer", "add", &app, "old", "--key", "old.pub", "--expires", "2020-01-31"],
+        ),
+        "signer add (expired)",
+    );
+    let sign = |image: &str, key: &str| ok(trust(&reg, &["sign", image, "--key", key]), &format!("sign {image} with {key}"));
+    sign(&format!("{app}:1"), "release.key");
+    sign(&format!("{app}:2"), "stranger.key");
+    sign(&format!("{app}:3"), "old.key");
+    let verify = |image: &str| {
+        trust(
+            &reg,
+            &["verify", image, "--trust-root", "trust/root.pub", "--trust-state", "state.json"],
+        )
+    };
+    let verified = ok(verify(&format!("{app}:1")), "verify a delegate's signature");
+    assert!(verified.contains("signed by release"), "{verified}");
+    let refused = |image: String, why: &str| {
+        let o = verify(&image);
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{image} verified: {stderr}");
+        assert!(stderr.contains(why), "{image}: expected `{why}` in: {stderr}");
+    };
+    refused(format!("{app}:2"), "not signed by any delegation of prod/app");
+    refused(format!("{app}:3"), "whose delegation expired on 2020-01-31");
+
+    // The same image in prod/other with prod/app's signature copied over: not prod/other's delegate, nor for it.
+    let agent = support::tls_agent(&reg.path().join("tls/ca.crt"));
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(reg.path().join("docker/config.json")).unwrap()).unwrap();
+    let auth = format!("Basic {}", config["auths"][&reg.host]["auth"].as_str().unwrap());
+    let call = |method: &str, path: &str, body: &[u8], content_type: &str| -> (u16, Vec<u8>, String) {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("https://{}{path}", reg.host))
+            .header("Authorization", &auth)
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .header("Content-Type", content_type)
+            .body(body.to_vec())
+            .unwrap();
+        let mut reply = agent.run(request).unwrap();
+        let digest = reply
+            .headers()
+            .get("docker-content-digest")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (reply.status().as_u16(), reply.body_mut().read_to_vec().unwrap_or_default(), digest)
+    };
+    let (_, _, digest) = call("GET", "/v2/prod/app/manifests/1", b"", "");
+    let sig_tag = format!("{}.sig", digest.replace(':', "-"));
+    let (_, sig, _) = call("GET", &format!("/v2/prod/app/manifests/{sig_tag}"), b"", "");
+    let manifest: serde_json::Value = serde_json::from_slice(&sig).unwrap();
+    for blob in std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().unwrap()) {
+        let blob = blob["digest"].as_str().unwrap();
+        let (_, bytes, _) = call("GET", &format!("/v2/prod/app/blobs/{blob}"), b"", "");
+        let (status, _, _) = call(
+            "POST",
+            &format!("/v2/prod/other/blobs/uploads/?digest={blob}"),
+            &bytes,
+            "application/octet-stream",
+        );
+        assert_eq!(status, 201);
+    }
+    let (status, _, _) = call(
+        "PUT",
+        &format!("/v2/prod/other/manifests/{sig_tag}"),
+        &sig,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(status, 201);
+    refused(format!("{other}:1"), "not signed by any delegation of prod/other");
+
+    // trust inspect --pretty: who may sign, who signed which tag.
+    let inspected = ok(trust(&reg, &["trust", "inspect", &app, "--pretty"]), "trust inspect");
+    println!("customs trust inspect --pretty {app}:{inspected}");
+    assert!(
+        inspected.lines().any(|l| l.starts_with("1 ") && l.trim_end().ends_with("release")),
+        "{inspected}"
+    );
+    assert!(
+        inspected.lines().any(|l| l.starts_with("2 ") && l.contains("(unsigned)")),
+        "{inspected}"
+    );
+    assert!(inspected.contains("Root Key:"));
+
+    // Keep the current trust document, revoke the delegate: its signatures, old and new, stop counting.
+    let (_, before, _) = call("GET", "/v2/prod/app/manifests/customs-trust", b"", "");
+    ok(trust(&reg, &["trust", "signer", "remove", &app, "release"]), "signer remove");
+    refused(format!("{app}:1"), "whose delegation was revoked on");
+    sign(&format!("{app}:2"), "release.key");
+    refused(format!("{app}:2"), "whose delegation was revoked on");
+    // Someone with push puts the older document back: the verifier has seen the newer version and refuses it.
+    let (status, _, _) = call(
+        "PUT",
+        "/v2/prod/app/manifests/customs-trust",
+        &before,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(status, 201);
+    refused(format!("{app}:1"), "a rollback is refused");
+    assert_eq!(plaintext_keys(reg.path()), vec![reg.path().join("tls/server-key.pem")]);
+}

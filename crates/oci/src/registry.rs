@@ -445,6 +445,24 @@ impl RegistryClient {
         Ok(Digest::sha256_of(bytes))
     }
 
+    /// The repository's tags (the first 10,000).
+    pub fn tags(&self) -> Result<Vec<String>> {
+        let bytes = self
+            .get("tags/list?n=10000", "application/json")?
+            .with_config()
+            .limit(MAX_MANIFEST_BYTES)
+            .read_to_vec()
+            .map_err(|e| Error::invalid(self.reference.to_string(), format!("reading the tags list: {e}")))?;
+        let list: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::invalid(self.reference.to_string(), format!("tags list: {e}")))?;
+        Ok(list["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect())
+    }
+
     /// The referrers of `digest` (OCI 1.1), optionally of one artifact type: the descriptors of the index the
     /// registry answers. A registry without the referrers API answers 404: an empty list.
     pub fn referrers(&self, digest: &Digest, artifact_type: Option<&str>) -> Result<Vec<serde_json::Value>> {

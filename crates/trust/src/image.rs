@@ -9,6 +9,7 @@ use customs_oci::{Digest, RegistryClient};
 
 use crate::key::{PrivateKey, PublicKey};
 use crate::manifest::{self, SignatureLayer};
+use crate::metadata::{self, TrustData, TrustDocument};
 use crate::payload::{MAX_PAYLOAD_BYTES, Payload};
 
 /// Index entries signed with `--recursive` at most.
@@ -119,6 +120,8 @@ pub struct Verified {
     pub payload: Payload,
     /// `tag` (`sha256-….sig`) or `referrer` (OCI 1.1).
     pub found_in: &'static str,
+    /// The delegation that signed, when verified against trust data.
+    pub signer: Option<String>,
 }
 
 /// What verification found: the signatures that verified and why each other one did not.
@@ -132,10 +135,28 @@ pub struct Verification {
     pub rejected: Vec<String>,
 }
 
-/// The signatures of the image the client names, checked against `key`: each must verify cryptographically,
-/// name this manifest digest, name this repository (a signature copied from another repository does not count),
-/// and carry every claim in `claims`.
-pub fn verify(client: &RegistryClient, key: &PublicKey, claims: &BTreeMap<String, String>) -> Result<Verification, ImageError> {
+/// Who may have signed: one key, or the delegations of the repository's trust data.
+pub enum Signers {
+    /// A public key (`--key cosign.pub`).
+    Key(PublicKey),
+    /// The current delegations of checked trust data, on a day (`YYYY-MM-DD`).
+    Delegations(TrustData, String),
+}
+
+impl Signers {
+    /// Who made `signature` over `payload`: the key (`None` for a plain key) or the delegation's name.
+    fn check(&self, payload: &[u8], signature: &[u8]) -> Result<Option<String>, String> {
+        match self {
+            Signers::Key(key) => key.verify(payload, signature).map(|_| None).map_err(|e| e.to_string()),
+            Signers::Delegations(data, today) => TrustDocument::signer(data, payload, signature, today).map(|d| Some(d.name.clone())),
+        }
+    }
+}
+
+/// The signatures of the image the client names, checked against `signers`: each must verify cryptographically
+/// (by a current delegation, with trust data), name this manifest digest, name this repository (a signature
+/// copied from another repository does not count), and carry every claim in `claims`.
+pub fn verify(client: &RegistryClient, signers: &Signers, claims: &BTreeMap<String, String>) -> Result<Verification, ImageError> {
     let image = target(client)?;
     let digest = image.digest.to_string();
     let mut found: Vec<(SignatureLayer, &'static str)> = Vec::new();
@@ -172,8 +193,8 @@ pub fn verify(client: &RegistryClient, key: &PublicKey, claims: &BTreeMap<String
         ..Verification::default()
     };
     for (layer, found_in) in found {
-        match check(client, key, &layer, &digest, &repository, claims) {
-            Ok(payload) => out.verified.push(Verified { payload, found_in }),
+        match check(client, signers, &layer, &digest, &repository, claims) {
+            Ok((payload, signer)) => out.verified.push(Verified { payload, found_in, signer }),
             Err(why) => out.rejected.push(format!("{} ({found_in}): {why}", layer.payload_digest)),
         }
     }
@@ -182,12 +203,12 @@ pub fn verify(client: &RegistryClient, key: &PublicKey, claims: &BTreeMap<String
 
 fn check(
     client: &RegistryClient,
-    key: &PublicKey,
+    signers: &Signers,
     layer: &SignatureLayer,
     digest: &str,
     repository: &str,
     claims: &BTreeMap<String, String>,
-) -> Result<Payload, String> {
+) -> Result<(Payload, Option<String>), String> {
     if layer.payload_size > MAX_PAYLOAD_BYTES {
         return Err(format!("a {} byte payload is larger than a signature's", layer.payload_size));
     }
@@ -196,7 +217,7 @@ fn check(
     let signature = STANDARD
         .decode(layer.signature.trim())
         .map_err(|_| "the signature annotation is not base64".to_string())?;
-    key.verify(&bytes, &signature).map_err(|e| e.to_string())?;
+    let signer = signers.check(&bytes, &signature)?;
     let payload = Payload::parse(&bytes)?;
     if payload.critical.image.docker_manifest_digest != digest {
         return Err(format!(
@@ -217,5 +238,45 @@ fn check(
             None => return Err(format!("claim {k} is missing")),
         }
     }
-    Ok(payload)
+    Ok((payload, signer))
+}
+
+/// The repository's stored trust document, if it has one.
+pub fn fetch_trust(client: &RegistryClient) -> Result<Option<Vec<u8>>, ImageError> {
+    let Some(m) = client.fetch_manifest(metadata::TRUST_TAG).map_err(err)? else {
+        return Ok(None);
+    };
+    let value: serde_json::Value = serde_json::from_slice(&m.bytes).map_err(err)?;
+    let layer = value["layers"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["mediaType"] == metadata::LAYER_MEDIA_TYPE))
+        .ok_or_else(|| {
+            ImageError(format!(
+                "{}: the {} manifest holds no trust document",
+                client.reference(),
+                metadata::TRUST_TAG
+            ))
+        })?;
+    let digest: Digest = layer["digest"].as_str().unwrap_or_default().parse().map_err(err)?;
+    Ok(Some(client.fetch_blob(&digest, 4 << 20).map_err(err)?))
+}
+
+/// Stores a trust document as the repository's `customs-trust` artifact.
+pub fn publish_trust(client: &RegistryClient, document: &TrustDocument) -> Result<(), ImageError> {
+    let bytes = document.to_bytes();
+    let layer = client.push_blob(&bytes).map_err(err)?;
+    let empty = client.push_blob(b"{}").map_err(err)?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "artifactType": metadata::ARTIFACT_TYPE,
+        "config": {"mediaType": manifest::EMPTY_CONFIG, "size": 2, "digest": empty.to_string()},
+        "layers": [{"mediaType": metadata::LAYER_MEDIA_TYPE, "size": bytes.len(), "digest": layer.to_string()}],
+        "annotations": {"dev.customs.trust.version": document.signed.version.to_string()},
+    })
+    .to_string();
+    client
+        .push_manifest(metadata::TRUST_TAG, manifest::OCI_MANIFEST, manifest.as_bytes())
+        .map_err(err)?;
+    Ok(())
 }

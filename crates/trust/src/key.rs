@@ -115,6 +115,14 @@ impl PublicKey {
         self.0.to_public_key_pem(LineEnding::LF).expect("a valid key encodes")
     }
 
+    /// A short id: the first 16 hex digits of the SHA-256 of the key's DER (SubjectPublicKeyInfo).
+    pub fn id(&self) -> String {
+        use sha2::Digest as _;
+        let der = self.0.to_public_key_der().expect("a valid key encodes");
+        let hash = sha2::Sha256::digest(der.as_bytes());
+        hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Checks an ASN.1 DER ECDSA signature of `payload` (SHA-256).
     pub fn verify(&self, payload: &[u8], der_signature: &[u8]) -> Result<(), KeyError> {
         let signature = DerSignature::try_from(der_signature).map_err(|_| KeyError::BadSignature)?;

@@ -9,6 +9,7 @@
 pub mod image;
 pub mod key;
 pub mod manifest;
+pub mod metadata;
 pub mod payload;
 
 pub use key::{KeyError, PrivateKey, PublicKey};
