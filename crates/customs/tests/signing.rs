@@ -59,6 +59,11 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
+        Registry::start_with("", |_| {})
+    }
+
+    /// With `extra` appended to registry.toml, and `before` run in the folder before the server starts.
+    fn start_with(extra: &str, before: impl FnOnce(&Path)) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let host = format!("127.0.0.1:{port}");
@@ -67,10 +72,11 @@ impl Registry {
             dir.path().join("registry.toml"),
             format!(
                 "[server]\nlisten = \"{host}\"\n[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n\
-                 [[grant]]\nto = \"ci\"\nrepositories = [\"prod/**\"]\nactions = [\"pull\", \"push\"]\n"
+                 [[grant]]\nto = \"ci\"\nrepositories = [\"prod/**\"]\nactions = [\"pull\", \"push\"]\n{extra}"
             ),
         )
         .unwrap();
+        before(dir.path());
         let secret = ok(
             out(customs(dir.path()).args(["registry", "principal", "create", "ci"])),
             "principal",
@@ -560,4 +566,99 @@ fn signatures_count_only_from_current_delegations_certified_up_to_the_trusted_ro
     assert_eq!(status, 201);
     refused(format!("{app}:1"), "a rollback is refused");
     assert_eq!(plaintext_keys(reg.path()), vec![reg.path().join("tls/server-key.pem")]);
+}
+
+#[test]
+fn a_protected_repository_serves_only_images_its_delegates_signed() {
+    let Some(skopeo) = customs_testkit::tool("skopeo", "apt-get install skopeo") else {
+        return;
+    };
+    let (Some(app_image), Some(base_image)) = (
+        customs_testkit::test_image("bookworm-app.oci"),
+        customs_testkit::test_image("bookworm-base.docker.tar"),
+    ) else {
+        return;
+    };
+    // The root exists before the registry starts: it pins it. Scans are not the point here (no database, and
+    // block_unscanned = false), signatures are.
+    let reg = Registry::start_with(
+        "[scanning]\nvulnerability_db = \"none.db\"\n[trust]\nroot = \"trust/root.pub\"\n\
+         [[protect]]\nrepositories = [\"prod/**\"]\nrequire_signature = true\nblock_unscanned = false\n\
+         [[grant]]\nto = \"deploy\"\nrepositories = [\"prod/**\"]\nactions = [\"pull\"]\n",
+        |dir| {
+            let o = out(customs(dir).env("CUSTOMS_PASSWORD", "trust-pw").args(["trust", "init"]));
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        },
+    );
+    let demo = format!("oci:{}", customs_testkit::repo_root().join("examples/demo-image").display());
+    reg.push(&skopeo, &demo, "prod/app:1");
+    reg.push(&skopeo, &format!("oci:{}", app_image.display()), "prod/app:2");
+    reg.push(&skopeo, &format!("docker-archive:{}", base_image.display()), "prod/app:3");
+    reg.push(&skopeo, &demo, "prod/other:1");
+    let (app, other) = (reg.image("prod/app"), reg.image("prod/other"));
+    for repo in [&app, &other] {
+        ok(trust(&reg, &["trust", "repo", "add", repo]), "trust repo add");
+    }
+    for name in ["release", "other-release"] {
+        ok(trust(&reg, &["trust", "generate-key", "--output-prefix", name]), "generate-key");
+    }
+    ok(
+        trust(&reg, &["trust", "signer", "add", &app, "release", "--key", "release.pub"]),
+        "signer add",
+    );
+    ok(
+        trust(&reg, &["trust", "signer", "add", &other, "release", "--key", "other-release.pub"]),
+        "signer add",
+    );
+    ok(
+        trust(&reg, &["sign", &format!("{app}:1"), "--key", "release.key"]),
+        "sign by the delegate",
+    );
+    ok(
+        trust(&reg, &["sign", &format!("{app}:2"), "--key", "other-release.key"]),
+        "sign by prod/other's delegate",
+    );
+
+    // Deploys pull with a pull-only identity (the pipeline, which may push and sign, reads unsigned manifests
+    // to sign them).
+    let deploy = ok(
+        out(customs(reg.path()).args(["registry", "principal", "create", "deploy"])),
+        "principal create",
+    );
+    let deploy = format!("deploy:{}", deploy.trim());
+    let pull = |from: &str| -> Output {
+        let target = reg.path().join(format!("pulled-{}", from.replace(['/', ':'], "-")));
+        out(reg.tool(&skopeo).args([
+            "copy",
+            "--src-cert-dir",
+            "tls",
+            "--src-creds",
+            &deploy,
+            &format!("docker://{}/{from}", reg.host),
+            &format!("oci:{}", target.display()),
+        ]))
+    };
+    ok(pull("prod/app:1"), "pull of an image its delegate signed");
+    for (from, why) in [
+        ("prod/app:2", "not signed by any delegation of prod/app"),
+        ("prod/app:3", "is not signed"),
+        // The same image as prod/app:1, whose signature lives in prod/app: it vouches for prod/app only.
+        ("prod/other:1", "is not signed"),
+    ] {
+        let o = pull(from);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        println!("skopeo copy {from}: {}", stderr.trim());
+        assert!(!o.status.success(), "{from} was served");
+        assert!(stderr.contains(why), "{from}: expected `{why}` in {stderr}");
+    }
+    let denied = ok(
+        out(customs(reg.path()).args(["registry", "audit", "query", "--result", "denied", "--format", "json"])),
+        "audit query",
+    );
+    for repo in ["prod/app", "prod/other"] {
+        assert!(
+            denied.lines().any(|l| l.contains(repo) && l.contains("requires a signature")),
+            "no refusal of {repo} in the audit log:\n{denied}"
+        );
+    }
 }

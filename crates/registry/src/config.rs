@@ -44,6 +44,8 @@ pub struct RegistryConfig {
     /// Webhooks: who is told about pushes, scans, verdict changes, blocked pulls and base-image updates.
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<crate::webhooks::WebhookConfig>,
+    /// The pinned trust root, for `require_signature` rules.
+    pub trust: Option<crate::signatures::TrustConfig>,
 }
 
 /// `[server]`.
@@ -258,6 +260,9 @@ impl RegistryConfig {
             fix(&mut tls.key);
         }
         fix(&mut self.storage.root);
+        if let Some(trust) = &mut self.trust {
+            fix(&mut trust.root);
+        }
         fix(&mut self.database.path);
         fix(&mut self.auth.token_key_file);
         fix(&mut self.audit.dir);
@@ -277,6 +282,9 @@ impl RegistryConfig {
     pub fn protection(&self) -> Result<crate::protect::Protection, String> {
         if !self.protect.is_empty() && !self.scanning.as_ref().is_some_and(|s| s.enabled) {
             return Err("[[protect]] rules need scanning: add a [scanning] section (vulnerability_db = \"...\")".into());
+        }
+        if self.protect.iter().any(|p| p.require_signature) && self.trust.is_none() {
+            return Err("a [[protect]] rule with require_signature needs the trust root: add [trust] root = \"root.pub\" (from `customs trust init`)".into());
         }
         crate::protect::Protection::new(&self.protect)
     }

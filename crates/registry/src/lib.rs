@@ -22,6 +22,7 @@ pub mod protect;
 pub mod route;
 pub mod scanning;
 pub mod server;
+pub mod signatures;
 pub mod storage;
 pub mod tls;
 pub mod token;

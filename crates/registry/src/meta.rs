@@ -63,6 +63,8 @@ const SCHEMA: &[&str] = &[
     // Every digest a tag pointed at, so "built on base/debian:12" covers its earlier images too.
     "CREATE TABLE IF NOT EXISTS tag_history (repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
         tagged_at TEXT NOT NULL, PRIMARY KEY (repository, tag, digest))",
+    // The highest trust-data version seen per repository: an older one is a rollback (crate::signatures).
+    "CREATE TABLE IF NOT EXISTS trust_versions (repository TEXT PRIMARY KEY, version BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS image_lineage_by_chain ON image_lineage (chain_id)",
     "CREATE INDEX IF NOT EXISTS image_lineage_by_base_digest ON image_lineage (base_digest)",
     "CREATE INDEX IF NOT EXISTS image_lineage_by_base_chain ON image_lineage (base_chain_id)",

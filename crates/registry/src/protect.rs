@@ -44,6 +44,10 @@ pub struct ProtectConfig {
     /// Every exception must give a reason.
     #[serde(default)]
     pub require_reason: bool,
+    /// Serve an image (or index) only when a current delegation of the repository signed it
+    /// (`customs trust`, `customs sign`), checked against `[trust] root`.
+    #[serde(default)]
+    pub require_signature: bool,
 }
 
 fn default_true() -> bool {
@@ -260,7 +264,14 @@ pub struct Blocked(pub String);
 
 /// Checks a pull of `row` from `repository` against the repository's rule: for an index, every image it lists.
 /// Non-image manifests (signatures, SBOMs, other artifacts) always pass: they are what a deploy check reads.
-pub(crate) async fn check_pull(reg: &crate::server::Registry, repository: &str, row: &crate::meta::ManifestRow) -> Result<(), Blocked> {
+/// `may_sign` (the caller may push or sign here) skips the signature requirement: a release pipeline reads the
+/// manifest it signs, unsigned until it has.
+pub(crate) async fn check_pull(
+    reg: &crate::server::Registry,
+    repository: &str,
+    row: &crate::meta::ManifestRow,
+    may_sign: bool,
+) -> Result<(), Blocked> {
     let Some(rule) = reg.protection.rule_for(repository) else {
         return Ok(());
     };
@@ -277,6 +288,11 @@ pub(crate) async fn check_pull(reg: &crate::server::Registry, repository: &str, 
                 images.push(child_row.digest);
             }
         }
+    }
+    if rule.config.require_signature && !may_sign && !images.is_empty() {
+        crate::signatures::check_signed(reg, repository, &row.digest)
+            .await
+            .map_err(|why| Blocked(format!("{why} (the repository's protection rule requires a signature)")))?;
     }
     if images.is_empty() {
         return Ok(());

@@ -68,6 +68,8 @@ pub struct Registry {
     pub webhooks: Option<crate::webhooks::Webhooks>,
     /// Which image each image is built on.
     pub lineage: crate::lineage::LineageStore,
+    /// The pinned trust root, when `[trust]` is configured.
+    pub trust: Option<crate::signatures::TrustAnchor>,
 }
 
 /// Reads the token key, creating a random one (mode 0600) on first start.
@@ -117,7 +119,14 @@ impl Registry {
             &config.server.service,
         )
         .map_err(StartError)?;
+        let trust = config
+            .trust
+            .as_ref()
+            .map(crate::signatures::TrustAnchor::load)
+            .transpose()
+            .map_err(StartError)?;
         Ok(Arc::new(Registry {
+            trust,
             lineage: crate::lineage::LineageStore::new(meta.clone()),
             webhooks,
             scanning,
@@ -905,9 +914,19 @@ async fn manifest_get(ctx: &Ctx<'_>, repo: &str, reference: &str, head: bool) ->
     let digest = resolve(ctx, repo, reference).await?;
     let row = ctx.reg.meta.manifest(repo, digest.as_str()).await.map_err(ApiError::internal)?;
     let row = row.ok_or_else(|| ApiError::not_found("MANIFEST_UNKNOWN", format!("{repo}@{digest} does not exist")))?;
+    // Who may push or sign here reads unsigned manifests (to sign them), whatever scope its token asked for:
+    // the matrix decides, not the token.
+    let may_sign = if ctx.reg.protection.rule_for(repo).is_some_and(|r| r.config.require_signature) {
+        let caller = ctx.caller().await?;
+        [Action::Push, Action::Sign]
+            .into_iter()
+            .any(|a| ctx.reg.policy.decide(&caller, repo, a).allowed)
+    } else {
+        false
+    };
     // Admins still pull a blocked image (to inspect or fix it); everyone else meets the protection rule.
     if !ctx.allows(repo, Action::Admin)
-        && let Err(crate::protect::Blocked(why)) = crate::protect::check_pull(ctx.reg, repo, &row).await
+        && let Err(crate::protect::Blocked(why)) = crate::protect::check_pull(ctx.reg, repo, &row, may_sign).await
     {
         ctx.reg.metrics.blocked_pulls.inc();
         let principal = ctx.principal();

@@ -118,6 +118,24 @@ impl BlobStore {
         }
     }
 
+    /// A small blob's bytes (configs, signature payloads, trust documents), refusing more than `limit`;
+    /// `None` when it is not stored.
+    pub async fn read_small(&self, digest: &Digest, limit: usize) -> Result<Option<Vec<u8>>, String> {
+        use futures_util::StreamExt;
+        let Some(mut stream) = self.get(digest, None).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(format!("blob {digest} is larger than {limit} bytes"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(bytes))
+    }
+
     /// A blob's bytes, whole or a range; `None` when it is not stored.
     pub async fn get(
         &self,

@@ -214,11 +214,25 @@ fn check(
     }
     let payload_digest: Digest = layer.payload_digest.parse().map_err(|e| format!("payload digest: {e}"))?;
     let bytes = client.fetch_blob(&payload_digest, MAX_PAYLOAD_BYTES).map_err(|e| e.to_string())?;
+    check_payload(signers, &bytes, &layer.signature, digest, repository, claims)
+}
+
+/// Checks one signature whose payload bytes are at hand (the registry reads them from its own storage): it
+/// verifies (by a current delegation, with trust data), names `digest` and `repository`, and has `claims`.
+/// Returns the payload and the delegation's name.
+pub fn check_payload(
+    signers: &Signers,
+    bytes: &[u8],
+    signature_b64: &str,
+    digest: &str,
+    repository: &str,
+    claims: &BTreeMap<String, String>,
+) -> Result<(Payload, Option<String>), String> {
     let signature = STANDARD
-        .decode(layer.signature.trim())
+        .decode(signature_b64.trim())
         .map_err(|_| "the signature annotation is not base64".to_string())?;
-    let signer = signers.check(&bytes, &signature)?;
-    let payload = Payload::parse(&bytes)?;
+    let signer = signers.check(bytes, &signature)?;
+    let payload = Payload::parse(bytes)?;
     if payload.critical.image.docker_manifest_digest != digest {
         return Err(format!(
             "it signs {}, not this image ({digest})",

@@ -110,19 +110,11 @@ fn index_children(row: &ManifestRow) -> Vec<String> {
 }
 
 async fn read_config(registry: &Registry, digest: &Digest) -> Result<Vec<u8>, String> {
-    use futures_util::StreamExt;
-    let Some(mut stream) = registry.blobs.get(digest, None).await.map_err(|e| e.to_string())? else {
-        return Err(format!("config blob {digest} is not stored"));
-    };
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        if bytes.len() + chunk.len() > MAX_CONFIG_BYTES {
-            return Err(format!("config blob {digest} is larger than {MAX_CONFIG_BYTES} bytes"));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
+    registry
+        .blobs
+        .read_small(digest, MAX_CONFIG_BYTES)
+        .await?
+        .ok_or_else(|| format!("config blob {digest} is not stored"))
 }
 
 /// Records the lineage of an image manifest stored in `repository` (pushed at `pushed_at`): its layers' chain
