@@ -101,7 +101,7 @@ fn stdin_password() -> Option<String> {
 }
 
 /// How to reach registries, for images given as references.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub(crate) struct RegistryArgs {
     /// Registry username (else the docker config's `auths`, else anonymous).
     #[arg(long, env = "CUSTOMS_REGISTRY_USERNAME")]

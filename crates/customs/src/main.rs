@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use customs_report::DocumentStamp;
 
+mod admission;
 mod args;
 mod db;
 mod flags;
@@ -97,6 +98,11 @@ enum Command {
     Sign(Box<signing::SignArgs>),
     /// Verify an image's signatures with a public key: exit 0 when one verifies, 1 with the reasons when none does.
     Verify(Box<signing::VerifyArgs>),
+    /// The deploy-time check: a Kubernetes validating admission webhook (signatures and the registry's verdict).
+    Admission {
+        #[command(subcommand)]
+        command: admission::AdmissionCommand,
+    },
     /// Keys for signing.
     Trust {
         #[command(subcommand)]
@@ -206,6 +212,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sign(args) => return signing::sign(*args),
         Command::Verify(args) => return signing::verify(*args),
         Command::Trust { command } => return signing::trust(command),
+        Command::Admission { command } => return admission::run(command),
     }
     Ok(ExitCode::SUCCESS)
 }

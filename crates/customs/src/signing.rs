@@ -377,7 +377,7 @@ fn repository_key_paths(dir: &Path, client: &RegistryClient) -> (PathBuf, PathBu
     (base.with_extension("key"), base.with_extension("pub"))
 }
 
-fn today() -> String {
+pub(crate) fn today() -> String {
     time::OffsetDateTime::now_utc().date().to_string()
 }
 
@@ -387,7 +387,7 @@ fn default_state() -> Option<PathBuf> {
 
 /// The repository's trust data, checked against `root`, no older than the version `state` remembers (which is
 /// then raised to it). The inner error is a refusal (missing, rolled back, forged); the outer one could not look.
-fn checked_trust(client: &RegistryClient, root: &PublicKey, state: Option<&Path>) -> Result<Result<TrustData, String>> {
+pub(crate) fn checked_trust(client: &RegistryClient, root: &PublicKey, state: Option<&Path>) -> Result<Result<TrustData, String>> {
     let Some(bytes) = customs_trust::image::fetch_trust(client)? else {
         return Ok(Err(format!("{} has no trust data (`customs trust repo add`)", client.reference())));
     };

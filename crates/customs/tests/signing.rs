@@ -569,7 +569,7 @@ fn signatures_count_only_from_current_delegations_certified_up_to_the_trusted_ro
 }
 
 #[test]
-fn a_protected_repository_serves_only_images_its_delegates_signed() {
+fn a_protected_repository_serves_only_images_its_delegates_signed_and_admission_agrees() {
     let Some(skopeo) = customs_testkit::tool("skopeo", "apt-get install skopeo") else {
         return;
     };
@@ -579,14 +579,17 @@ fn a_protected_repository_serves_only_images_its_delegates_signed() {
     ) else {
         return;
     };
-    // The root exists before the registry starts: it pins it. Scans are not the point here (no database, and
-    // block_unscanned = false), signatures are.
+    // The root exists before the registry starts: it pins it. The database covers the images' ecosystems with
+    // no advisory for them, so the demo image's verdict passes (its planted secret aside: secrets = false).
     let reg = Registry::start_with(
-        "[scanning]\nvulnerability_db = \"none.db\"\n[trust]\nroot = \"trust/root.pub\"\n\
-         [[protect]]\nrepositories = [\"prod/**\"]\nrequire_signature = true\nblock_unscanned = false\n\
+        "[scanning]\nvulnerability_db = \"vuln.db\"\n[trust]\nroot = \"trust/root.pub\"\n\
+         [[protect]]\nrepositories = [\"prod/**\"]\nrequire_signature = true\nblock_unscanned = false\nsecrets = false\n\
          [[grant]]\nto = \"deploy\"\nrepositories = [\"prod/**\"]\nactions = [\"pull\"]\n",
         |dir| {
             let o = out(customs(dir).env("CUSTOMS_PASSWORD", "trust-pw").args(["trust", "init"]));
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            support::write_coverage_fillers(&dir.join("osv"));
+            let o = out(customs(dir).args(["db", "import", "--db", "vuln.db", "osv"]));
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         },
     );
@@ -661,4 +664,98 @@ fn a_protected_repository_serves_only_images_its_delegates_signed() {
             "no refusal of {repo} in the audit log:\n{denied}"
         );
     }
+
+    // The deploy-time check: `customs admission serve` with the deploy identity, real AdmissionReviews.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (user, password) = deploy.split_once(':').unwrap();
+    let child = customs(reg.path())
+        .env("CUSTOMS_REGISTRY_USERNAME", user)
+        .env("CUSTOMS_REGISTRY_PASSWORD", password)
+        .args([
+            "admission",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--tls-cert",
+            "tls/server-cert.pem",
+            "--tls-key",
+            "tls/server-key.pem",
+            "--trust-root",
+            "trust/root.pub",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _admission = Server(child);
+    let agent = support::tls_agent(&reg.path().join("tls/ca.crt"));
+    let post = |body: &[u8]| -> (u16, serde_json::Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match agent
+                .post(format!("https://127.0.0.1:{port}/validate"))
+                .header("Content-Type", "application/json")
+                .send(body)
+            {
+                Ok(mut reply) => {
+                    let status = reply.status().as_u16();
+                    let text = reply.body_mut().read_to_string().unwrap_or_default();
+                    return (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+                }
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => panic!("the admission webhook does not answer: {e}"),
+            }
+        }
+    };
+    let review = |kind: &str, object: serde_json::Value| -> Vec<u8> {
+        serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": format!("uid-{kind}"), "kind": {"group": "apps", "version": "v1", "kind": kind},
+                        "operation": "CREATE", "namespace": "shop", "object": object}})
+        .to_string()
+        .into_bytes()
+    };
+    let pod = |image: &str| {
+        review(
+            "Pod",
+            serde_json::json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": image}]}}),
+        )
+    };
+    // The signed image passes once its scan is stored (scanned on push).
+    let signed = reg.image("prod/app:1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let allowed = loop {
+        let (status, answer) = post(&pod(&signed));
+        assert_eq!(status, 200, "{answer}");
+        if answer["response"]["allowed"] == true || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(allowed["response"]["allowed"], true, "{allowed:#}");
+    assert_eq!(allowed["response"]["uid"], "uid-Pod");
+    let (_, refused) = post(&pod(&reg.image("prod/app:3")));
+    let message = refused["response"]["status"]["message"].as_str().unwrap_or_default().to_string();
+    println!("admission of an unsigned image: {message}");
+    assert_eq!(refused["response"]["allowed"], false);
+    // The registry itself refuses the unsigned manifest to the deploy identity; admission passes its reason on.
+    assert!(message.contains("is not signed"), "{message}");
+    let deployment = review(
+        "Deployment",
+        serde_json::json!({"metadata": {"name": "web"}, "spec": {"template": {"spec": {
+            "initContainers": [{"name": "migrate", "image": reg.image("prod/app:2")}],
+            "containers": [{"name": "app", "image": signed}]}}}}),
+    );
+    let (_, refused) = post(&deployment);
+    let message = refused["response"]["status"]["message"].as_str().unwrap_or_default().to_string();
+    assert_eq!(refused["response"]["allowed"], false, "{refused:#}");
+    assert!(
+        message.contains("initContainers `migrate`") && message.contains("not signed by any delegation of prod/app"),
+        "{message}"
+    );
+    for bad in [&b"{"[..], br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}"#] {
+        let (status, body) = post(bad);
+        assert_eq!(status, 400, "{body}");
+    }
+    let (status, _) = post(&pod(&signed));
+    assert_eq!(status, 200, "the webhook still answers after malformed input");
 }

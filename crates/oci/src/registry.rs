@@ -445,6 +445,21 @@ impl RegistryClient {
         Ok(Digest::sha256_of(bytes))
     }
 
+    /// GETs a path of the registry outside `/v2/<repository>` (its own API, `/api/v1/…`), with the same login;
+    /// returns the status and the JSON body (`null` when it is not JSON). At most 4 MiB is read.
+    pub fn get_json(&self, path: &str) -> Result<(u16, serde_json::Value)> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.exchange("GET", &url, &[("Accept", "application/json")], &[], "pull")?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .with_config()
+            .limit(MAX_MANIFEST_BYTES)
+            .read_to_vec()
+            .map_err(|e| Error::invalid(self.reference.to_string(), format!("reading {path}: {e}")))?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
+    }
+
     /// The repository's tags (the first 10,000).
     pub fn tags(&self) -> Result<Vec<String>> {
         let bytes = self
