@@ -123,8 +123,8 @@ pub fn run(command: DbCommand) -> Result<ExitCode> {
                 on_retry: Some(|line| eprintln!("  {line}")),
                 unreachable: Default::default(),
             };
-            eprintln!("downloading {} feed(s)…", feeds.len());
-            let report = match customs_vulndb::update(&path, &feeds, &options, true) {
+            let progress = |feed: &Feed| eprintln!("{}: downloading…", feed.name);
+            let report = match customs_vulndb::update(&path, &feeds, &options, true, &progress) {
                 Ok(report) => report,
                 Err(customs_vulndb::UpdateError::NothingDownloaded { tried, failures }) => bail!(
                     "no feed could be downloaded ({tried} tried):\n{}\nWithout network access, point --mirror URL (or CUSTOMS_DB_MIRRORS) at an internal mirror, \

@@ -20,10 +20,12 @@ pub(crate) struct SignArgs {
     /// The image in its registry: `REGISTRY/REPOSITORY:TAG` or `…@sha256:…` (a tag is resolved to its digest,
     /// and the digest is what is signed).
     image: String,
-    /// The private key: cosign's encrypted PEM (`cosign.key`, or `customs trust generate-key`); its password
-    /// from CUSTOMS_PASSWORD or COSIGN_PASSWORD.
+    /// The key: cosign's encrypted PEM file (`cosign.key`, or `customs trust generate-key`; password from
+    /// CUSTOMS_PASSWORD or COSIGN_PASSWORD), or `pkcs11:token=LABEL;object=KEY` (an HSM; PIN from
+    /// CUSTOMS_PKCS11_PIN, module from `?module-path=` or CUSTOMS_PKCS11_MODULE), or a KMS reference
+    /// (`azurekms://VAULT/KEY`: parsed, no backend built in yet).
     #[arg(long)]
-    key: PathBuf,
+    key: String,
     /// A claim signed with the image (`-a pipeline=release`); repeat for several.
     #[arg(short = 'a', long = "annotation", value_parser = parse_claim)]
     annotations: Vec<(String, String)>,
@@ -158,6 +160,10 @@ pub(crate) enum TrustCommand {
         /// Path prefix of the two files.
         #[arg(long, default_value = "cosign")]
         output_prefix: PathBuf,
+        /// Make the key inside a PKCS#11 token instead (`pkcs11:token=LABEL;object=KEY`; PIN from
+        /// CUSTOMS_PKCS11_PIN): only `PREFIX.pub` is written, the private key never leaves the token.
+        #[arg(long)]
+        pkcs11: Option<String>,
     },
 }
 
@@ -180,16 +186,15 @@ fn read(path: &Path) -> Result<String> {
 
 /// Signs an image; prints where each signature went.
 pub(crate) fn sign(args: SignArgs) -> Result<ExitCode> {
-    let shown = args.key.display().to_string();
-    let password = customs_trust::key::password_from_env();
-    let key = PrivateKey::from_encrypted_pem(&read(&args.key)?, &password, &shown)?;
+    let reference = customs_trust::signer::KeyRef::parse(&args.key).map_err(anyhow::Error::msg)?;
+    let key = customs_trust::signer::open_signer(&reference, &customs_trust::key::password_from_env(), &[])?;
     let client = client(&args.image, &args.registry)?;
     let options = SignOptions {
         claims: args.annotations.into_iter().collect(),
         referrers: args.referrers,
         recursive: args.recursive,
     };
-    for signed in customs_trust::image::sign(&client, &key, &options)? {
+    for signed in customs_trust::image::sign(&client, key.as_ref(), &options)? {
         println!(
             "signed {}@{} ({})",
             customs_trust::image::docker_reference(&client),
@@ -340,7 +345,27 @@ pub(crate) fn trust(command: TrustCommand) -> Result<ExitCode> {
             trust_root.unwrap_or_else(|| dir.trust_dir.join("root.pub")),
             &registry,
         ),
-        TrustCommand::GenerateKey { output_prefix } => {
+        TrustCommand::GenerateKey {
+            output_prefix,
+            pkcs11: Some(uri),
+        } => {
+            let customs_trust::signer::KeyRef::Pkcs11(uri) = customs_trust::signer::KeyRef::parse(&uri).map_err(anyhow::Error::msg)? else {
+                bail!("--pkcs11 takes a pkcs11: URI (pkcs11:token=LABEL;object=KEY)");
+            };
+            let public = output_prefix.with_extension("pub");
+            if public.exists() {
+                bail!("{} exists; remove it or choose another --output-prefix", public.display());
+            }
+            let key = customs_trust::signer::Pkcs11Key::generate(&uri)?;
+            std::fs::write(&public, key.to_pem()).with_context(|| format!("writing {}", public.display()))?;
+            println!("key pair made inside token {} as {} (id {})", uri.token, uri.object, key.id());
+            println!("public key:  {}", public.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustCommand::GenerateKey {
+            output_prefix,
+            pkcs11: None,
+        } => {
             let (private, public) = (output_prefix.with_extension("key"), output_prefix.with_extension("pub"));
             write_key_pair(&private, &public)?;
             println!("private key: {} (encrypted)", private.display());

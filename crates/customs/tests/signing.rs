@@ -759,3 +759,77 @@ fn a_protected_repository_serves_only_images_its_delegates_signed_and_admission_
     let (status, _) = post(&pod(&signed));
     assert_eq!(status, 200, "the webhook still answers after malformed input");
 }
+
+#[test]
+fn a_key_made_inside_softhsm2_signs_through_pkcs11_and_cosign_verifies() {
+    let Some(tools) = customs_testkit::tools(
+        &["softhsm2-util", "cosign", "skopeo"],
+        "apt-get install softhsm2 skopeo; cosign from Debian trixie",
+    ) else {
+        return;
+    };
+    let (softhsm, cosign, skopeo) = (&tools[0], &tools[1], &tools[2]);
+    let reg = Registry::start();
+    let demo = format!("oci:{}", customs_testkit::repo_root().join("examples/demo-image").display());
+    reg.push(skopeo, &demo, "prod/app:1");
+    // A throwaway token in the test's folder.
+    let tokens = reg.path().join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = reg.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\n", tokens.display()),
+    )
+    .unwrap();
+    ok(
+        out(Command::new(softhsm).env("SOFTHSM2_CONF", &conf).args([
+            "--init-token",
+            "--free",
+            "--label",
+            "customs",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "5678",
+        ])),
+        "softhsm2-util --init-token",
+    );
+    let uri = "pkcs11:token=customs;object=release";
+    let hsm = |args: &[&str]| {
+        out(customs(reg.path())
+            .env("SOFTHSM2_CONF", &conf)
+            .env("CUSTOMS_PKCS11_PIN", "1234")
+            .args(args))
+    };
+    let made = ok(
+        hsm(&["trust", "generate-key", "--pkcs11", uri, "--output-prefix", "hsm"]),
+        "generate-key --pkcs11",
+    );
+    println!("{made}");
+    assert!(!reg.path().join("hsm.key").exists(), "no private key file: it stays in the token");
+    let image = reg.image("prod/app:1");
+    ok(
+        hsm(&["sign", &image, "--key", uri, "-a", "signed-by=hsm"]),
+        "customs sign with the HSM key",
+    );
+    ok(
+        cosign_verify(&reg, cosign, "hsm.pub", &image, &["-a", "signed-by=hsm"]),
+        "cosign verify of the HSM signature",
+    );
+    ok(customs_verify(&reg, "hsm.pub", &image, &[]), "customs verify of the HSM signature");
+    // A wrong PIN and an unknown key are refused with the reason.
+    let wrong = out(customs(reg.path())
+        .env("SOFTHSM2_CONF", &conf)
+        .env("CUSTOMS_PKCS11_PIN", "0000")
+        .args(["sign", &image, "--key", uri]));
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("login"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    let missing = hsm(&["sign", &image, "--key", "pkcs11:token=customs;object=nope"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no private key with that label"));
+    let kms = out(customs(reg.path()).args(["sign", &image, "--key", "azurekms://vault.example/release"]));
+    assert!(String::from_utf8_lossy(&kms.stderr).contains("no azurekms backend"));
+}

@@ -7,10 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use customs_oci::{Digest, RegistryClient};
 
-use crate::key::{PrivateKey, PublicKey};
+use crate::key::PublicKey;
 use crate::manifest::{self, SignatureLayer};
 use crate::metadata::{self, TrustData, TrustDocument};
 use crate::payload::{MAX_PAYLOAD_BYTES, Payload};
+use crate::signer::Signer;
 
 /// Index entries signed with `--recursive` at most.
 const MAX_INDEX_ENTRIES: usize = 256;
@@ -61,7 +62,7 @@ fn target(client: &RegistryClient) -> Result<customs_oci::FetchedManifest, Image
 }
 
 /// Signs the image the client names (its digest: a tag is resolved once, and the digest is what is signed).
-pub fn sign(client: &RegistryClient, key: &PrivateKey, options: &SignOptions) -> Result<Vec<Signed>, ImageError> {
+pub fn sign(client: &RegistryClient, key: &dyn Signer, options: &SignOptions) -> Result<Vec<Signed>, ImageError> {
     let image = target(client)?;
     let mut subjects = vec![(image.media_type.clone(), image.digest.to_string(), image.bytes.len() as u64)];
     if options.recursive {
@@ -78,7 +79,7 @@ pub fn sign(client: &RegistryClient, key: &PrivateKey, options: &SignOptions) ->
     let mut signed = Vec::new();
     for (media_type, digest, size) in subjects {
         let payload = Payload::new(&reference, &digest, &options.claims).to_bytes();
-        let signature = STANDARD.encode(key.sign(&payload));
+        let signature = STANDARD.encode(key.sign(&payload).map_err(err)?);
         let payload_digest = client.push_blob(&payload).map_err(err)?;
         let layer = SignatureLayer {
             payload_digest: payload_digest.to_string(),

@@ -110,6 +110,11 @@ impl PublicKey {
         })
     }
 
+    /// The public key of a P-256 verifying key (from an HSM, say).
+    pub fn from_verifying_key(key: VerifyingKey) -> PublicKey {
+        PublicKey(key)
+    }
+
     /// The key as PKIX PEM.
     pub fn to_pem(&self) -> String {
         self.0.to_public_key_pem(LineEnding::LF).expect("a valid key encodes")

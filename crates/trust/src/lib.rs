@@ -11,5 +11,6 @@ pub mod key;
 pub mod manifest;
 pub mod metadata;
 pub mod payload;
+pub mod signer;
 
 pub use key::{KeyError, PrivateKey, PublicKey};

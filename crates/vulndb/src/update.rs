@@ -53,10 +53,18 @@ pub enum UpdateError {
 /// Downloads `feeds` (mirrors first, as `options` say) and imports them into the database at `path`. Feeds the
 /// servers report unchanged are imported again only with `import_unchanged` (a database rebuilt from scratch
 /// needs them); when every feed is unchanged and that is off, nothing is written and the version stays.
-/// Succeeds when at least one feed came; the others are listed in [`UpdateReport::failures`].
-pub fn update(path: &Path, feeds: &[Feed], options: &DownloadOptions, import_unchanged: bool) -> Result<UpdateReport, UpdateError> {
+/// Succeeds when at least one feed came; the others are listed in [`UpdateReport::failures`]. `starting` is
+/// told each feed before its download (a progress line).
+pub fn update(
+    path: &Path,
+    feeds: &[Feed],
+    options: &DownloadOptions,
+    import_unchanged: bool,
+    starting: &dyn Fn(&Feed),
+) -> Result<UpdateReport, UpdateError> {
     let mut report = UpdateReport::default();
     for feed in feeds {
+        starting(feed);
         match download(feed, options) {
             Ok(fetched) => report.fetched.push((feed.name.clone(), fetched)),
             Err(e) => report.failures.push(e.to_string()),

@@ -105,7 +105,7 @@ pub fn update_once(schedule: &Schedule) -> Outcome {
         on_retry: None,
         unreachable: Default::default(),
     };
-    match customs_vulndb::update(&schedule.database, &schedule.feeds, &options, false) {
+    match customs_vulndb::update(&schedule.database, &schedule.feeds, &options, false, &|_| {}) {
         Err(e) => Outcome::Failed(e.to_string()),
         Ok(report) => {
             let failed = match report.failures.len() {
