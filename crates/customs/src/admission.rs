@@ -4,7 +4,6 @@
 //! must pass the registry's scan verdict (`/api/v1/…/scan`). The decision is `customs-admission`'s; this file
 //! does the I/O.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +14,6 @@ use clap::Subcommand;
 use customs_admission::{ImageCheck, MAX_REVIEW_BYTES, decide, parse_review, response};
 use customs_oci::{Reference, RegistryClient};
 use customs_trust::PublicKey;
-use customs_trust::image::Signers;
 
 use crate::args::RegistryArgs;
 
@@ -80,25 +78,16 @@ impl RegistryCheck {
 
 impl ImageCheck for RegistryCheck {
     fn check(&self, image: &str) -> Result<String, String> {
+        let (digest, signer) = crate::signing::signed_by_delegate(image, &self.registry, &self.root)?;
+        if !self.verdict {
+            return Ok(format!("{digest} signed by {signer}"));
+        }
         let reference: Reference = image.parse()?;
         let client = RegistryClient::new(reference, &self.registry.options(image)).map_err(|e| e.to_string())?;
-        let data = crate::signing::checked_trust(&client, &self.root, None)
-            .map_err(|e| e.to_string())?
-            .map_err(|why| format!("not verified: {why}"))?;
-        let signers = Signers::Delegations(data, crate::signing::today());
-        let v = customs_trust::image::verify(&client, &signers, &BTreeMap::new()).map_err(|e| e.to_string())?;
-        let Some(signed) = v.verified.first() else {
-            let why = if v.rejected.is_empty() {
-                "no signature".to_string()
-            } else {
-                v.rejected.join("; ")
-            };
-            return Err(format!("{} is not signed by a delegate: {why}", v.digest));
+        let v = customs_trust::image::Verification {
+            digest,
+            ..Default::default()
         };
-        let signer = signed.signer.clone().unwrap_or_default();
-        if !self.verdict {
-            return Ok(format!("{} signed by {signer}", v.digest));
-        }
         let repository = &client.reference().repository;
         let path = format!("/api/v1/repositories/{repository}/manifests/{}/scan", v.digest);
         let (status, doc) = client.get_json(&path).map_err(|e| e.to_string())?;

@@ -19,6 +19,13 @@ use customs_inspect::secret_hits;
 pub(crate) struct GateArgs {
     #[command(flatten)]
     pub(crate) target: Target,
+    /// Fail unless the image (a registry reference) is signed by a current delegation of its repository, in
+    /// trust data certified by --trust-root: the deploy pipeline's check (`customs verify --trust-root`).
+    #[arg(long, requires = "trust_root")]
+    pub(crate) require_signature: bool,
+    /// The trusted root public key (`customs trust init`'s root.pub), for --require-signature.
+    #[arg(long)]
+    pub(crate) trust_root: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) db: DbArgs,
     #[command(flatten)]
@@ -274,7 +281,30 @@ pub(crate) fn run_gate(a: GateArgs) -> Result<ExitCode> {
         base_layers: split,
         lint_threshold,
     };
-    let inspection = customs_inspect::decide(scan, &gate_policy, linted, today);
+    let mut inspection = customs_inspect::decide(scan, &gate_policy, linted, today);
+    if a.require_signature {
+        let root = a.trust_root.as_ref().expect("clap requires --trust-root");
+        let root = customs_trust::PublicKey::from_pem(
+            &std::fs::read_to_string(root).with_context(|| format!("reading {}", root.display()))?,
+            &root.display().to_string(),
+        )?;
+        let scanned = inspection.subject.manifest_digest.as_ref().map(|d| d.to_string());
+        let why = match crate::signing::signed_by_delegate(&a.target.image, &a.target.registry, &root) {
+            Ok((digest, _)) if scanned.as_deref().is_some_and(|s| s != digest) => Some(format!(
+                "the signed digest {digest} is not the scanned one ({}): the tag moved; gate IMAGE@DIGEST",
+                scanned.unwrap_or_default()
+            )),
+            Ok((digest, signer)) => {
+                eprintln!("signature: {digest} signed by {signer}");
+                None
+            }
+            Err(why) => Some(why),
+        };
+        if let Some(why) = why {
+            inspection.verdict.pass = false;
+            inspection.verdict.reasons.push(format!("no valid signature: {why}"));
+        }
+    }
     let customs_inspect::Inspection {
         subject,
         findings,

@@ -402,6 +402,29 @@ fn repository_key_paths(dir: &Path, client: &RegistryClient) -> (PathBuf, PathBu
     (base.with_extension("key"), base.with_extension("pub"))
 }
 
+/// Whether a registry image is signed by a current delegation of its repository, in trust data certified by
+/// `root`: its digest and the signer's name, or why not. The check `customs admission` and
+/// `customs gate --require-signature` share.
+pub(crate) fn signed_by_delegate(image: &str, registry: &RegistryArgs, root: &PublicKey) -> Result<(String, String), String> {
+    let client = client(image, registry).map_err(|e| e.to_string())?;
+    let data = checked_trust(&client, root, None)
+        .map_err(|e| e.to_string())?
+        .map_err(|why| format!("not verified: {why}"))?;
+    let signers = Signers::Delegations(data, today());
+    let v = customs_trust::image::verify(&client, &signers, &BTreeMap::new()).map_err(|e| e.to_string())?;
+    match v.verified.first() {
+        Some(signed) => Ok((v.digest.clone(), signed.signer.clone().unwrap_or_default())),
+        None => {
+            let why = if v.rejected.is_empty() {
+                "no signature".to_string()
+            } else {
+                v.rejected.join("; ")
+            };
+            Err(format!("{} is not signed by a delegate: {why}", v.digest))
+        }
+    }
+}
+
 pub(crate) fn today() -> String {
     time::OffsetDateTime::now_utc().date().to_string()
 }

@@ -492,6 +492,45 @@ fn signatures_count_only_from_current_delegations_certified_up_to_the_trusted_ro
     refused(format!("{app}:2"), "not signed by any delegation of prod/app");
     refused(format!("{app}:3"), "whose delegation expired on 2020-01-31");
 
+    // The deploy pipeline's gate: the same signature check beside the scan (secrets aside; a database that
+    // covers the ecosystems with nothing matching).
+    support::write_coverage_fillers(&reg.path().join("osv"));
+    ok(
+        out(customs(reg.path()).args(["db", "import", "--db", "vuln.db", "osv"])),
+        "db import",
+    );
+    let gate = |image: String| {
+        out(customs(reg.path()).args([
+            "gate",
+            &image,
+            "--db",
+            "vuln.db",
+            "--no-secrets",
+            "--require-signature",
+            "--trust-root",
+            "trust/root.pub",
+        ]))
+    };
+    let passed = gate(format!("{app}:1"));
+    assert_eq!(
+        passed.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&passed.stdout),
+        String::from_utf8_lossy(&passed.stderr)
+    );
+    let failed = gate(format!("{app}:2"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&failed.stdout),
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert_eq!(failed.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("no valid signature") && text.contains("not signed by any delegation of prod/app"),
+        "{text}"
+    );
+
     // The same image in prod/other with prod/app's signature copied over: not prod/other's delegate, nor for it.
     let agent = support::tls_agent(&reg.path().join("tls/ca.crt"));
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(reg.path().join("docker/config.json")).unwrap()).unwrap();
