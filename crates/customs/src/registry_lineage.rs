@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use customs_registry::RegistryConfig;
 use customs_registry::meta::MetaStore;
 
-/// `REPOSITORY:TAG` or `REPOSITORY@DIGEST` → (repository, digest, tag). Any manifest: a base may be an index.
-async fn resolve(meta: &MetaStore, reference: &str) -> Result<(String, String, Option<String>)> {
+/// `REPOSITORY:TAG` or `REPOSITORY@DIGEST` → (repository, digest, tag), for any stored manifest (a base may be an
+/// index; `registry scans` narrows to images).
+pub(crate) async fn resolve(meta: &MetaStore, reference: &str) -> Result<(String, String, Option<String>)> {
     if let Some((repository, digest)) = reference.split_once('@') {
         meta.manifest(repository, digest)
             .await?

@@ -67,21 +67,9 @@ fn scanning(config: &RegistryConfig, meta: &MetaStore) -> Result<Scanning> {
     Scanning::new(settings, ScanStore::new(meta.clone())).map_err(|e| anyhow::anyhow!("[scanning]: {e}"))
 }
 
-/// Splits `repo:tag` / `repo@digest` and finds the manifest digest.
+/// Splits `repo:tag` / `repo@digest` and finds the image manifest's digest (indexes and artifacts are refused).
 async fn resolve(meta: &MetaStore, reference: &str) -> Result<(String, String)> {
-    let (repository, target) = if let Some((repo, digest)) = reference.split_once('@') {
-        (repo.to_string(), digest.to_string())
-    } else {
-        let (repo, tag) = reference
-            .rsplit_once(':')
-            .filter(|(repo, tag)| !tag.contains('/') && !repo.is_empty())
-            .with_context(|| format!("{reference}: write REPOSITORY:TAG or REPOSITORY@DIGEST"))?;
-        let digest = meta
-            .resolve_tag(repo, tag)
-            .await?
-            .with_context(|| format!("{repo}:{tag} does not exist in this registry"))?;
-        (repo.to_string(), digest)
-    };
+    let (repository, target, _) = crate::registry_lineage::resolve(meta, reference).await?;
     let row = meta
         .manifest(&repository, &target)
         .await?

@@ -143,6 +143,58 @@ impl Registry {
     fn image(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.host)
     }
+
+    /// One request with `ci`'s credentials: (status, body, `Docker-Content-Digest`).
+    fn call(&self, method: &str, path: &str, body: &[u8], content_type: &str) -> (u16, Vec<u8>, String) {
+        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(self.path().join("docker/config.json")).unwrap()).unwrap();
+        let auth = format!("Basic {}", config["auths"][&self.host]["auth"].as_str().unwrap());
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("https://{}{path}", self.host))
+            .header("Authorization", &auth)
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .header("Content-Type", content_type)
+            .body(body.to_vec())
+            .unwrap();
+        let mut reply = support::tls_agent(&self.path().join("tls/ca.crt")).run(request).unwrap();
+        let digest = reply
+            .headers()
+            .get("docker-content-digest")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (reply.status().as_u16(), reply.body_mut().read_to_vec().unwrap_or_default(), digest)
+    }
+
+    /// The manifest digest of `repo:tag`.
+    fn digest(&self, repo: &str, tag: &str) -> String {
+        self.call("GET", &format!("/v2/{repo}/manifests/{tag}"), b"", "").2
+    }
+
+    /// Copies the `.sig` manifest of `digest` in `from` (and its blobs) to `to`, under the `.sig` tag of
+    /// `to_digest`: what someone with push rights could do to move a signature.
+    fn copy_signature(&self, (from, digest): (&str, &str), (to, to_digest): (&str, &str)) {
+        let tag = |d: &str| format!("{}.sig", d.replace(':', "-"));
+        let (_, sig, _) = self.call("GET", &format!("/v2/{from}/manifests/{}", tag(digest)), b"", "");
+        let manifest: serde_json::Value = serde_json::from_slice(&sig).unwrap();
+        for blob in std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().unwrap()) {
+            let blob = blob["digest"].as_str().unwrap();
+            let (_, bytes, _) = self.call("GET", &format!("/v2/{from}/blobs/{blob}"), b"", "");
+            let (status, _, _) = self.call(
+                "POST",
+                &format!("/v2/{to}/blobs/uploads/?digest={blob}"),
+                &bytes,
+                "application/octet-stream",
+            );
+            assert_eq!(status, 201);
+        }
+        let (status, _, _) = self.call(
+            "PUT",
+            &format!("/v2/{to}/manifests/{}", tag(to_digest)),
+            &sig,
+            "application/vnd.oci.image.manifest.v1+json",
+        );
+        assert_eq!(status, 201);
+    }
 }
 
 fn cosign_verify(reg: &Registry, cosign: &Path, key: &str, image: &str, extra: &[&str]) -> Output {
@@ -318,68 +370,8 @@ fn customs_and_cosign_verify_each_others_signatures_and_refuse_forgeries() {
     );
 
     // A signature of another digest under this image's tag, and one copied from another repository: refused.
-    let agent = support::tls_agent(&reg.path().join("tls/ca.crt"));
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(reg.path().join("docker/config.json")).unwrap()).unwrap();
-    let auth = format!("Basic {}", config["auths"][&reg.host]["auth"].as_str().unwrap());
-    let get = |path: &str| -> (Vec<u8>, String) {
-        let mut reply = agent
-            .get(format!("https://{}{path}", reg.host))
-            .header("Authorization", &auth)
-            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-            .call()
-            .unwrap();
-        let digest = reply
-            .headers()
-            .get("docker-content-digest")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (reply.body_mut().read_to_vec().unwrap(), digest)
-    };
-    let put = |path: &str, body: &[u8], content_type: &str| -> u16 {
-        agent
-            .put(format!("https://{}{path}", reg.host))
-            .header("Authorization", &auth)
-            .header("Content-Type", content_type)
-            .send(body)
-            .unwrap()
-            .status()
-            .as_u16()
-    };
-    let (_, app_digest) = get("/v2/prod/app/manifests/1");
-    let (_, other_digest) = get("/v2/prod/other/manifests/1");
-    let sig_tag = |d: &str| format!("{}.sig", d.replace(':', "-"));
-    let (app_sig, _) = get(&format!("/v2/prod/app/manifests/{}", sig_tag(&app_digest)));
-    // prod/app's signature manifest under prod/other's tag (its blobs are in prod/app, so copy them over).
-    let manifest: serde_json::Value = serde_json::from_slice(&app_sig).unwrap();
-    let blobs: Vec<String> = std::iter::once(manifest["config"]["digest"].as_str().unwrap().to_string())
-        .chain(
-            manifest["layers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| l["digest"].as_str().unwrap().to_string()),
-        )
-        .collect();
-    for repo in ["prod/other", "prod/copy"] {
-        for blob in &blobs {
-            let (bytes, _) = get(&format!("/v2/prod/app/blobs/{blob}"));
-            let mut start = agent
-                .post(format!("https://{}/v2/{repo}/blobs/uploads/?digest={blob}", reg.host))
-                .header("Authorization", &auth)
-                .header("Content-Type", "application/octet-stream")
-                .send(&bytes[..])
-                .unwrap();
-            assert_eq!(start.status(), 201, "{}", start.body_mut().read_to_string().unwrap_or_default());
-        }
-    }
-    assert_eq!(
-        put(
-            &format!("/v2/prod/other/manifests/{}", sig_tag(&other_digest)),
-            &app_sig,
-            "application/vnd.oci.image.manifest.v1+json"
-        ),
-        201
-    );
+    let (app_digest, other_digest) = (reg.digest("prod/app", "1"), reg.digest("prod/other", "1"));
+    reg.copy_signature(("prod/app", &app_digest), ("prod/other", &other_digest));
     let moved = customs_verify(&reg, "customs.pub", &other1, &["-a", "pipeline=release"]);
     let stderr = String::from_utf8_lossy(&moved.stderr);
     assert_eq!(moved.status.code(), Some(1), "{stderr}");
@@ -390,16 +382,9 @@ fn customs_and_cosign_verify_each_others_signatures_and_refuse_forgeries() {
             .success()
     );
     // prod/copy holds the same image as prod/app (same digest): prod/app's signature copied there names prod/app.
-    let (_, copy_digest) = get("/v2/prod/copy/manifests/1");
+    let copy_digest = reg.digest("prod/copy", "1");
     assert_eq!(copy_digest, app_digest);
-    assert_eq!(
-        put(
-            &format!("/v2/prod/copy/manifests/{}", sig_tag(&copy_digest)),
-            &app_sig,
-            "application/vnd.oci.image.manifest.v1+json"
-        ),
-        201
-    );
+    reg.copy_signature(("prod/app", &app_digest), ("prod/copy", &copy_digest));
     let copied = customs_verify(&reg, "customs.pub", &reg.image("prod/copy:1"), &[]);
     let stderr = String::from_utf8_lossy(&copied.stderr);
     assert_eq!(copied.status.code(), Some(1), "{stderr}");
@@ -532,48 +517,8 @@ fn signatures_count_only_from_current_delegations_certified_up_to_the_trusted_ro
     );
 
     // The same image in prod/other with prod/app's signature copied over: not prod/other's delegate, nor for it.
-    let agent = support::tls_agent(&reg.path().join("tls/ca.crt"));
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(reg.path().join("docker/config.json")).unwrap()).unwrap();
-    let auth = format!("Basic {}", config["auths"][&reg.host]["auth"].as_str().unwrap());
-    let call = |method: &str, path: &str, body: &[u8], content_type: &str| -> (u16, Vec<u8>, String) {
-        let request = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("https://{}{path}", reg.host))
-            .header("Authorization", &auth)
-            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-            .header("Content-Type", content_type)
-            .body(body.to_vec())
-            .unwrap();
-        let mut reply = agent.run(request).unwrap();
-        let digest = reply
-            .headers()
-            .get("docker-content-digest")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (reply.status().as_u16(), reply.body_mut().read_to_vec().unwrap_or_default(), digest)
-    };
-    let (_, _, digest) = call("GET", "/v2/prod/app/manifests/1", b"", "");
-    let sig_tag = format!("{}.sig", digest.replace(':', "-"));
-    let (_, sig, _) = call("GET", &format!("/v2/prod/app/manifests/{sig_tag}"), b"", "");
-    let manifest: serde_json::Value = serde_json::from_slice(&sig).unwrap();
-    for blob in std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().unwrap()) {
-        let blob = blob["digest"].as_str().unwrap();
-        let (_, bytes, _) = call("GET", &format!("/v2/prod/app/blobs/{blob}"), b"", "");
-        let (status, _, _) = call(
-            "POST",
-            &format!("/v2/prod/other/blobs/uploads/?digest={blob}"),
-            &bytes,
-            "application/octet-stream",
-        );
-        assert_eq!(status, 201);
-    }
-    let (status, _, _) = call(
-        "PUT",
-        &format!("/v2/prod/other/manifests/{sig_tag}"),
-        &sig,
-        "application/vnd.oci.image.manifest.v1+json",
-    );
-    assert_eq!(status, 201);
+    let digest = reg.digest("prod/app", "1");
+    reg.copy_signature(("prod/app", &digest), ("prod/other", &digest));
     refused(format!("{other}:1"), "not signed by any delegation of prod/other");
 
     // trust inspect --pretty: who may sign, who signed which tag.
@@ -590,13 +535,13 @@ fn signatures_count_only_from_current_delegations_certified_up_to_the_trusted_ro
     assert!(inspected.contains("Root Key:"));
 
     // Keep the current trust document, revoke the delegate: its signatures, old and new, stop counting.
-    let (_, before, _) = call("GET", "/v2/prod/app/manifests/customs-trust", b"", "");
+    let (_, before, _) = reg.call("GET", "/v2/prod/app/manifests/customs-trust", b"", "");
     ok(trust(&reg, &["trust", "signer", "remove", &app, "release"]), "signer remove");
     refused(format!("{app}:1"), "whose delegation was revoked on");
     sign(&format!("{app}:2"), "release.key");
     refused(format!("{app}:2"), "whose delegation was revoked on");
     // Someone with push puts the older document back: the verifier has seen the newer version and refuses it.
-    let (status, _, _) = call(
+    let (status, _, _) = reg.call(
         "PUT",
         "/v2/prod/app/manifests/customs-trust",
         &before,
