@@ -390,6 +390,49 @@ fn customs_and_cosign_verify_each_others_signatures_and_refuse_forgeries() {
     assert_eq!(copied.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("copied between repositories"), "{stderr}");
 
+    // An index signed with --recursive: the index and each platform's image verify, with cosign too.
+    reg.push(skopeo, &demo, "prod/multi:a");
+    reg.push(skopeo, &format!("oci:{}", app.display()), "prod/multi:b");
+    let mut entries = Vec::new();
+    for (tag, arch) in [("a", "amd64"), ("b", "arm64")] {
+        let (_, body, digest) = reg.call("GET", &format!("/v2/prod/multi/manifests/{tag}"), b"", "");
+        entries.push(
+            serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+            "size": body.len(), "platform": {"architecture": arch, "os": "linux"}}),
+        );
+    }
+    let index =
+        serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}).to_string();
+    let (status, _, _) = reg.call(
+        "PUT",
+        "/v2/prod/multi/manifests/all",
+        index.as_bytes(),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    assert_eq!(status, 201);
+    let signed = ok(
+        out(customs(reg.path()).env("CUSTOMS_PASSWORD", "customs-pw").args([
+            "sign",
+            &reg.image("prod/multi:all"),
+            "--key",
+            "customs.key",
+            "--recursive",
+        ])),
+        "customs sign --recursive",
+    );
+    assert_eq!(signed.lines().filter(|l| l.starts_with("signed ")).count(), 3, "{signed}");
+    ok(
+        customs_verify(&reg, "customs.pub", &reg.image("prod/multi:all"), &[]),
+        "the index verifies",
+    );
+    for entry in &entries {
+        let child = format!("{}@{}", reg.image("prod/multi"), entry["digest"].as_str().unwrap());
+        ok(
+            cosign_verify(&reg, cosign, "customs.pub", &child, &[]),
+            &format!("cosign verify {child}"),
+        );
+    }
+
     // No signing key was written in plaintext: the only plaintext key is the TLS server's (`dev-cert`), which
     // the server must read at start.
     assert_eq!(plaintext_keys(reg.path()), vec![reg.path().join("tls/server-key.pem")]);
