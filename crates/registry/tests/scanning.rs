@@ -377,3 +377,33 @@ fn a_scheduled_update_from_a_mirror_fills_the_database_and_the_image_is_rescanne
         "{metrics}"
     );
 }
+
+#[test]
+fn images_in_the_window_are_rescanned_daily_against_an_unchanged_database() {
+    let (reg, _database) = start_with_database();
+    let ci = reg.basic("ci");
+    let scanning = reg.registry.scanning.as_ref().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let digest = push_debian(&reg, "dev/app", "1", &ci, "1.0-2");
+    let first = wait_for_scan(&reg, "dev/app", &digest, &ci)["scan"].clone();
+    // A day and an hour on, with the same database, the image used within the window is scanned again.
+    reg.registry.clock.advance(time::Duration::hours(25));
+    runtime.block_on(scanning.rescan_daily(reg.registry.clock.now())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let again = loop {
+        let scan = wait_for_scan(&reg, "dev/app", &digest, &ci)["scan"].clone();
+        if scan["finished_at"] != first["finished_at"] {
+            break scan;
+        }
+        assert!(Instant::now() < deadline, "no daily rescan in 60 s: {scan:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(again["db_version"], first["db_version"]);
+    let jobs = runtime.block_on(scanning.store.jobs(None, 10)).unwrap();
+    assert_eq!(jobs.len(), 1, "the same job, queued again: {jobs:?}");
+    assert_eq!(jobs[0].reason, "daily");
+    // Within the hour nothing more is queued; an image outside the window is left alone.
+    assert_eq!(runtime.block_on(scanning.rescan_daily(reg.registry.clock.now())).unwrap(), 0);
+    reg.registry.clock.advance(time::Duration::days(40));
+    assert_eq!(runtime.block_on(scanning.rescan_daily(reg.registry.clock.now())).unwrap(), 0);
+}

@@ -130,6 +130,8 @@ pub struct Scanning {
     rescanned_for: Mutex<Option<String>>,
     /// The scheduled database update, when `db_update` is set.
     pub schedule: Option<update::Schedule>,
+    /// When the daily rescan round last looked (registry clock).
+    daily_checked: Mutex<Option<time::OffsetDateTime>>,
     /// Exceptions and the date as last seen, for verdicts that change with no rescan.
     pub exception_watch: rejudge::ExceptionWatch,
 }
@@ -139,6 +141,7 @@ impl Scanning {
     pub fn new(config: ScanningConfig, store: ScanStore) -> Result<Scanning, String> {
         let schedule = update::Schedule::from_config(&config)?;
         Ok(Scanning {
+            daily_checked: Mutex::new(None),
             exception_watch: rejudge::ExceptionWatch::default(),
             schedule,
             config,
@@ -203,6 +206,47 @@ impl Scanning {
             self.wake.notify_one();
         }
         *self.rescanned_for.lock().expect("lock") = Some(version);
+        Ok(queued)
+    }
+
+    /// Defender's floor: every image pushed or pulled within the window whose newest result is more than a day
+    /// old is scanned again (reason `daily`), whether or not the database changed, so a scanner upgrade or a
+    /// database fed by hand is reflected within a day. Looks at most hourly; returns how many were queued.
+    pub async fn rescan_daily(&self, now: time::OffsetDateTime) -> Result<usize, crate::meta::MetaError> {
+        {
+            let mut checked = self.daily_checked.lock().expect("lock");
+            if checked.is_some_and(|at| now - at < time::Duration::hours(1)) {
+                return Ok(0);
+            }
+            *checked = Some(now);
+        }
+        let version = self.db_version().await;
+        if version == NO_DATABASE {
+            return Ok(0);
+        }
+        self.flush_pulls().await?;
+        let since = crate::clock::format(now - time::Duration::days(self.config.rescan_window_days));
+        let day_ago = crate::clock::format(now - time::Duration::days(1));
+        let stamp = crate::clock::format(now);
+        let mut queued = 0;
+        for (digest, repository) in self.store.active_since(&since).await? {
+            // Only results of the current database: older ones are the database-change rescan's to redo.
+            let stale = match self.store.latest(&digest).await? {
+                Some(latest) => latest.db_version == version && latest.finished_at < day_ago,
+                None => false,
+            };
+            if stale && self.store.enqueue(&digest, &repository, &version, "daily", &stamp, true).await? {
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            tracing::info!(
+                "{queued} image(s) used in the last {} days rescanned for the day",
+                self.config.rescan_window_days
+            );
+            self.wake.notify_waiters();
+            self.wake.notify_one();
+        }
         Ok(queued)
     }
 
@@ -306,6 +350,9 @@ async fn watch(registry: Arc<Registry>) {
             tracing::error!("{e}");
         }
         if let Err(e) = scanning.rescan_on_database_change(registry.clock.now()).await {
+            tracing::error!("{e}");
+        }
+        if let Err(e) = scanning.rescan_daily(registry.clock.now()).await {
             tracing::error!("{e}");
         }
         if let Err(e) = scanning.exception_watch.check(&registry).await {
@@ -448,8 +495,9 @@ async fn announce(registry: &Registry, scanning: &Scanning, job: &Job, result: &
             time.clone(),
         ))
         .await;
+    // A flip is news when a newer database moved it; a late scan against an older one is not.
     let Some(before) = previous
-        .filter(|p| p.db_version != result.db_version)
+        .filter(|p| p.db_version != result.db_version && p.db_version.as_str() < result.db_version.as_str())
         .and_then(|p| scanning.parsed(p).map(|s| (p, s)))
     else {
         return;

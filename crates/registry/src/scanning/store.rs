@@ -256,10 +256,12 @@ impl ScanStore {
         Ok(())
     }
 
-    /// The newest result for a manifest, whatever the database version.
+    /// The result for a manifest under the newest database version it was scanned with (the newest of those):
+    /// a scan against an older database that happens to finish later never hides a newer one.
     pub async fn latest(&self, digest: &str) -> Result<Option<ResultRow>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RESULT_COLUMNS} FROM scan_results WHERE digest = $1 ORDER BY finished_at DESC LIMIT 1"
+            "SELECT {RESULT_COLUMNS} FROM scan_results WHERE digest = $1
+             ORDER BY (db_version <> 'none') DESC, db_version DESC, finished_at DESC LIMIT 1"
         )))
         .bind(digest)
         .fetch_optional(self.meta.pool())
