@@ -533,7 +533,7 @@ async fn announce(registry: &Registry, scanning: &Scanning, job: &Job, result: &
         .await;
 }
 
-/// Runs `work` on a thread of its own at a lower CPU priority (nice +10 on Linux), so scans never slow the
+/// Runs `work` on a thread of its own at the lowest CPU priority (nice 19 on Linux), so scans never slow the
 /// pushes and pulls they follow on a small machine. Its own thread, not tokio's blocking pool: an unprivileged
 /// thread cannot raise its priority back, and pooled threads also serve requests.
 async fn in_background<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
@@ -546,7 +546,7 @@ async fn in_background<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'sta
             // thread at its priority.
             unsafe {
                 let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+                libc::setpriority(libc::PRIO_PROCESS, tid, 19);
             }
             let _ = tx.send(work());
         })
