@@ -57,6 +57,8 @@ pub struct Metrics {
     pub webhook_deliveries: Family<OutcomeLabels, Counter>,
     /// Scheduled vulnerability-database updates, by outcome (`updated`, `unchanged`, `failed`).
     pub db_updates: Family<OutcomeLabels, Counter>,
+    /// Audit records that could not be written (each turns the registry to refusing requests until one can).
+    pub audit_failures: Counter,
 }
 
 /// Labels of a finished scan.
@@ -112,7 +114,14 @@ impl Default for Metrics {
             "Scheduled vulnerability database updates, by outcome",
             db_updates.clone(),
         );
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_write_failures",
+            "Audit records that could not be written; while the last one failed, requests are refused",
+            audit_failures.clone(),
+        );
         Metrics {
+            audit_failures,
             db_updates,
             webhook_deliveries,
             scans,

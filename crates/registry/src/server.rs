@@ -70,6 +70,10 @@ pub struct Registry {
     pub lineage: crate::lineage::LineageStore,
     /// The pinned trust root, when `[trust]` is configured.
     pub trust: Option<crate::signatures::TrustAnchor>,
+    /// Whether the last audit append succeeded: while it is false every audited request is refused.
+    audit_ok: std::sync::atomic::AtomicBool,
+    /// Failed audit appends so far (a request that saw it move is answered 503).
+    audit_failures: std::sync::atomic::AtomicU64,
 }
 
 /// Reads the token key, creating a random one (mode 0600) on first start.
@@ -126,6 +130,8 @@ impl Registry {
             .transpose()
             .map_err(StartError)?;
         Ok(Arc::new(Registry {
+            audit_ok: std::sync::atomic::AtomicBool::new(true),
+            audit_failures: std::sync::atomic::AtomicU64::new(0),
             trust,
             lineage: crate::lineage::LineageStore::new(meta.clone()),
             webhooks,
@@ -144,8 +150,9 @@ impl Registry {
         }))
     }
 
-    /// Appends to the audit log, counting denials.
-    pub(crate) fn record(&self, event: AuditEvent) {
+    /// Appends to the audit log, counting denials; `false` when the record could not be written, which turns the
+    /// registry to refusing every audited request until an append succeeds again (fail closed).
+    pub(crate) fn record(&self, event: AuditEvent) -> bool {
         if event.result == "denied" {
             self.metrics
                 .denials
@@ -154,9 +161,36 @@ impl Registry {
                 })
                 .inc();
         }
-        if let Err(e) = self.audit.append(event) {
-            tracing::error!("{e}");
+        use std::sync::atomic::Ordering;
+        match self.audit.append(event) {
+            Ok(_) => {
+                if !self.audit_ok.swap(true, Ordering::SeqCst) {
+                    tracing::warn!("the audit log is writable again: serving requests");
+                }
+                true
+            }
+            Err(e) => {
+                self.audit_ok.store(false, Ordering::SeqCst);
+                self.audit_failures.fetch_add(1, Ordering::SeqCst);
+                self.metrics.audit_failures.inc();
+                tracing::error!("{e}; every audited request is refused (503) until the audit log can be written");
+                false
+            }
         }
+    }
+
+    /// Whether audited requests may be served: the log is healthy, or a probe record written now succeeds.
+    fn audit_writable(&self) -> bool {
+        if self.audit_ok.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
+        self.record(AuditEvent {
+            principal: "registry".into(),
+            action: "audit.recovered".into(),
+            result: "allowed".into(),
+            detail: "the audit log is writable again after failed appends; requests are served again".into(),
+            ..AuditEvent::default()
+        })
     }
 
     /// Queues an event for the webhooks that want it (nothing without webhooks).
@@ -239,7 +273,19 @@ async fn observe(State(reg): State<Arc<Registry>>, mut request: Request, next: N
     }
     let route = route_of(request.uri().path());
     let method = request.method().to_string();
-    let mut response = next.run(request).await;
+    // Fail closed: no audited request is served while its record could not be written.
+    let audited = !matches!(route, "health" | "metrics");
+    let failures_before = reg.audit_failures.load(std::sync::atomic::Ordering::SeqCst);
+    let mut response = if audited && !reg.audit_writable() {
+        audit_unavailable()
+    } else {
+        let response = next.run(request).await;
+        if audited && reg.audit_failures.load(std::sync::atomic::Ordering::SeqCst) != failures_before {
+            audit_unavailable()
+        } else {
+            response
+        }
+    };
     let status = response.status().as_u16();
     reg.metrics.requests.get_or_create(&RequestLabels { route, method, status }).inc();
     reg.metrics
@@ -259,7 +305,20 @@ async fn observe(State(reg): State<Arc<Registry>>, mut request: Request, next: N
     response
 }
 
+/// The answer while the audit log cannot be written.
+fn audit_unavailable() -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        "the registry's audit log cannot be written, so no request is served until it can (fail closed); retry later",
+    )
+    .into_response()
+}
+
 async fn ready(State(reg): State<Arc<Registry>>) -> Response {
+    if !reg.audit_writable() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "audit log cannot be written").into_response();
+    }
     let probe: Digest = Digest::of(b"readiness probe");
     let storage_ok = reg.blobs.size(&probe).await.is_ok();
     if reg.meta.ping().await && storage_ok {
