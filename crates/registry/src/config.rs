@@ -162,6 +162,10 @@ pub struct AuthConfig {
     /// disabled or rotated principal's old secret works for at most this long.
     #[serde(default = "default_login_cache")]
     pub login_cache_seconds: u64,
+    /// How long a login waits for one of the password-hash slots (one per core) before it is answered 429 with
+    /// `Retry-After`: concurrent hashing is bounded so a storm of bogus logins cannot take memory or CPU.
+    #[serde(default = "default_login_wait")]
+    pub login_wait_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -170,8 +174,12 @@ impl Default for AuthConfig {
             token_ttl_seconds: default_ttl(),
             token_key_file: default_token_key(),
             login_cache_seconds: default_login_cache(),
+            login_wait_ms: default_login_wait(),
         }
     }
+}
+fn default_login_wait() -> u64 {
+    2000
 }
 fn default_ttl() -> u64 {
     300

@@ -65,6 +65,8 @@ pub enum LoginFailure {
     Disabled,
     /// Wrong secret.
     BadSecret,
+    /// Every password hash slot stayed busy: the caller should retry (429).
+    Busy,
 }
 
 impl LoginFailure {
@@ -74,6 +76,7 @@ impl LoginFailure {
             LoginFailure::Unknown => "unknown principal",
             LoginFailure::Disabled => "principal disabled",
             LoginFailure::BadSecret => "wrong secret",
+            LoginFailure::Busy => "too many logins at once",
         }
     }
 }
@@ -86,15 +89,23 @@ pub struct Authenticator {
     meta: MetaStore,
     cache: Mutex<HashMap<String, CachedLogin>>,
     cache_ttl: Duration,
+    /// One permit per core: an Argon2id verification holds ~19 MiB for ~100 ms, so unbounded concurrent
+    /// (bogus) logins would take memory and CPU from everyone.
+    hashing: tokio::sync::Semaphore,
+    /// How long a login waits for a slot before it is told to retry.
+    hash_wait: Duration,
 }
 
 impl Authenticator {
-    /// An authenticator over `meta` that remembers verified logins for `cache_ttl`.
-    pub fn new(meta: MetaStore, cache_ttl: Duration) -> Authenticator {
+    /// An authenticator over `meta` that remembers verified logins for `cache_ttl`; a login waits at most
+    /// `hash_wait` for a password-hash slot.
+    pub fn new(meta: MetaStore, cache_ttl: Duration, hash_wait: Duration) -> Authenticator {
         Authenticator {
             meta,
             cache: Mutex::new(HashMap::new()),
             cache_ttl,
+            hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            hash_wait,
         }
     }
 
@@ -118,6 +129,9 @@ impl Authenticator {
             _ => dummy_hash().to_string(),
         };
         let candidate = secret.to_string();
+        let Ok(Ok(_permit)) = tokio::time::timeout(self.hash_wait, self.hashing.acquire()).await else {
+            return Ok(Err(LoginFailure::Busy));
+        };
         let ok = tokio::task::spawn_blocking(move || verify_secret(&candidate, &hash))
             .await
             .unwrap_or(false);

@@ -100,6 +100,13 @@ fn token_key(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
 impl Registry {
     /// Opens storage, database, audit log and token key.
     pub async fn open(config: RegistryConfig, insecure: bool) -> Result<Arc<Registry>, StartError> {
+        // Argon2id's ~19 MiB buffers: served from mmap and handed back at free, not kept in malloc arenas after
+        // a login storm (glibc's threshold would otherwise grow past them).
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only tunes the allocator.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        }
         let policy = config.access_policy().map_err(StartError)?;
         let meta = MetaStore::open(&config.database.path)
             .await
@@ -138,7 +145,11 @@ impl Registry {
             scanning,
             protection,
             clock: crate::clock::Clock::default(),
-            auth: Authenticator::new(meta.clone(), std::time::Duration::from_secs(config.auth.login_cache_seconds)),
+            auth: Authenticator::new(
+                meta.clone(),
+                std::time::Duration::from_secs(config.auth.login_cache_seconds),
+                std::time::Duration::from_millis(config.auth.login_wait_ms),
+            ),
             policy,
             meta,
             blobs,
@@ -302,7 +313,21 @@ async fn observe(State(reg): State<Arc<Registry>>, mut request: Request, next: N
     response
         .headers_mut()
         .insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
+    if matches!(response.status(), StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
+        && !response.headers().contains_key(header::RETRY_AFTER)
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     response
+}
+
+/// The answer when every password-hash slot stayed busy (a login storm): retry shortly.
+fn too_many_logins() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TOOMANYREQUESTS",
+        "too many logins are being checked at once; retry in a second (tokens from /token avoid a login per request)",
+    )
 }
 
 /// The answer while the audit log cannot be written.
@@ -381,6 +406,7 @@ impl Registry {
         }
         match self.login(headers).await? {
             Some(Ok(caller)) => Ok(Auth::Basic(caller)),
+            Some(Err(denied)) if denied.why == LoginFailure::Busy.as_str() => Err(too_many_logins()),
             Some(Err(_)) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid credentials")),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -562,15 +588,19 @@ async fn token_post(
 }
 
 fn token_login_denied(reg: &Registry, addr: &SocketAddr, headers: &HeaderMap, denied: LoginDenied) -> Response {
+    let busy = denied.why == LoginFailure::Busy.as_str();
     reg.record(AuditEvent {
         client_ip: addr.ip().to_string(),
         principal: denied.claimed,
         action: "login".into(),
         result: "denied".into(),
-        status: 401,
+        status: if busy { 429 } else { 401 },
         detail: denied.why.into(),
         ..AuditEvent::default()
     });
+    if busy {
+        return too_many_logins().into_response();
+    }
     ApiError::unauthorized(reg.challenge(headers, None, false), "invalid credentials").into_response()
 }
 
