@@ -84,29 +84,22 @@ impl ImageCheck for RegistryCheck {
         }
         let reference: Reference = image.parse()?;
         let client = RegistryClient::new(reference, &self.registry.options(image)).map_err(|e| e.to_string())?;
-        let v = customs_trust::image::Verification {
-            digest,
-            ..Default::default()
-        };
         let repository = &client.reference().repository;
-        let path = format!("/api/v1/repositories/{repository}/manifests/{}/scan", v.digest);
+        let path = format!("/api/v1/repositories/{repository}/manifests/{digest}/scan");
         let (status, doc) = client.get_json(&path).map_err(|e| e.to_string())?;
         match (status, doc["verdict"]["pass"].as_bool()) {
-            (200, Some(true)) => Ok(format!("{} signed by {signer}, verdict pass", v.digest)),
+            (200, Some(true)) => Ok(format!("{digest} signed by {signer}, verdict pass")),
             (200, Some(false)) => Err(format!(
-                "{} fails the registry's verdict: {}",
-                v.digest,
+                "{digest} fails the registry's verdict: {}",
                 doc["verdict"]["reasons"][0].as_str().unwrap_or("fail")
             )),
-            (202, _) => Err(format!("{} is not scanned yet; retry shortly", v.digest)),
+            (202, _) => Err(format!("{digest} is not scanned yet; retry shortly")),
             (200, None) => Err(format!(
-                "{}: its scan failed: {}",
-                v.digest,
+                "{digest}: its scan failed: {}",
                 doc["scan"]["error"].as_str().unwrap_or("no result")
             )),
             (code, _) => Err(format!(
-                "{}: the registry gave no verdict (HTTP {code}: {}); use --no-verdict for signatures only",
-                v.digest,
+                "{digest}: the registry gave no verdict (HTTP {code}: {}); use --no-verdict for signatures only",
                 doc["errors"][0]["message"].as_str().unwrap_or("no scan API")
             )),
         }

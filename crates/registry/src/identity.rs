@@ -67,6 +67,12 @@ pub enum LoginFailure {
     BadSecret,
     /// Every password hash slot stayed busy: the caller should retry (429).
     Busy,
+    /// The Authorization header's basic credentials do not decode.
+    Malformed,
+    /// A refresh token that does not verify.
+    InvalidRefreshToken,
+    /// A valid refresh token whose principal is disabled or gone.
+    RefreshPrincipalGone,
 }
 
 impl LoginFailure {
@@ -77,6 +83,9 @@ impl LoginFailure {
             LoginFailure::Disabled => "principal disabled",
             LoginFailure::BadSecret => "wrong secret",
             LoginFailure::Busy => "too many logins at once",
+            LoginFailure::Malformed => "malformed basic credentials",
+            LoginFailure::InvalidRefreshToken => "invalid refresh token",
+            LoginFailure::RefreshPrincipalGone => "principal disabled or removed",
         }
     }
 }

@@ -456,6 +456,16 @@ impl MetaStore {
         .map_err(ctx("reading a tag's history"))
     }
 
+    /// The tags of `repository` that point at `digest`, sorted.
+    pub async fn tags_of(&self, repository: &str, digest: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag")
+            .bind(repository)
+            .bind(digest)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("listing a manifest's tags"))
+    }
+
     /// The distinct digests the tags of `repository` point at.
     pub async fn tagged_digests(&self, repository: &str) -> Result<Vec<String>> {
         sqlx::query_scalar("SELECT DISTINCT digest FROM tags WHERE repository = $1 ORDER BY digest")
@@ -492,7 +502,7 @@ impl MetaStore {
         Ok(found.is_some())
     }
 
-    /// Deletes a manifest and every tag pointing at it; `false` when there was none.
+    /// Deletes a manifest, every tag pointing at it and its lineage; `false` when there was none.
     pub async fn delete_manifest(&self, repository: &str, digest: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(ctx("deleting a manifest"))?;
         sqlx::query("DELETE FROM tags WHERE repository = $1 AND digest = $2")
@@ -502,6 +512,13 @@ impl MetaStore {
             .await
             .map_err(ctx("deleting a manifest"))?;
         let done = sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
+            .bind(repository)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("deleting a manifest"))?;
+        // Its lineage goes with it (crate::lineage keeps one row per stored image).
+        sqlx::query("DELETE FROM image_lineage WHERE repository = $1 AND digest = $2")
             .bind(repository)
             .bind(digest)
             .execute(&mut *tx)

@@ -72,8 +72,6 @@ pub struct Registry {
     pub trust: Option<crate::signatures::TrustAnchor>,
     /// Whether the last audit append succeeded: while it is false every audited request is refused.
     audit_ok: std::sync::atomic::AtomicBool,
-    /// Failed audit appends so far (a request that saw it move is answered 503).
-    audit_failures: std::sync::atomic::AtomicU64,
 }
 
 /// Reads the token key, creating a random one (mode 0600) on first start.
@@ -138,7 +136,6 @@ impl Registry {
             .map_err(StartError)?;
         Ok(Arc::new(Registry {
             audit_ok: std::sync::atomic::AtomicBool::new(true),
-            audit_failures: std::sync::atomic::AtomicU64::new(0),
             trust,
             lineage: crate::lineage::LineageStore::new(meta.clone()),
             webhooks,
@@ -182,7 +179,6 @@ impl Registry {
             }
             Err(e) => {
                 self.audit_ok.store(false, Ordering::SeqCst);
-                self.audit_failures.fetch_add(1, Ordering::SeqCst);
                 self.metrics.audit_failures.inc();
                 tracing::error!("{e}; every audited request is refused (503) until the audit log can be written");
                 false
@@ -286,12 +282,13 @@ async fn observe(State(reg): State<Arc<Registry>>, mut request: Request, next: N
     let method = request.method().to_string();
     // Fail closed: no audited request is served while its record could not be written.
     let audited = !matches!(route, "health" | "metrics");
-    let failures_before = reg.audit_failures.load(std::sync::atomic::Ordering::SeqCst);
+    // A request that saw the failure count move is answered 503: its own record may be the one that failed.
+    let failures_before = reg.metrics.audit_failures.get();
     let mut response = if audited && !reg.audit_writable() {
         audit_unavailable()
     } else {
         let response = next.run(request).await;
-        if audited && reg.audit_failures.load(std::sync::atomic::Ordering::SeqCst) != failures_before {
+        if audited && reg.metrics.audit_failures.get() != failures_before {
             audit_unavailable()
         } else {
             response
@@ -371,7 +368,7 @@ pub(crate) enum Auth {
 
 struct LoginDenied {
     claimed: String,
-    why: &'static str,
+    failure: LoginFailure,
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {
@@ -406,7 +403,10 @@ impl Registry {
         }
         match self.login(headers).await? {
             Some(Ok(caller)) => Ok(Auth::Basic(caller)),
-            Some(Err(denied)) if denied.why == LoginFailure::Busy.as_str() => Err(too_many_logins()),
+            Some(Err(LoginDenied {
+                failure: LoginFailure::Busy,
+                ..
+            })) => Err(too_many_logins()),
             Some(Err(_)) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid credentials")),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -424,14 +424,11 @@ impl Registry {
         let Ok((name, secret)) = credentials else {
             return Ok(Some(Err(LoginDenied {
                 claimed: String::new(),
-                why: "malformed basic credentials",
+                failure: LoginFailure::Malformed,
             })));
         };
         let outcome = self.auth.login(&self.policy, &name, &secret).await.map_err(ApiError::internal)?;
-        Ok(Some(outcome.map_err(|failure: LoginFailure| LoginDenied {
-            claimed: name,
-            why: failure.as_str(),
-        })))
+        Ok(Some(outcome.map_err(|failure| LoginDenied { claimed: name, failure })))
     }
 
     fn realm(&self, headers: &HeaderMap) -> String {
@@ -532,15 +529,7 @@ async fn token_post(
                 Err(e) => return ApiError::internal(e).into_response(),
                 Ok(Ok(caller)) => caller,
                 Ok(Err(failure)) => {
-                    return token_login_denied(
-                        &reg,
-                        &addr,
-                        &headers,
-                        LoginDenied {
-                            claimed: name,
-                            why: failure.as_str(),
-                        },
-                    );
+                    return token_login_denied(&reg, &addr, &headers, LoginDenied { claimed: name, failure });
                 }
             }
         }
@@ -559,10 +548,10 @@ async fn token_post(
                     Err(e) => return ApiError::internal(e).into_response(),
                 },
                 other => {
-                    let why = if other.is_some() {
-                        "principal disabled or removed"
+                    let failure = if other.is_some() {
+                        LoginFailure::RefreshPrincipalGone
                     } else {
-                        "invalid refresh token"
+                        LoginFailure::InvalidRefreshToken
                     };
                     return token_login_denied(
                         &reg,
@@ -570,7 +559,7 @@ async fn token_post(
                         &headers,
                         LoginDenied {
                             claimed: other.unwrap_or_default(),
-                            why,
+                            failure,
                         },
                     );
                 }
@@ -588,14 +577,14 @@ async fn token_post(
 }
 
 fn token_login_denied(reg: &Registry, addr: &SocketAddr, headers: &HeaderMap, denied: LoginDenied) -> Response {
-    let busy = denied.why == LoginFailure::Busy.as_str();
+    let busy = denied.failure == LoginFailure::Busy;
     reg.record(AuditEvent {
         client_ip: addr.ip().to_string(),
         principal: denied.claimed,
         action: "login".into(),
         result: "denied".into(),
         status: if busy { 429 } else { 401 },
-        detail: denied.why.into(),
+        detail: denied.failure.as_str().into(),
         ..AuditEvent::default()
     });
     if busy {
@@ -1178,13 +1167,7 @@ async fn manifest_delete(ctx: &Ctx<'_>, repo: &str, reference: &str) -> Result<R
     ctx.require(repo, Action::Delete)?;
     let deleted = if reference.contains(':') {
         let digest = parse_digest(reference)?;
-        let deleted = ctx.reg.meta.delete_manifest(repo, digest.as_str()).await;
-        if matches!(deleted, Ok(true))
-            && let Err(e) = ctx.reg.lineage.delete(repo, digest.as_str()).await
-        {
-            tracing::error!("{e}");
-        }
-        deleted
+        ctx.reg.meta.delete_manifest(repo, digest.as_str()).await
     } else {
         ctx.reg.meta.delete_tag(repo, reference).await
     }

@@ -404,10 +404,8 @@ pub async fn base_summary(
         return Ok(summary);
     };
     if summary["tag"].is_null() {
-        let tags: Vec<String> = sqlx::query_scalar("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag")
-            .bind(base_repository)
-            .bind(base_digest)
-            .fetch_all(registry_meta.pool())
+        let tags = registry_meta
+            .tags_of(base_repository, base_digest)
             .await
             .map_err(|e| e.to_string())?;
         summary["tags"] = json!(tags);

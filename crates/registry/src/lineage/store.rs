@@ -243,12 +243,7 @@ impl LineageStore {
         let mut out = Vec::with_capacity(found.len());
         for lineage in found {
             let base_current = on_current(&lineage);
-            let tags = sqlx::query_scalar("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag")
-                .bind(&lineage.repository)
-                .bind(&lineage.digest)
-                .fetch_all(self.meta.pool())
-                .await
-                .map_err(ctx("listing an image's dependents"))?;
+            let tags = self.meta.tags_of(&lineage.repository, &lineage.digest).await?;
             out.push(Dependent {
                 lineage,
                 tags,
@@ -272,12 +267,7 @@ impl LineageStore {
         .map_err(ctx("listing newer images"))?;
         let mut out = Vec::with_capacity(rows.len());
         for lineage in rows.into_iter().map(from_row) {
-            let tags = sqlx::query_scalar("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag")
-                .bind(&lineage.repository)
-                .bind(&lineage.digest)
-                .fetch_all(self.meta.pool())
-                .await
-                .map_err(ctx("listing newer images"))?;
+            let tags = self.meta.tags_of(&lineage.repository, &lineage.digest).await?;
             out.push((lineage, tags));
         }
         Ok(out)
@@ -314,7 +304,7 @@ impl LineageStore {
             .collect())
     }
 
-    /// Forgets an image's lineage (its manifest was deleted).
+    /// Forgets an image's lineage while its manifest stays (the next start's backfill records it again).
     pub async fn delete(&self, repository: &str, digest: &str) -> Result<()> {
         sqlx::query("DELETE FROM image_lineage WHERE repository = $1 AND digest = $2")
             .bind(repository)
