@@ -369,11 +369,8 @@ pub fn exceptions_summary(exceptions: &[customs_policy::Exception]) -> String {
     format!("{} exception(s): {}", exceptions.len(), entries.join(", "))
 }
 
-/// Index entries whose verdicts a listing shows at most (a hostile index may list thousands).
-const INDEX_ENTRIES_LISTED: usize = 64;
-
 /// Each tag of a repository (the first `n`, sorted) with the verdict of its image, or of each image of its
-/// index, judged now: `pending` before a scan, `failed` when the scan failed.
+/// index (the first `scanning::INDEX_ENTRIES`), judged now: `pending` before a scan, `failed` when the scan failed.
 async fn verdicts(ctx: &Ctx<'_>, repository: &str, query: &[(String, String)]) -> Result<Response, ApiError> {
     ctx.require(repository, Action::Pull)?;
     let scanning = scanning(ctx)?;
@@ -395,15 +392,8 @@ async fn verdicts(ctx: &Ctx<'_>, repository: &str, query: &[(String, String)]) -
         let Some(row) = ctx.reg.meta.manifest(repository, &digest).await.map_err(internal)? else {
             continue;
         };
-        let images: Vec<String> = if crate::scanning::is_image(&row) {
-            vec![digest.clone()]
-        } else {
-            crate::manifest::inspect(Some(&row.media_type), &row.content)
-                .map(|i| i.manifests.iter().take(INDEX_ENTRIES_LISTED).map(|d| d.to_string()).collect())
-                .unwrap_or_default()
-        };
         let mut entries = Vec::new();
-        for image in images {
+        for image in crate::scanning::images_of(&row) {
             let Some(latest) = scanning.store.latest(&image).await.map_err(internal)? else {
                 entries.push(json!({"digest": image, "status": "pending"}));
                 continue;

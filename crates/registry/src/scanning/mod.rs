@@ -115,6 +115,20 @@ pub fn is_image(row: &ManifestRow) -> bool {
         && !crate::manifest::inspect(Some(&row.media_type), &row.content).is_ok_and(|i| i.is_signature)
 }
 
+/// Index entries a listing or a re-judging looks at (a hostile index may list thousands).
+pub const INDEX_ENTRIES: usize = 64;
+
+/// The images a tagged manifest stands for: itself when it is an image, else the first [`INDEX_ENTRIES`]
+/// entries of an index (nothing for other artifacts).
+pub fn images_of(row: &ManifestRow) -> Vec<String> {
+    if is_image(row) {
+        return vec![row.digest.clone()];
+    }
+    crate::manifest::inspect(Some(&row.media_type), &row.content)
+        .map(|i| i.manifests.iter().take(INDEX_ENTRIES).map(|d| d.to_string()).collect())
+        .unwrap_or_default()
+}
+
 /// The scanning service: its tables, the database version jobs are queued for, and parsed scans.
 pub struct Scanning {
     /// Settings.

@@ -9,9 +9,6 @@ use customs_inspect::Inspection;
 
 use crate::server::Registry;
 
-/// Index entries re-judged per tagged index at most (as many as the verdicts listing shows).
-const INDEX_ENTRIES: usize = 64;
-
 /// What the watch saw last: the date and each repository's exceptions (exclusions.json text).
 type Snapshot = (time::Date, HashMap<String, String>);
 
@@ -85,11 +82,7 @@ async fn rejudge(
         let Some(row) = registry.meta.manifest(repository, &digest).await.map_err(|e| e.to_string())? else {
             continue;
         };
-        if crate::scanning::is_image(&row) {
-            images.push(digest);
-        } else if let Ok(info) = crate::manifest::inspect(Some(&row.media_type), &row.content) {
-            images.extend(info.manifests.iter().take(INDEX_ENTRIES).map(|d| d.to_string()));
-        }
+        images.extend(crate::scanning::images_of(&row));
     }
     images.sort();
     images.dedup();
