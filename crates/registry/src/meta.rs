@@ -159,11 +159,20 @@ impl MetaStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(ctx("opening"))?;
+        // Another process (the server, or a CLI command beside it) may hold the lock while connections set
+        // their pragmas, and SQLite answers a busy journal-mode switch at once instead of waiting: retry a
+        // bounded number of times.
+        let mut attempt = 0;
+        let pool = loop {
+            match SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if attempt < 50 && e.to_string().contains("database is locked") => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(ctx("opening")(e)),
+            }
+        };
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await.map_err(ctx("creating the schema"))?;
         }
