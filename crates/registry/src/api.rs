@@ -14,8 +14,11 @@ use serde_json::{Value, json};
 
 use crate::access::Action;
 use crate::audit::AuditEvent;
+use crate::distribution::{Ctx, json_response, resolve};
 use crate::error::ApiError;
-use crate::server::{Ctx, Registry, claimed_name, first, json_response, query_pairs, resolve};
+use crate::login::claimed_name;
+use crate::route::{first, query_pairs};
+use crate::server::Registry;
 
 /// The `/api/v1` routes (nested by the server's router).
 pub fn routes() -> Router<Arc<Registry>> {
@@ -170,7 +173,7 @@ async fn handle(
         action: action.into(),
         repository,
         reference,
-        result: crate::server::audit_result(status).into(),
+        result: crate::distribution::audit_result(status).into(),
         status,
         detail,
     });

@@ -125,6 +125,16 @@ pub fn parse(rest: &str) -> Result<Endpoint, RouteError> {
     Err(RouteError::NotFound)
 }
 
+/// The `key=value` pairs of a query string (or form body); an undecodable one is empty.
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default()
+}
+
+/// The first value of `key`.
+pub(crate) fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
