@@ -81,6 +81,19 @@ enum RegistryCommand {
         #[command(subcommand)]
         command: crate::registry_scans::ExceptionsCommand,
     },
+    /// Recent alerts: lockouts, bursts of refused requests, pull spikes, principals used from new addresses or
+    /// sweeping repositories (each is also an audit record, a webhook event and a metric).
+    Alerts {
+        /// Only alerts at or after this: a span back from now (`24h`, `7d`), an RFC 3339 time or a date.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// `table` or `json`.
+        #[arg(long, short, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
     /// Images built on an image: what must be rebuilt when it changes (`base.updated` tells them when its tag
     /// moves).
     Dependents {
@@ -105,13 +118,13 @@ enum PrincipalCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
-    /// Replace a principal's secret and print the new one once; a running registry accepts the old one until its
-    /// login cache expires (`[auth] login_cache_seconds`).
+    /// Replace a principal's secret and print the new one once; a running registry refuses the old one from the
+    /// next request (tokens issued with it run out within their lifetime).
     Rotate {
         /// The principal.
         name: String,
     },
-    /// Disable a principal: no new logins or tokens (issued tokens expire within their lifetime).
+    /// Disable a principal: its logins are refused from the next request, its tokens within 2 s.
     Disable {
         /// The principal.
         name: String,
@@ -121,8 +134,17 @@ enum PrincipalCommand {
         /// The principal.
         name: String,
     },
-    /// List principals.
+    /// List principals, with the lockouts in force.
     List,
+    /// Lift the lockout of a principal (after failed logins), or of a client address with `--ip`.
+    Unlock {
+        /// The principal.
+        #[arg(required_unless_present = "ip")]
+        name: Option<String>,
+        /// A client address instead.
+        #[arg(long, conflicts_with = "name")]
+        ip: Option<std::net::IpAddr>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -205,12 +227,12 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Who runs an identity command, for the audit log.
-/// The longest a token issued now can be used: a login still cached, then a full token lifetime and the leeway.
+/// The longest a token issued now can be used: its lifetime and the clock leeway.
 fn token_bound(config: &RegistryConfig) -> u64 {
-    config.auth.login_cache_seconds + config.auth.token_ttl_seconds + customs_registry::token::CLOCK_LEEWAY_SECONDS
+    config.auth.token_ttl_seconds + customs_registry::token::CLOCK_LEEWAY_SECONDS
 }
 
+/// Who runs an identity command, for the audit log.
 pub(crate) fn operator() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
@@ -253,6 +275,7 @@ pub fn run(args: RegistryArgs) -> Result<ExitCode> {
         RegistryCommand::Scan { reference, wait } => crate::registry_scans::scan(&load(&args.config)?, &reference, wait),
         RegistryCommand::Scans { command } => crate::registry_scans::scans(&load(&args.config)?, command),
         RegistryCommand::Exceptions { command } => crate::registry_scans::exceptions(&load(&args.config)?, command),
+        RegistryCommand::Alerts { since, limit, format } => alerts(&load(&args.config)?, &since, limit, &format),
         RegistryCommand::Dependents { reference, format } => crate::registry_lineage::dependents(&load(&args.config)?, &reference, &format),
     }
 }
@@ -317,6 +340,12 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
         match command {
             PrincipalCommand::Create { name, kind, description } => {
                 check_name(&name, "principal")?;
+                if identity::reserved(&name) {
+                    bail!(
+                        "`{name}` is reserved: the audit log uses {} for the registry's own records; choose another name",
+                        identity::RESERVED_NAMES.join(", ")
+                    );
+                }
                 if !identity::KINDS.contains(&kind.as_str()) {
                     bail!("--kind {kind}: expected service-principal or user");
                 }
@@ -335,9 +364,8 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                 }
                 audit_cli(&config, "principal.rotate", name.clone())?;
                 eprintln!(
-                    "New secret for {name}, shown once; a running registry still accepts the old one for up to {} s (login cache), \
-                     and tokens issued with it for up to {} s:",
-                    config.auth.login_cache_seconds,
+                    "New secret for {name}, shown once; a running registry refuses the old one from its next request, \
+                     and tokens issued with it expire within {} s:",
                     token_bound(&config)
                 );
                 println!("{secret}");
@@ -349,10 +377,8 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                 meta.set_disabled(&name, true).await?;
                 audit_cli(&config, "principal.disable", name.clone())?;
                 eprintln!(
-                    "Disabled {name}. A running registry may still accept its login for up to {} s (login cache) and \
-                     tokens already issued for up to {} s.",
-                    config.auth.login_cache_seconds,
-                    token_bound(&config)
+                    "Disabled {name}. A running registry refuses its logins from the next request and its tokens within {} s.",
+                    customs_registry::identity::ACTIVE_CHECK.as_secs()
                 );
             }
             PrincipalCommand::Enable { name } => {
@@ -364,17 +390,42 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                 let mut table = comfy_table::Table::new();
                 table.load_style(comfy_table::presets::NOTHING).force_no_tty();
                 table.set_header(["NAME", "KIND", "STATE", "CREATED", "ROTATED", "DESCRIPTION"]);
+                let locks = customs_registry::lockout::locks(&meta, time::OffsetDateTime::now_utc()).await?;
                 for p in meta.principals().await? {
-                    table.add_row([
-                        p.name,
-                        p.kind,
-                        if p.disabled { "disabled".into() } else { "enabled".into() },
-                        p.created_at,
-                        p.rotated_at.unwrap_or_default(),
-                        p.description,
-                    ]);
+                    let key = customs_registry::lockout::LockSubject::Principal(p.name.clone()).key();
+                    let state = match (p.disabled, locks.iter().find(|l| l.subject == key)) {
+                        (true, _) => "disabled".to_string(),
+                        (false, Some(lock)) => format!("locked until {} ({} failures; new addresses)", lock.locked_until, lock.failures),
+                        (false, None) => "enabled".to_string(),
+                    };
+                    table.add_row([p.name, p.kind, state, p.created_at, p.rotated_at.unwrap_or_default(), p.description]);
                 }
                 println!("{table}");
+                let addresses: Vec<_> = locks.iter().filter(|l| l.subject.starts_with("ip:")).collect();
+                if !addresses.is_empty() {
+                    println!();
+                    for lock in addresses {
+                        println!(
+                            "address {} locked until {} ({} failures)",
+                            &lock.subject[3..],
+                            lock.locked_until,
+                            lock.failures
+                        );
+                    }
+                }
+            }
+            PrincipalCommand::Unlock { name, ip } => {
+                let subject = match (&name, ip) {
+                    (_, Some(ip)) => customs_registry::lockout::LockSubject::Ip(ip),
+                    (Some(name), None) => customs_registry::lockout::LockSubject::Principal(name.clone()),
+                    (None, None) => bail!("give a principal name or --ip ADDRESS"),
+                };
+                let key = subject.key();
+                if !customs_registry::lockout::unlock(&meta, &key).await? {
+                    bail!("{key} is not locked");
+                }
+                audit_cli(&config, "principal.unlock", key.clone())?;
+                eprintln!("Unlocked {key}; a running registry counts its failures afresh.");
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -621,6 +672,31 @@ fn print_table(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
     let mut text: String = t.lines().map(|l| l.trim_end().to_string() + "\n").collect();
     text.push_str(&format!("{n} records\n"));
     crate::output::emit(&text, None)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn alerts(config: &RegistryConfig, since: &str, limit: i64, format: &str) -> Result<ExitCode> {
+    let since = match customs_registry::protect::parse_age(since) {
+        Ok(span) => time::OffsetDateTime::now_utc() - span,
+        Err(_) => parse_since(since)?,
+    };
+    let rows = runtime()?.block_on(async {
+        let meta = MetaStore::open(&config.database.path).await?;
+        let since = customs_registry::clock::format(since);
+        Ok::<_, anyhow::Error>(customs_registry::alerts::recent(&meta, &since, limit).await?)
+    })?;
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING).force_no_tty();
+    table.set_header(["TIME", "KIND", "SUBJECT", "SUMMARY"]);
+    for row in &rows {
+        table.add_row([row.time.as_str(), row.kind.as_str(), row.subject.as_str(), row.summary.as_str()]);
+    }
+    println!("{table}");
+    eprintln!("{} alerts", rows.len());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,7 +16,6 @@ use crate::access::Action;
 use crate::audit::AuditEvent;
 use crate::distribution::{Ctx, json_response, resolve};
 use crate::error::ApiError;
-use crate::login::claimed_name;
 use crate::route::{first, query_pairs};
 use crate::server::Registry;
 
@@ -107,77 +106,48 @@ async fn handle(
         (Call::Delivery { redeliver: true, .. }, _) => ("webhooks.redeliver", String::new()),
         (Call::Delivery { .. }, _) => ("webhooks.delivery", String::new()),
     };
-    let mut reference = String::new();
-    let mut detail = String::new();
-    let (response, principal) = match reg.authenticate(&headers).await {
-        Err(e) => {
-            detail = e.message.clone();
-            // The same challenge as `/v2/`, so a client knows where to get a token.
-            let e = ApiError {
-                challenge: Some(reg.challenge(&headers, None, false)),
-                ..e
-            };
-            (e.into_response(), claimed_name(&headers))
-        }
-        Ok(auth) => {
-            let ctx = Ctx {
-                reg: &reg,
-                auth,
-                headers: &headers,
-            };
-            let query = query_pairs(uri.query());
-            let result = match (call, method) {
-                (Call::Scan { repository, reference: r }, Method::GET) => {
-                    reference = r.clone();
-                    scan_show(&ctx, &repository, &r).await
-                }
-                (Call::Scan { repository, reference: r }, Method::POST) => {
-                    reference = r.clone();
-                    scan_request(&ctx, &repository, &r).await
-                }
-                (Call::Dependents { repository, reference: r }, Method::GET) => {
-                    reference = r.clone();
-                    dependents(&ctx, &repository, &r).await
-                }
-                (Call::Verdicts { repository }, Method::GET) => verdicts(&ctx, &repository, &query).await,
-                (Call::Exceptions { repository }, Method::GET) => exceptions_show(&ctx, &repository).await,
-                (Call::Exceptions { repository }, Method::PUT) => exceptions_set(&ctx, &repository, body, &mut detail).await,
-                (Call::Jobs, Method::GET) => jobs(&ctx, &query).await,
-                (Call::Webhooks, Method::GET) => webhooks_list(&ctx),
-                (Call::Deliveries, Method::GET) => deliveries(&ctx, &query).await,
-                (Call::Delivery { id, redeliver: false }, Method::GET) => {
-                    reference = id.clone();
-                    delivery(&ctx, &id).await
-                }
-                (Call::Delivery { id, redeliver: true }, Method::POST) => {
-                    reference = id.clone();
-                    redeliver(&ctx, &id).await
-                }
-                (_, method) => Err(ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "UNSUPPORTED",
-                    format!("{method} is not supported here"),
-                )),
-            };
-            let response = result.unwrap_or_else(|e| {
-                detail = format!("{}: {}", e.code, e.message);
-                e.into_response()
-            });
-            (response, ctx.principal())
-        }
-    };
-    let status = response.status().as_u16();
-    reg.record(AuditEvent {
-        client_ip: addr.ip().to_string(),
-        principal,
+    let event = AuditEvent {
         action: action.into(),
         repository,
-        reference,
-        result: crate::distribution::audit_result(status).into(),
-        status,
-        detail,
-    });
-    response
+        ..AuditEvent::default()
+    };
+    crate::audited::serve(&reg, addr, &headers, event, async |ctx, note| {
+        let query = query_pairs(uri.query());
+        match (call, method) {
+            (Call::Scan { repository, reference: r }, Method::GET) => {
+                note.reference = r.clone();
+                scan_show(ctx, &repository, &r).await
+            }
+            (Call::Scan { repository, reference: r }, Method::POST) => {
+                note.reference = r.clone();
+                scan_request(ctx, &repository, &r).await
+            }
+            (Call::Dependents { repository, reference: r }, Method::GET) => {
+                note.reference = r.clone();
+                dependents(ctx, &repository, &r).await
+            }
+            (Call::Verdicts { repository }, Method::GET) => verdicts(ctx, &repository, &query).await,
+            (Call::Exceptions { repository }, Method::GET) => exceptions_show(ctx, &repository).await,
+            (Call::Exceptions { repository }, Method::PUT) => exceptions_set(ctx, &repository, body, &mut note.detail).await,
+            (Call::Jobs, Method::GET) => jobs(ctx, &query).await,
+            (Call::Webhooks, Method::GET) => webhooks_list(ctx),
+            (Call::Deliveries, Method::GET) => deliveries(ctx, &query).await,
+            (Call::Delivery { id, redeliver: false }, Method::GET) => {
+                note.reference = id.clone();
+                delivery(ctx, &id).await
+            }
+            (Call::Delivery { id, redeliver: true }, Method::POST) => {
+                note.reference = id.clone();
+                redeliver(ctx, &id).await
+            }
+            (_, method) => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                format!("{method} is not supported here"),
+            )),
+        }
+    })
+    .await
 }
 
 fn scanning<'a>(ctx: &Ctx<'a>) -> Result<&'a crate::scanning::Scanning, ApiError> {

@@ -18,6 +18,33 @@ use time::format_description::well_known::Rfc3339;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The longest a field is stored: longer values (a 60,000-character reference in a hostile request) keep their
+/// start and a SHA-256 of the whole, so one record stays small and still identifies what was sent.
+const FIELD_LIMITS: [(&str, usize); 6] = [
+    ("client_ip", 64),
+    ("principal", 160),
+    ("action", 64),
+    ("repository", 300),
+    ("reference", 300),
+    ("detail", 1024),
+];
+
+/// Cuts `value` to `max` bytes at a character boundary, with the length and SHA-256 of the whole appended.
+fn bound(value: &mut String, max: usize) {
+    if value.len() <= max {
+        return;
+    }
+    let digest = hex::encode(Sha256::digest(value.as_bytes()));
+    let keep = max.saturating_sub(100).max(16);
+    let mut cut = keep.min(value.len());
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let total = value.len();
+    value.truncate(cut);
+    value.push_str(&format!("…[truncated: {total} bytes, sha256:{digest}]"));
+}
+
 /// What happened, as a caller gives it to [`AuditLog::append`].
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -56,6 +83,24 @@ pub struct AuditRecord {
     pub prev: String,
     /// SHA-256 over `prev` and this record's other fields.
     pub hash: String,
+}
+
+impl AuditEvent {
+    /// The event with every field within its stored limit.
+    fn bounded(mut self) -> AuditEvent {
+        for (field, max) in FIELD_LIMITS {
+            let value = match field {
+                "client_ip" => &mut self.client_ip,
+                "principal" => &mut self.principal,
+                "action" => &mut self.action,
+                "repository" => &mut self.repository,
+                "reference" => &mut self.reference,
+                _ => &mut self.detail,
+            };
+            bound(value, max);
+        }
+        self
+    }
 }
 
 impl AuditRecord {
@@ -283,7 +328,7 @@ impl AuditLog {
         let mut record = AuditRecord {
             seq: w.seq + 1,
             time: now_rfc3339(),
-            event,
+            event: event.bounded(),
             prev: w.head.clone(),
             hash: String::new(),
         };
@@ -467,6 +512,28 @@ mod tests {
     }
 
     #[test]
+    fn long_fields_are_stored_cut_with_a_hash_of_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), 1 << 20).unwrap();
+        let reference = format!("sha256:{}", "a".repeat(60_000));
+        let record = log
+            .append(AuditEvent {
+                reference: reference.clone(),
+                detail: "é".repeat(5000),
+                ..event("anonymous", "denied")
+            })
+            .unwrap();
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(line.len() < 2500, "{} bytes", line.len());
+        let whole = hex::encode(Sha256::digest(reference.as_bytes()));
+        assert!(record.event.reference.contains(&whole), "{}", record.event.reference);
+        assert!(record.event.reference.starts_with("sha256:aaaa"));
+        assert!(record.event.reference.contains("60007 bytes"), "{}", record.event.reference);
+        assert!(record.event.detail.len() <= 1100, "{}", record.event.detail.len());
+        assert_eq!(verify(dir.path()).unwrap().records, 1);
+    }
+
+    #[test]
     fn chain_survives_rotation_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path(), 400).unwrap();
@@ -551,8 +618,8 @@ mod tests {
     fn a_segment_larger_than_the_tail_window_reopens_from_its_tail() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
-        let detail = "x".repeat(2000);
-        let count = TAIL_BYTES as usize / 2000 + 10;
+        let detail = "x".repeat(1000);
+        let count = TAIL_BYTES as usize / 1000 + 10;
         for _ in 0..count {
             log.append(AuditEvent {
                 detail: detail.clone(),

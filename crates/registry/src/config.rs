@@ -30,6 +30,9 @@ pub struct RegistryConfig {
     /// Audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Lockout after repeated failed logins.
+    #[serde(default)]
+    pub lockout: crate::lockout::LockoutConfig,
     /// Static groups: name to member principals (more can be added with `customs registry group add`).
     #[serde(default)]
     pub groups: BTreeMap<String, BTreeSet<String>>,
@@ -201,6 +204,10 @@ pub struct AuditConfig {
     /// Segment size that triggers rotation.
     #[serde(default = "default_rotate")]
     pub rotate_bytes: u64,
+    /// How many bytes of audit records one address may cause per minute with requests that carry no valid
+    /// credentials; past it they are refused (429) until the budget refills. 0 turns the limit off.
+    #[serde(default = "default_unauthenticated_budget")]
+    pub unauthenticated_bytes_per_minute: u64,
 }
 
 impl Default for AuditConfig {
@@ -208,11 +215,15 @@ impl Default for AuditConfig {
         AuditConfig {
             dir: default_audit_dir(),
             rotate_bytes: default_rotate(),
+            unauthenticated_bytes_per_minute: default_unauthenticated_budget(),
         }
     }
 }
 fn default_audit_dir() -> PathBuf {
     "data/audit".into()
+}
+fn default_unauthenticated_budget() -> u64 {
+    256 << 10
 }
 fn default_rotate() -> u64 {
     64 << 20

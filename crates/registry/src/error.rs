@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     /// `WWW-Authenticate` challenge for 401s.
     pub challenge: Option<String>,
+    /// `Retry-After` seconds for 429s and 503s.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
             code,
             message: message.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -51,6 +54,14 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 429 TOOMANYREQUESTS: retry after `seconds`.
+    pub fn too_many(message: impl Into<String>, seconds: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(seconds.max(1)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", message)
+        }
+    }
+
     /// 500; the message is logged, clients get a generic text.
     pub fn internal(error: impl std::fmt::Display) -> ApiError {
         tracing::error!("{error}");
@@ -64,6 +75,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

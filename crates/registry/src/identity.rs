@@ -17,10 +17,18 @@ use rand::RngCore;
 use sha2::{Digest as _, Sha256};
 
 use crate::access::{AccessPolicy, Caller};
+use crate::lockout::{Lock, Lockout};
 use crate::meta::{MetaError, MetaStore};
 
 /// Kinds of principal.
 pub const KINDS: [&str; 2] = ["service-principal", "user"];
+
+/// Names the registry itself writes in the audit log (`anonymous` callers, `cli:USER` operators, the
+/// `registry` and `scheduler` tasks): no principal may take them, so a record's principal is never ambiguous.
+pub const RESERVED_NAMES: [&str; 5] = ["anonymous", "cli", "customs", "registry", "scheduler"];
+
+/// How long a bearer token's principal is taken to be enabled after it was last checked.
+pub const ACTIVE_CHECK: Duration = Duration::from_secs(2);
 
 /// A new random secret: `cst_` and 43 URL-safe characters (256 bits).
 pub fn generate_secret() -> String {
@@ -47,6 +55,11 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| hash_secret(&generate_secret()))
 }
 
+/// Whether `name` is one of the [`RESERVED_NAMES`].
+pub fn reserved(name: &str) -> bool {
+    RESERVED_NAMES.contains(&name)
+}
+
 /// Whether a name is usable as a principal or group name: lowercase letters, digits, `-`, `_`, `.`, `@`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -56,9 +69,12 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.@".contains(&b))
 }
 
-/// Why a login failed (for the audit log; clients only ever see 401).
+/// Why a login failed (for the audit log; clients see 401, or 429 for [`LoginFailure::Busy`] and
+/// [`LoginFailure::Locked`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoginFailure {
+    /// Too many failed logins: refused without checking the secret until the lock ends.
+    Locked(Lock),
     /// No principal of that name.
     Unknown,
     /// The principal is disabled.
@@ -79,6 +95,12 @@ impl LoginFailure {
     /// Short text for the audit log.
     pub fn as_str(&self) -> &'static str {
         match self {
+            LoginFailure::Locked(lock) => match lock.subject {
+                crate::lockout::LockSubject::Ip(_) => "locked: too many failed logins from this address",
+                crate::lockout::LockSubject::Principal(_) => {
+                    "locked: too many failed logins for this principal from addresses it is not known at"
+                }
+            },
             LoginFailure::Unknown => "unknown principal",
             LoginFailure::Disabled => "principal disabled",
             LoginFailure::BadSecret => "wrong secret",
@@ -90,8 +112,46 @@ impl LoginFailure {
     }
 }
 
-/// SHA-256 of the verified secret, when it was verified, and the principal's groups then.
-type CachedLogin = ([u8; 32], Instant, BTreeSet<String>);
+/// SHA-256 of the verified secret, the stored hash it matched, when, and the principal's groups then.
+struct CachedLogin {
+    fingerprint: [u8; 32],
+    hash: String,
+    at: Instant,
+    groups: BTreeSet<String>,
+}
+
+/// One login to check.
+pub struct LoginAttempt<'a> {
+    /// The claimed principal.
+    pub name: &'a str,
+    /// The secret presented.
+    pub secret: &'a str,
+    /// Where it comes from.
+    pub ip: std::net::IpAddr,
+    /// Now, by the registry's clock.
+    pub now: time::OffsetDateTime,
+}
+
+/// What a login check found.
+pub struct LoginReport {
+    /// The caller, or why not.
+    pub outcome: Result<Caller, LoginFailure>,
+    /// Locks this failure tripped (for alerts).
+    pub tripped: Vec<Lock>,
+    /// After a verified login of a service principal from an address new for it: whether it had logged in
+    /// from others.
+    pub new_address: Option<bool>,
+}
+
+impl LoginReport {
+    fn refused(failure: LoginFailure) -> LoginReport {
+        LoginReport {
+            outcome: Err(failure),
+            tripped: Vec::new(),
+            new_address: None,
+        }
+    }
+}
 
 /// Checks credentials against the metadata store and resolves group memberships.
 pub struct Authenticator {
@@ -103,34 +163,50 @@ pub struct Authenticator {
     hashing: tokio::sync::Semaphore,
     /// How long a login waits for a slot before it is told to retry.
     hash_wait: Duration,
+    /// Failed-login counting and locks.
+    pub lockout: Lockout,
+    /// Whether a principal was enabled when last checked, for bearer tokens.
+    active: Mutex<HashMap<String, (Instant, bool)>>,
 }
 
 impl Authenticator {
     /// An authenticator over `meta` that remembers verified logins for `cache_ttl`; a login waits at most
     /// `hash_wait` for a password-hash slot.
-    pub fn new(meta: MetaStore, cache_ttl: Duration, hash_wait: Duration) -> Authenticator {
+    pub fn new(meta: MetaStore, cache_ttl: Duration, hash_wait: Duration, lockout: Lockout) -> Authenticator {
         Authenticator {
             meta,
             cache: Mutex::new(HashMap::new()),
             cache_ttl,
             hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             hash_wait,
+            lockout,
+            active: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Verifies `name`/`secret`; on success, the caller with its groups from config and database.
-    pub async fn login(&self, policy: &AccessPolicy, name: &str, secret: &str) -> Result<Result<Caller, LoginFailure>, MetaError> {
-        let fingerprint: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        if let Some((cached, at, groups)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(name)
-            && *cached == fingerprint
-            && at.elapsed() < self.cache_ttl
-        {
-            return Ok(Ok(Caller {
-                principal: Some(name.to_string()),
-                groups: groups.clone(),
-            }));
-        }
+    /// Verifies a login; on success, the caller with its groups from config and database.
+    pub async fn login(&self, policy: &AccessPolicy, attempt: LoginAttempt<'_>) -> Result<LoginReport, MetaError> {
+        let LoginAttempt { name, secret, ip, now } = attempt;
         let row = self.meta.principal(name).await?;
+        let fingerprint: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if let Some(row) = row.as_ref().filter(|r| !r.disabled)
+            && let Some(cached) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(name)
+            && cached.fingerprint == fingerprint
+            && cached.hash == row.secret_hash
+            && cached.at.elapsed() < self.cache_ttl
+        {
+            return Ok(LoginReport {
+                outcome: Ok(Caller {
+                    principal: Some(name.to_string()),
+                    groups: cached.groups.clone(),
+                }),
+                tripped: Vec::new(),
+                new_address: None,
+            });
+        }
+        if let Some(lock) = self.lockout.refusing(name, ip, now).await? {
+            return Ok(LoginReport::refused(LoginFailure::Locked(lock)));
+        }
         // Unknown and disabled principals cost one Argon2 verification too, so response times do not tell
         // an attacker which names exist.
         let hash = match &row {
@@ -139,26 +215,64 @@ impl Authenticator {
         };
         let candidate = secret.to_string();
         let Ok(Ok(_permit)) = tokio::time::timeout(self.hash_wait, self.hashing.acquire()).await else {
-            return Ok(Err(LoginFailure::Busy));
+            return Ok(LoginReport::refused(LoginFailure::Busy));
         };
-        let ok = tokio::task::spawn_blocking(move || verify_secret(&candidate, &hash))
+        let checked = hash.clone();
+        let ok = tokio::task::spawn_blocking(move || verify_secret(&candidate, &checked))
             .await
             .unwrap_or(false);
-        match row {
-            None => return Ok(Err(LoginFailure::Unknown)),
-            Some(row) if row.disabled => return Ok(Err(LoginFailure::Disabled)),
-            Some(_) if !ok => return Ok(Err(LoginFailure::BadSecret)),
-            Some(_) => {}
+        let service = row.as_ref().is_some_and(|r| r.kind == "service-principal");
+        let failure = match row {
+            None => Some(LoginFailure::Unknown),
+            Some(row) if row.disabled => Some(LoginFailure::Disabled),
+            Some(_) if !ok => Some(LoginFailure::BadSecret),
+            Some(_) => None,
+        };
+        if let Some(failure) = failure {
+            let tripped = self.lockout.failed(name, ip, now).await?;
+            return Ok(LoginReport {
+                outcome: Err(failure),
+                tripped,
+                new_address: None,
+            });
         }
         let groups = self.groups_of(policy, name).await?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), (fingerprint, Instant::now(), groups.clone()));
-        Ok(Ok(Caller {
-            principal: Some(name.to_string()),
-            groups,
-        }))
+        // Only service principals alert on a new address: people log in from wherever they are.
+        let new_address = self.lockout.succeeded(name, ip, now).await?.filter(|_| service);
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            name.to_string(),
+            CachedLogin {
+                fingerprint,
+                hash,
+                at: Instant::now(),
+                groups: groups.clone(),
+            },
+        );
+        Ok(LoginReport {
+            outcome: Ok(Caller {
+                principal: Some(name.to_string()),
+                groups,
+            }),
+            tripped: Vec::new(),
+            new_address,
+        })
+    }
+
+    /// Whether the principal a token was issued to is still enabled, checked in the database at most every
+    /// [`ACTIVE_CHECK`] per principal (a disabled principal's tokens stop working within it).
+    pub async fn token_subject_active(&self, name: &str) -> Result<bool, MetaError> {
+        if let Some((at, active)) = self.active.lock().unwrap_or_else(|e| e.into_inner()).get(name)
+            && at.elapsed() < ACTIVE_CHECK
+        {
+            return Ok(*active);
+        }
+        let active = self.is_active(name).await?;
+        let mut cache = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 10_000 {
+            cache.retain(|_, (at, _)| at.elapsed() < ACTIVE_CHECK);
+        }
+        cache.insert(name.to_string(), (Instant::now(), active));
+        Ok(active)
     }
 
     /// Every group `name` belongs to, from the config and the database.

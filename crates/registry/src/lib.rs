@@ -6,8 +6,11 @@
 //! identities, check access and verify the audit log through the same types.
 
 pub mod access;
+pub mod alerts;
 pub mod api;
 pub mod audit;
+pub mod audit_budget;
+mod audited;
 pub mod clock;
 pub mod config;
 pub mod digest;
@@ -16,6 +19,7 @@ pub mod error;
 pub mod identity;
 pub mod keyfile;
 pub mod lineage;
+pub mod lockout;
 mod login;
 pub mod manifest;
 pub mod meta;

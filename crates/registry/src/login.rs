@@ -4,9 +4,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use std::net::IpAddr;
+
 use crate::access::Caller;
+use crate::alerts::{Alert, AlertKind};
 use crate::error::ApiError;
-use crate::identity::LoginFailure;
+use crate::identity::{LoginAttempt, LoginFailure};
+use crate::lockout::LockSubject;
 use crate::server::Registry;
 use crate::token::Claims;
 
@@ -42,24 +46,49 @@ pub(crate) fn claimed_name(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+impl LoginDenied {
+    /// What the client is told: 429 for a lockout or a login storm (with when to retry), else 401.
+    pub(crate) fn answer(&self, now: time::OffsetDateTime) -> ApiError {
+        match &self.failure {
+            LoginFailure::Busy => too_many_logins(),
+            LoginFailure::Locked(lock) => ApiError::too_many(
+                format!(
+                    "too many failed logins: {}; retry after {}",
+                    match lock.subject {
+                        LockSubject::Ip(_) => "this address is locked",
+                        LockSubject::Principal(_) => "this principal is locked for addresses it has not logged in from",
+                    },
+                    crate::clock::format(lock.until)
+                ),
+                (lock.until - now).whole_seconds().max(1) as u64,
+            ),
+            _ => ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid credentials"),
+        }
+    }
+}
+
 impl Registry {
-    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Auth, ApiError> {
+    /// Who `headers` say the caller is; an error is the answer (401, or 429 for a lockout or a login storm).
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap, ip: IpAddr) -> Result<Auth, ApiError> {
         let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
             return Ok(Auth::Anonymous);
         };
         if let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
-            return match self.tokens.verify(token.trim()) {
-                Some(claims) => Ok(Auth::Bearer(claims)),
-                None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid or expired token")),
+            let Some(claims) = self.tokens.verify(token.trim()) else {
+                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid or expired token"));
             };
+            if claims.sub != "anonymous" && !self.auth.token_subject_active(&claims.sub).await.map_err(ApiError::internal)? {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "the token's principal is disabled or removed",
+                ));
+            }
+            return Ok(Auth::Bearer(claims));
         }
-        match self.login(headers).await? {
+        match self.login(headers, ip).await? {
             Some(Ok(caller)) => Ok(Auth::Basic(caller)),
-            Some(Err(LoginDenied {
-                failure: LoginFailure::Busy,
-                ..
-            })) => Err(too_many_logins()),
-            Some(Err(_)) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid credentials")),
+            Some(Err(denied)) => Err(denied.answer(self.clock.now())),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
@@ -69,7 +98,7 @@ impl Registry {
     }
 
     /// Basic credentials in `headers`: `None` without them, else the caller or why the login failed.
-    pub(crate) async fn login(&self, headers: &HeaderMap) -> Result<Option<Result<Caller, LoginDenied>>, ApiError> {
+    pub(crate) async fn login(&self, headers: &HeaderMap, ip: IpAddr) -> Result<Option<Result<Caller, LoginDenied>>, ApiError> {
         let Some(credentials) = basic_credentials(headers) else {
             return Ok(None);
         };
@@ -79,8 +108,60 @@ impl Registry {
                 failure: LoginFailure::Malformed,
             })));
         };
-        let outcome = self.auth.login(&self.policy, &name, &secret).await.map_err(ApiError::internal)?;
-        Ok(Some(outcome.map_err(|failure| LoginDenied { claimed: name, failure })))
+        Ok(Some(self.check_login(&name, &secret, ip).await?))
+    }
+
+    /// Checks `name`/`secret` from `ip`, raising the alerts it causes (a lockout it tripped, a service principal
+    /// logging in from a new address).
+    pub(crate) async fn check_login(&self, name: &str, secret: &str, ip: IpAddr) -> Result<Result<Caller, LoginDenied>, ApiError> {
+        let now = self.clock.now();
+        let report = self
+            .auth
+            .login(&self.policy, LoginAttempt { name, secret, ip, now })
+            .await
+            .map_err(ApiError::internal)?;
+        for lock in &report.tripped {
+            let (subject, what) = match &lock.subject {
+                LockSubject::Ip(ip) => (format!("ip:{ip}"), format!("address {ip}")),
+                LockSubject::Principal(name) => (
+                    format!("principal:{name}"),
+                    format!("principal {name} (for addresses it is not known at)"),
+                ),
+            };
+            self.raise(Alert {
+                kind: AlertKind::Lockout,
+                subject,
+                principal: name.to_string(),
+                client_ip: ip.to_string(),
+                repository: String::new(),
+                summary: format!(
+                    "{what} locked until {} after {} failed logins (last from {ip})",
+                    crate::clock::format(lock.until),
+                    lock.failures
+                ),
+                data: serde_json::json!({"locked": lock.subject.key(), "until": crate::clock::format(lock.until), "failures": lock.failures}),
+            })
+            .await;
+        }
+        if report.new_address == Some(true) {
+            self.raise(Alert {
+                kind: AlertKind::NewClientIp,
+                subject: format!("principal:{name}@{ip}"),
+                principal: name.to_string(),
+                client_ip: ip.to_string(),
+                repository: String::new(),
+                summary: format!("service principal {name} logged in from {ip}, an address it never used before"),
+                data: serde_json::json!({}),
+            })
+            .await;
+        }
+        if matches!(report.outcome, Err(LoginFailure::Locked(_))) {
+            self.metrics.locked_logins.inc();
+        }
+        Ok(report.outcome.map_err(|failure| LoginDenied {
+            claimed: name.to_string(),
+            failure,
+        }))
     }
 
     fn realm(&self, headers: &HeaderMap) -> String {

@@ -173,7 +173,7 @@ impl MetaStore {
                 Err(e) => return Err(ctx("opening")(e)),
             }
         };
-        for statement in SCHEMA {
+        for statement in SCHEMA.iter().chain(crate::lockout::SCHEMA).chain(crate::alerts::SCHEMA) {
             sqlx::query(*statement).execute(&pool).await.map_err(ctx("creating the schema"))?;
         }
         let version: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_version")

@@ -59,6 +59,19 @@ pub struct Metrics {
     pub db_updates: Family<OutcomeLabels, Counter>,
     /// Audit records that could not be written (each turns the registry to refusing requests until one can).
     pub audit_failures: Counter,
+    /// Alerts raised, by kind.
+    pub alerts: Family<KindLabels, Counter>,
+    /// Requests without valid credentials refused because their address spent its audit budget.
+    pub audit_throttled: Counter,
+    /// Logins refused by a lockout (without checking the secret).
+    pub locked_logins: Counter,
+}
+
+/// Labels of an alert.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// The alert kind (`lockout`, `auth_failures`, `pull_spike`, `new_client_ip`, `repository_sweep`).
+    pub kind: &'static str,
 }
 
 /// Labels of a finished scan.
@@ -120,7 +133,20 @@ impl Default for Metrics {
             "Audit records that could not be written; while the last one failed, requests are refused",
             audit_failures.clone(),
         );
+        let alerts = Family::<KindLabels, Counter>::default();
+        registry.register("alerts", "Alerts raised, by kind", alerts.clone());
+        let audit_throttled = Counter::default();
+        registry.register(
+            "audit_throttled_requests",
+            "Requests without valid credentials refused (429) because their address spent its audit budget",
+            audit_throttled.clone(),
+        );
+        let locked_logins = Counter::default();
+        registry.register("locked_logins", "Logins refused by a lockout", locked_logins.clone());
         Metrics {
+            alerts,
+            audit_throttled,
+            locked_logins,
             audit_failures,
             db_updates,
             webhook_deliveries,

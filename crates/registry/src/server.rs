@@ -63,6 +63,10 @@ pub struct Registry {
     pub lineage: crate::lineage::LineageStore,
     /// The pinned trust root, when `[trust]` is configured.
     pub trust: Option<crate::signatures::TrustAnchor>,
+    /// Quiet periods of alerts.
+    pub(crate) quiet: crate::alerts::QuietPeriods,
+    /// What unauthenticated clients may make the audit log grow by.
+    pub(crate) audit_budget: crate::audit_budget::AuditBudget,
     /// Whether the last audit append succeeded: while it is false every audited request is refused.
     audit_ok: std::sync::atomic::AtomicBool,
 }
@@ -127,7 +131,10 @@ impl Registry {
             .map(crate::signatures::TrustAnchor::load)
             .transpose()
             .map_err(StartError)?;
+        let lockout = crate::lockout::Lockout::new(&config.lockout, meta.clone()).map_err(StartError)?;
         Ok(Arc::new(Registry {
+            quiet: crate::alerts::QuietPeriods::default(),
+            audit_budget: crate::audit_budget::AuditBudget::new(config.audit.unauthenticated_bytes_per_minute),
             audit_ok: std::sync::atomic::AtomicBool::new(true),
             trust,
             lineage: crate::lineage::LineageStore::new(meta.clone()),
@@ -139,6 +146,7 @@ impl Registry {
                 meta.clone(),
                 std::time::Duration::from_secs(config.auth.login_cache_seconds),
                 std::time::Duration::from_millis(config.auth.login_wait_ms),
+                lockout,
             ),
             policy,
             meta,

@@ -1,45 +1,82 @@
 //! `/v2/` (the login check clients make first) and `/token` (Docker's token protocol, GET and OAuth2 POST).
+//! Every request is audited: anonymous pings as `ping` with result `challenge`, logins and token grants, and
+//! every refusal; requests without valid credentials are charged to their address's audit budget.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::access::{Action, Caller};
 use crate::audit::AuditEvent;
+use crate::audited::audit_result;
 use crate::error::ApiError;
 use crate::identity::LoginFailure;
-use crate::login::{Auth, LoginDenied, claimed_name, too_many_logins};
+use crate::login::{Auth, LoginDenied, claimed_name};
 use crate::route::{self, first, query_pairs};
 use crate::server::Registry;
 use crate::token::{ResourceAccess, parse_scopes};
 
+/// Scopes one token request may ask for (Docker asks for one to three).
+const MAX_SCOPES: usize = 32;
+/// Refused scope actions written one record each; past it one record counts the rest.
+const MAX_DENIED_RECORDS: usize = 16;
+
 /// `GET /v2/`: 200 for a valid login or token, else the challenge.
 pub(crate) async fn base(State(reg): State<Arc<Registry>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    match reg.authenticate(&headers).await {
-        Ok(Auth::Anonymous) => ApiError::unauthorized(reg.challenge(&headers, None, false), "authentication required").into_response(),
-        Ok(_) => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
-        Err(e) => {
-            let claimed = claimed_name(&headers);
-            reg.record(AuditEvent {
-                client_ip: addr.ip().to_string(),
-                principal: claimed,
-                action: "login".into(),
-                result: "denied".into(),
-                status: 401,
-                detail: e.message.clone(),
-                ..AuditEvent::default()
-            });
-            ApiError {
-                challenge: Some(reg.challenge(&headers, None, false)),
-                ..e
-            }
-            .into_response()
+    let ip = addr.ip();
+    let auth = reg.authenticate(&headers, ip).await;
+    let unauthenticated = match &auth {
+        Ok(auth) if crate::audited::authenticated(auth) => None,
+        _ => match reg.admit_unauthenticated(ip, "ping") {
+            Ok(refused_before) => Some((ip, refused_before)),
+            Err(e) => return e.into_response(),
+        },
+    };
+    let mut event = AuditEvent {
+        client_ip: ip.to_string(),
+        action: "ping".into(),
+        ..AuditEvent::default()
+    };
+    let response = match auth {
+        Ok(Auth::Anonymous) => {
+            event.principal = "anonymous".into();
+            event.result = "challenge".into();
+            ApiError::unauthorized(reg.challenge(&headers, None, false), "authentication required").into_response()
         }
+        Ok(auth) => {
+            if let Auth::Basic(caller) = &auth {
+                event.action = "login".into();
+                event.principal = caller.principal.clone().unwrap_or_default();
+            } else if let Auth::Bearer(claims) = &auth {
+                event.principal = claims.sub.clone();
+            }
+            ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+        }
+        Err(e) => {
+            event.principal = claimed_name(&headers);
+            event.action = "login".into();
+            event.result = "denied".into();
+            event.detail = e.message.clone();
+            let challenge = (e.status == StatusCode::UNAUTHORIZED).then(|| reg.challenge(&headers, None, false));
+            ApiError { challenge, ..e }.into_response()
+        }
+    };
+    event.status = response.status().as_u16();
+    if event.result.is_empty() {
+        event.result = audit_result(event.status).into();
     }
+    reg.record_request(event, unauthenticated);
+    response
+}
+
+/// Whether a token request from `ip` without valid credentials may go on: the budget state to record with,
+/// or the 429 to answer.
+fn admit(reg: &Registry, ip: IpAddr) -> Result<Option<(IpAddr, u64)>, ApiError> {
+    reg.admit_unauthenticated(ip, "token").map(|refused_before| Some((ip, refused_before)))
 }
 
 /// `GET /token`: Docker's token protocol (basic credentials, scopes in the query).
@@ -49,16 +86,25 @@ pub(crate) async fn token_get(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
+    let ip = addr.ip();
     let pairs = query_pairs(uri.query());
     let scopes: Vec<String> = pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
     let offline = first(&pairs, "offline_token") == Some("true");
-    let caller = match reg.login(&headers).await {
+    let (caller, unauthenticated) = match reg.login(&headers, ip).await {
         Err(e) => return e.into_response(),
-        Ok(None) => Caller::anonymous(),
-        Ok(Some(Ok(caller))) => caller,
-        Ok(Some(Err(denied))) => return token_login_denied(&reg, &addr, &headers, denied),
+        Ok(None) => match admit(&reg, ip) {
+            Ok(budget) => (Caller::anonymous(), budget),
+            Err(e) => return e.into_response(),
+        },
+        Ok(Some(Ok(caller))) => (caller, None),
+        Ok(Some(Err(denied))) => {
+            return match admit(&reg, ip) {
+                Ok(budget) => token_login_denied(&reg, ip, &headers, denied, budget),
+                Err(e) => e.into_response(),
+            };
+        }
     };
-    issue_token(&reg, &addr, caller, &scopes.join(" "), offline)
+    issue_token(&reg, ip, caller, &scopes, offline, unauthenticated)
 }
 
 /// `POST /token`: the OAuth2 form (password or refresh_token grant).
@@ -68,24 +114,22 @@ pub(crate) async fn token_post(
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    let ip = addr.ip();
     let form = query_pairs(Some(&body));
-    let scope = form
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .map(|(_, v)| v.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let scopes: Vec<String> = form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
     let offline = first(&form, "access_type") == Some("offline");
+    let denied = |reg: &Registry, denied: LoginDenied| match admit(reg, ip) {
+        Ok(budget) => token_login_denied(reg, ip, &headers, denied, budget),
+        Err(e) => e.into_response(),
+    };
     let caller = match first(&form, "grant_type") {
         Some("password") => {
             let name = first(&form, "username").unwrap_or_default().to_string();
             let secret = first(&form, "password").unwrap_or_default();
-            match reg.auth.login(&reg.policy, &name, secret).await {
-                Err(e) => return ApiError::internal(e).into_response(),
+            match reg.check_login(&name, secret, ip).await {
+                Err(e) => return e.into_response(),
                 Ok(Ok(caller)) => caller,
-                Ok(Err(failure)) => {
-                    return token_login_denied(&reg, &addr, &headers, LoginDenied { claimed: name, failure });
-                }
+                Ok(Err(failure)) => return denied(&reg, failure),
             }
         }
         Some("refresh_token") => {
@@ -108,10 +152,8 @@ pub(crate) async fn token_post(
                     } else {
                         LoginFailure::InvalidRefreshToken
                     };
-                    return token_login_denied(
+                    return denied(
                         &reg,
-                        &addr,
-                        &headers,
                         LoginDenied {
                             claimed: other.unwrap_or_default(),
                             failure,
@@ -121,39 +163,91 @@ pub(crate) async fn token_post(
             }
         }
         other => {
-            return ApiError::bad_request(
+            let budget = match admit(&reg, ip) {
+                Ok(budget) => budget,
+                Err(e) => return e.into_response(),
+            };
+            let e = ApiError::bad_request(
                 "UNSUPPORTED",
                 format!("grant_type {other:?} is not supported; use password or refresh_token"),
-            )
-            .into_response();
+            );
+            reg.record_request(
+                AuditEvent {
+                    client_ip: ip.to_string(),
+                    principal: "anonymous".into(),
+                    action: "token".into(),
+                    result: "error".into(),
+                    status: 400,
+                    detail: e.message.clone(),
+                    ..AuditEvent::default()
+                },
+                budget,
+            );
+            return e.into_response();
         }
     };
-    issue_token(&reg, &addr, caller, &scope, offline)
+    issue_token(&reg, ip, caller, &scopes, offline, None)
 }
 
-fn token_login_denied(reg: &Registry, addr: &SocketAddr, headers: &HeaderMap, denied: LoginDenied) -> Response {
-    let busy = denied.failure == LoginFailure::Busy;
-    reg.record(AuditEvent {
-        client_ip: addr.ip().to_string(),
-        principal: denied.claimed,
-        action: "login".into(),
-        result: "denied".into(),
-        status: if busy { 429 } else { 401 },
-        detail: denied.failure.as_str().into(),
-        ..AuditEvent::default()
-    });
-    if busy {
-        return too_many_logins().into_response();
+fn token_login_denied(reg: &Registry, ip: IpAddr, headers: &HeaderMap, denied: LoginDenied, budget: Option<(IpAddr, u64)>) -> Response {
+    let answer = denied.answer(reg.clock.now());
+    reg.record_request(
+        AuditEvent {
+            client_ip: ip.to_string(),
+            principal: denied.claimed,
+            action: "login".into(),
+            result: "denied".into(),
+            status: answer.status.as_u16(),
+            detail: denied.failure.as_str().into(),
+            ..AuditEvent::default()
+        },
+        budget,
+    );
+    if answer.status == StatusCode::UNAUTHORIZED {
+        return ApiError::unauthorized(reg.challenge(headers, None, false), answer.message).into_response();
     }
-    ApiError::unauthorized(reg.challenge(headers, None, false), "invalid credentials").into_response()
+    answer.into_response()
 }
 
-/// Grants the intersection of what was asked and what the matrix allows; each refused action is audited.
-fn issue_token(reg: &Registry, addr: &SocketAddr, caller: Caller, scope: &str, offline: bool) -> Response {
+/// Grants the intersection of what was asked and what the matrix allows; the grant and each refused action
+/// are audited (the first [`MAX_DENIED_RECORDS`] refusals one record each, the rest counted in one).
+fn issue_token(
+    reg: &Registry,
+    ip: IpAddr,
+    caller: Caller,
+    scopes: &[String],
+    offline: bool,
+    mut budget: Option<(IpAddr, u64)>,
+) -> Response {
     let subject = caller.principal.clone().unwrap_or_else(|| "anonymous".into());
+    if scopes.len() > MAX_SCOPES {
+        let e = ApiError::bad_request("UNSUPPORTED", format!("{} scopes asked for; at most {MAX_SCOPES}", scopes.len()));
+        reg.record_request(
+            AuditEvent {
+                client_ip: ip.to_string(),
+                principal: subject,
+                action: "token".into(),
+                result: "error".into(),
+                status: 400,
+                detail: e.message.clone(),
+                ..AuditEvent::default()
+            },
+            budget,
+        );
+        return e.into_response();
+    }
     let mut access = Vec::new();
     let mut granted_text = Vec::new();
-    for scope in parse_scopes(scope) {
+    let mut denied = 0usize;
+    // Only the first record of the request says how many were refused before it.
+    let mut next_budget = || {
+        let now = budget;
+        if let Some((ip, _)) = budget {
+            budget = Some((ip, 0));
+        }
+        now
+    };
+    for scope in parse_scopes(&scopes.join(" ")) {
         if scope.kind == "registry" && scope.name == "catalog" {
             // The catalog is filtered per caller, so any caller may ask for it.
             access.push(ResourceAccess {
@@ -184,16 +278,22 @@ fn issue_token(reg: &Registry, addr: &SocketAddr, caller: Caller, scope: &str, o
                 }
             }
             if !any {
-                reg.record(AuditEvent {
-                    client_ip: addr.ip().to_string(),
-                    principal: subject.clone(),
-                    action: requested.clone(),
-                    repository: scope.name.clone(),
-                    result: "denied".into(),
-                    status: 200,
-                    detail: "token request: action not granted by the access matrix".into(),
-                    ..AuditEvent::default()
-                });
+                denied += 1;
+                if denied <= MAX_DENIED_RECORDS {
+                    reg.record_request(
+                        AuditEvent {
+                            client_ip: ip.to_string(),
+                            principal: subject.clone(),
+                            action: requested.clone(),
+                            repository: scope.name.clone(),
+                            result: "denied".into(),
+                            status: 200,
+                            detail: "token request: action not granted by the access matrix".into(),
+                            ..AuditEvent::default()
+                        },
+                        next_budget(),
+                    );
+                }
             }
         }
         if !granted.is_empty() {
@@ -206,17 +306,28 @@ fn issue_token(reg: &Registry, addr: &SocketAddr, caller: Caller, scope: &str, o
         }
     }
     let (token, claims) = reg.tokens.issue(&subject, access);
-    if caller.principal.is_some() {
-        reg.record(AuditEvent {
-            client_ip: addr.ip().to_string(),
+    let more = denied.saturating_sub(MAX_DENIED_RECORDS);
+    reg.record_request(
+        AuditEvent {
+            client_ip: ip.to_string(),
             principal: subject.clone(),
             action: "token".into(),
             result: "allowed".into(),
             status: 200,
-            detail: format!("jti {} granted [{}]", claims.jti, granted_text.join(" ")),
+            detail: format!(
+                "jti {} granted [{}]{}",
+                claims.jti,
+                granted_text.join(" "),
+                if more > 0 {
+                    format!("; {more} more refused actions not recorded one by one")
+                } else {
+                    String::new()
+                }
+            ),
             ..AuditEvent::default()
-        });
-    }
+        },
+        next_budget(),
+    );
     let issued_at = time::OffsetDateTime::from_unix_timestamp(claims.iat as i64)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

@@ -4,8 +4,9 @@ use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{Ctx, Note, parse_digest, resolve};
+use super::{Ctx, parse_digest, resolve};
 use crate::access::Action;
+use crate::audit::AuditEvent;
 use crate::digest::Digest;
 use crate::error::ApiError;
 use crate::manifest;
@@ -65,7 +66,13 @@ pub(super) async fn manifest_get(ctx: &Ctx<'_>, repo: &str, reference: &str, hea
     Ok(response.body(body).expect("valid response"))
 }
 
-pub(super) async fn manifest_put(ctx: &Ctx<'_>, note: &mut Note, repo: &str, reference: &str, body: Body) -> Result<Response, ApiError> {
+pub(super) async fn manifest_put(
+    ctx: &Ctx<'_>,
+    note: &mut AuditEvent,
+    repo: &str,
+    reference: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
     ctx.require_upload(repo)?;
     let limit = ctx.reg.config.server.max_manifest_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::access::{Action, Caller};
 use crate::audit::AuditEvent;
 use crate::digest::{Digest, DigestError};
 use crate::error::ApiError;
-use crate::login::{Auth, claimed_name};
+use crate::login::Auth;
 use crate::manifest;
 use crate::route::{self, Endpoint, RouteError, first, query_pairs};
 use crate::server::Registry;
@@ -26,13 +26,6 @@ pub(crate) struct Ctx<'a> {
     pub(crate) reg: &'a Arc<Registry>,
     pub(crate) auth: Auth,
     pub(crate) headers: &'a HeaderMap,
-}
-
-/// What the audit record of a request says.
-pub(crate) struct Note {
-    pub(crate) action: String,
-    pub(crate) reference: String,
-    pub(crate) detail: String,
 }
 
 impl Ctx<'_> {
@@ -105,15 +98,6 @@ impl Ctx<'_> {
     }
 }
 
-/// How the audit log classes an answer: refused by authentication or authorization, failed, or allowed.
-pub(crate) fn audit_result(status: u16) -> &'static str {
-    match status {
-        401 | 403 => "denied",
-        s if s >= 400 => "error",
-        _ => "allowed",
-    }
-}
-
 fn default_action(endpoint: &Endpoint, method: &Method) -> &'static str {
     match (endpoint, method) {
         (Endpoint::Catalog, _) => "catalog",
@@ -123,7 +107,8 @@ fn default_action(endpoint: &Endpoint, method: &Method) -> &'static str {
     }
 }
 
-/// Everything under `/v2/` but `/v2/` itself: authenticated, dispatched, answered and audited.
+/// Everything under `/v2/` but `/v2/` itself: authenticated, dispatched, answered and audited — malformed
+/// names and unknown endpoints included.
 pub(crate) async fn api(
     State(reg): State<Arc<Registry>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -132,71 +117,34 @@ pub(crate) async fn api(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(rest) = uri.path().strip_prefix("/v2/") else {
-        return ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint").into_response();
+    let route = uri.path().strip_prefix("/v2/").map_or(Err(RouteError::NotFound), route::parse);
+    let event = AuditEvent {
+        action: match &route {
+            Ok(endpoint) => default_action(endpoint, &method).into(),
+            Err(_) => "request".into(),
+        },
+        repository: route.as_ref().ok().and_then(|e| e.repository()).unwrap_or_default().to_string(),
+        // What was asked for, when it is not a valid route: the stored record bounds its length.
+        reference: if route.is_err() { uri.path().to_string() } else { String::new() },
+        ..AuditEvent::default()
     };
-    let endpoint = match route::parse(rest) {
-        Ok(endpoint) => endpoint,
-        Err(RouteError::NotFound) => return ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint").into_response(),
-        Err(RouteError::NameInvalid(name)) => {
-            return ApiError::bad_request("NAME_INVALID", format!("invalid repository name `{name}`")).into_response();
-        }
-    };
-    let repository = endpoint.repository().unwrap_or_default().to_string();
-    let mut note = Note {
-        action: default_action(&endpoint, &method).into(),
-        reference: String::new(),
-        detail: String::new(),
-    };
-    let (response, principal) = match reg.authenticate(&headers).await {
-        Err(e) => {
-            let claimed = claimed_name(&headers);
-            note.detail = e.message.clone();
-            (
-                ApiError {
-                    challenge: Some(reg.challenge(&headers, None, false)),
-                    ..e
-                }
-                .into_response(),
-                claimed,
-            )
-        }
-        Ok(auth) => {
-            let ctx = Ctx {
-                reg: &reg,
-                auth,
-                headers: &headers,
-            };
-            let query = query_pairs(uri.query());
-            let result = dispatch(&ctx, &mut note, &endpoint, &method, &query, body).await;
-            let response = match result {
-                Ok(response) => response,
-                Err(e) => {
-                    note.detail = format!("{}: {}", e.code, e.message);
-                    e.into_response()
-                }
-            };
-            (response, ctx.principal())
-        }
-    };
-    let status = response.status();
-    let result = audit_result(status.as_u16());
-    reg.record(AuditEvent {
-        client_ip: addr.ip().to_string(),
-        principal,
-        action: note.action,
-        repository,
-        reference: note.reference,
-        result: result.into(),
-        status: status.as_u16(),
-        detail: note.detail,
-    });
-    response
+    crate::audited::serve(&reg, addr, &headers, event, async |ctx, note| {
+        let endpoint = match route {
+            Ok(endpoint) => endpoint,
+            Err(RouteError::NotFound) => return Err(ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")),
+            Err(RouteError::NameInvalid(name)) => {
+                return Err(ApiError::bad_request("NAME_INVALID", format!("invalid repository name `{name}`")));
+            }
+        };
+        let query = query_pairs(uri.query());
+        dispatch(ctx, note, &endpoint, &method, &query, body).await
+    })
+    .await
 }
 
 async fn dispatch(
     ctx: &Ctx<'_>,
-    note: &mut Note,
+    note: &mut AuditEvent,
     endpoint: &Endpoint,
     method: &Method,
     query: &[(String, String)],

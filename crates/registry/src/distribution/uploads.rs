@@ -5,8 +5,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{Ctx, Note, parse_digest};
+use super::{Ctx, parse_digest};
 use crate::access::Action;
+use crate::audit::AuditEvent;
 use crate::digest::Digest;
 use crate::error::ApiError;
 use crate::route::{self, first};
@@ -43,7 +44,7 @@ fn has_body(headers: &HeaderMap) -> bool {
 
 pub(super) async fn upload_start(
     ctx: &Ctx<'_>,
-    note: &mut Note,
+    note: &mut AuditEvent,
     repo: &str,
     query: &[(String, String)],
     body: Body,
@@ -182,7 +183,7 @@ pub(super) async fn upload_patch(ctx: &Ctx<'_>, repo: &str, id: &str, body: Body
 
 pub(super) async fn upload_finish(
     ctx: &Ctx<'_>,
-    note: &mut Note,
+    note: &mut AuditEvent,
     repo: &str,
     id: &str,
     query: &[(String, String)],

@@ -24,11 +24,14 @@ pub enum EventKind {
     PullBlocked,
     /// A tag that other images are built on now points at a new image: they should be rebuilt.
     BaseUpdated,
+    /// An alert: a lockout, a burst of refused requests, a pull spike, a principal used from a new address or
+    /// sweeping repositories ([`crate::alerts`]).
+    Alert(crate::alerts::AlertKind),
 }
 
 impl EventKind {
     /// Every kind, in documentation order.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Push,
         EventKind::Delete,
         EventKind::ScanCompleted,
@@ -36,6 +39,11 @@ impl EventKind {
         EventKind::VerdictChanged,
         EventKind::PullBlocked,
         EventKind::BaseUpdated,
+        EventKind::Alert(crate::alerts::AlertKind::Lockout),
+        EventKind::Alert(crate::alerts::AlertKind::AuthFailures),
+        EventKind::Alert(crate::alerts::AlertKind::PullSpike),
+        EventKind::Alert(crate::alerts::AlertKind::NewClientIp),
+        EventKind::Alert(crate::alerts::AlertKind::RepositorySweep),
     ];
 
     /// As configured and in the envelope's `type` (after `customs.registry.`).
@@ -48,15 +56,26 @@ impl EventKind {
             EventKind::VerdictChanged => "verdict.changed",
             EventKind::PullBlocked => "pull.blocked",
             EventKind::BaseUpdated => "base.updated",
+            EventKind::Alert(kind) => kind.event_type(),
         }
     }
 
-    /// Parses a configured name.
-    pub fn parse(name: &str) -> Result<EventKind, String> {
-        EventKind::ALL.into_iter().find(|k| k.as_str() == name).ok_or_else(|| {
-            let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-            format!("unknown event `{name}`; the events are {}", names.join(", "))
-        })
+    /// Parses a configured name; `alert.*` is every alert kind.
+    pub fn parse(name: &str) -> Result<Vec<EventKind>, String> {
+        if name == "alert.*" {
+            return Ok(EventKind::ALL.into_iter().filter(|k| matches!(k, EventKind::Alert(_))).collect());
+        }
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .map(|k| vec![k])
+            .ok_or_else(|| {
+                let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown event `{name}`; the events are {} (and alert.* for every alert)",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -260,7 +279,12 @@ mod tests {
 
     #[test]
     fn kinds_parse_and_bodies_have_their_shape() {
-        assert_eq!(EventKind::parse("verdict.changed"), Ok(EventKind::VerdictChanged));
+        assert_eq!(EventKind::parse("verdict.changed"), Ok(vec![EventKind::VerdictChanged]));
+        assert_eq!(EventKind::parse("alert.*").unwrap().len(), 5);
+        assert_eq!(
+            EventKind::parse("alert.lockout"),
+            Ok(vec![EventKind::Alert(crate::alerts::AlertKind::Lockout)])
+        );
         assert!(EventKind::parse("pushed").unwrap_err().contains("base.updated"));
         let event = Event::new(
             EventKind::Push,

@@ -90,7 +90,9 @@ struct Hook {
 impl Hook {
     fn wants(&self, event: &Event) -> bool {
         (self.events.is_empty() || self.events.contains(&event.kind))
-            && (self.matchers.is_empty() || self.matchers.iter().any(|m| m.is_match(&event.repository)))
+            // Events about no repository (alerts on a principal or an address) reach every webhook that wants
+            // their kind.
+            && (self.matchers.is_empty() || event.repository.is_empty() || self.matchers.iter().any(|m| m.is_match(&event.repository)))
     }
 }
 
@@ -153,7 +155,8 @@ impl Webhooks {
                 .iter()
                 .map(|e| EventKind::parse(e))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(at)?;
+                .map_err(at)?
+                .concat();
             let matchers = crate::access::repository_matchers(&c.repositories).map_err(at)?;
             if c.max_attempts < 1 {
                 return Err(at("max_attempts is at least 1".into()));

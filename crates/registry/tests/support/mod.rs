@@ -241,3 +241,60 @@ pub fn audit_records(dir: &Path) -> Vec<customs_registry::audit::AuditRecord> {
     customs_registry::audit::query(dir, &Default::default(), |r| out.push(r.clone())).unwrap();
     out
 }
+
+impl TestRegistry {
+    /// Sends `head` (request line and headers, without the final blank line) and `body` over TLS from the local
+    /// address `source` (any 127.x.y.z reaches the loopback listener), byte for byte: no client normalizes the
+    /// path (`/../`), and the source address is what the registry sees as the client IP. Returns the status and
+    /// the body, or `None` when the connection broke before a status line arrived.
+    pub fn raw(&self, source: &str, head: &str, body: &[u8]) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let port: u16 = self.host.rsplit(':').next().unwrap().parse().unwrap();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+        socket.bind(&from.into()).unwrap();
+        let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        socket.connect(&to.into()).unwrap();
+        let mut tcp: std::net::TcpStream = socket.into();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        let pem = std::fs::read(self.dir.path().join("tls/ca.crt")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile_certs(&pem) {
+            roots.add(cert).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        let request = format!("{head}\r\nHost: {}\r\nConnection: close\r\n\r\n", self.host);
+        let mut sent = tls.write_all(request.as_bytes()).is_ok();
+        for chunk in body.chunks(64 << 10) {
+            sent = sent && tls.write_all(chunk).is_ok();
+        }
+        let _ = tls.flush();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let _ = sent;
+        Some((status, body))
+    }
+}
+
+/// The certificates in a PEM file.
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem).map(|c| c.unwrap()).collect()
+}
+
+/// `Authorization: Basic …` for `name`/`secret`.
+pub fn basic_header(name: &str, secret: &str) -> String {
+    format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{secret}"))
+    )
+}

@@ -1,0 +1,145 @@
+//! The frame every API request (`/v2/…`, `/api/v1/…`) is served in: authenticate, hold back a client without
+//! valid credentials that spent its audit budget, serve, then write one audit record with the outcome — refused,
+//! failed and malformed requests included.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use crate::audit::AuditEvent;
+use crate::audit_budget::Admission;
+use crate::distribution::Ctx;
+use crate::error::ApiError;
+use crate::login::{Auth, claimed_name};
+use crate::server::Registry;
+
+/// How the audit log classes an answer: refused by authentication or authorization, failed, or allowed.
+pub(crate) fn audit_result(status: u16) -> &'static str {
+    match status {
+        401 | 403 => "denied",
+        s if s >= 400 => "error",
+        _ => "allowed",
+    }
+}
+
+/// Whether `auth` carries valid credentials of a principal (an anonymous token does not).
+pub(crate) fn authenticated(auth: &Auth) -> bool {
+    match auth {
+        Auth::Anonymous => false,
+        Auth::Basic(caller) => caller.principal.is_some(),
+        Auth::Bearer(claims) => claims.sub != "anonymous",
+    }
+}
+
+impl Registry {
+    /// Whether a request without valid credentials from `ip` may be served: `Ok(refused_before)` with the
+    /// number refused since the address's last allowed one, or the 429 to answer (the first of a run writes a
+    /// record saying so; the rest only count in `customs_registry_audit_throttled_requests`).
+    pub(crate) fn admit_unauthenticated(&self, ip: IpAddr, action: &str) -> Result<u64, ApiError> {
+        match self.audit_budget.admit(ip, Instant::now()) {
+            Admission::Allowed { refused_before } => Ok(refused_before),
+            Admission::Refused { retry_after, first } => {
+                self.metrics.audit_throttled.inc();
+                if first {
+                    self.record(AuditEvent {
+                        client_ip: ip.to_string(),
+                        principal: "anonymous".into(),
+                        action: action.into(),
+                        result: "throttled".into(),
+                        status: 429,
+                        detail: format!(
+                            "requests without valid credentials from this address exceed the audit budget \
+                             ({} bytes/min); refused until it refills, counted in audit_throttled_requests",
+                            self.config.audit.unauthenticated_bytes_per_minute
+                        ),
+                        ..AuditEvent::default()
+                    });
+                }
+                Err(ApiError::too_many(
+                    "too many requests without valid credentials from this address; authenticate, or retry later",
+                    retry_after,
+                ))
+            }
+        }
+    }
+
+    /// Writes `event` for a request; one without valid credentials is charged to its address's budget and
+    /// says how many were refused before it.
+    pub(crate) fn record_request(&self, mut event: AuditEvent, unauthenticated: Option<(IpAddr, u64)>) {
+        let Some((ip, refused_before)) = unauthenticated else {
+            self.record(event);
+            return;
+        };
+        if refused_before > 0 {
+            event.detail = format!(
+                "{}{}{refused_before} requests from this address were refused (429) before this one: audit budget",
+                event.detail,
+                if event.detail.is_empty() { "" } else { "; " }
+            );
+        }
+        // The stored line's size, near enough: the fields plus the fixed part (seq, time, two hashes).
+        let size = 260
+            + event.client_ip.len()
+            + event.principal.len().min(200)
+            + event.action.len()
+            + event.repository.len().min(400)
+            + event.reference.len().min(400)
+            + event.detail.len().min(1100);
+        self.record(event);
+        self.audit_budget.charge(ip, size, Instant::now());
+    }
+}
+
+/// Serves one API request: authenticates it, runs `handler` with the caller's context and the request's
+/// audit event (which it fills in: action, repository, reference, detail), and records the outcome. A failed
+/// login is recorded as action `login`, whatever the endpoint.
+pub(crate) async fn serve(
+    reg: &Arc<Registry>,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    mut event: AuditEvent,
+    handler: impl AsyncFnOnce(&Ctx<'_>, &mut AuditEvent) -> Result<Response, ApiError>,
+) -> Response {
+    let ip = addr.ip();
+    event.client_ip = ip.to_string();
+    let auth = reg.authenticate(headers, ip).await;
+    let unauthenticated = match &auth {
+        Ok(auth) if authenticated(auth) => None,
+        _ => match reg.admit_unauthenticated(ip, &event.action) {
+            Ok(refused_before) => Some((ip, refused_before)),
+            Err(e) => return e.into_response(),
+        },
+    };
+    let response = match auth {
+        Err(e) => {
+            event.principal = claimed_name(headers);
+            event.action = "login".into();
+            event.result = "denied".into();
+            event.detail = e.message.clone();
+            // The same challenge as `/v2/`, so a client knows where to get a token.
+            let challenge = (e.status == axum::http::StatusCode::UNAUTHORIZED).then(|| reg.challenge(headers, None, false));
+            ApiError { challenge, ..e }.into_response()
+        }
+        Ok(auth) => {
+            let ctx = Ctx { reg, auth, headers };
+            let response = match handler(&ctx, &mut event).await {
+                Ok(response) => response,
+                Err(e) => {
+                    event.detail = format!("{}: {}", e.code, e.message);
+                    e.into_response()
+                }
+            };
+            event.principal = ctx.principal();
+            response
+        }
+    };
+    event.status = response.status().as_u16();
+    if event.result.is_empty() {
+        event.result = audit_result(event.status).into();
+    }
+    reg.record_request(event, unauthenticated);
+    response
+}
