@@ -153,3 +153,25 @@ fn two_processes_appending_at_once_keep_one_chain() {
         assert_eq!(mine.len(), EACH, "{who}");
     }
 }
+
+#[test]
+fn names_the_audit_log_uses_for_itself_cannot_be_taken_and_disable_states_its_real_bound() {
+    let dir = registry_dir();
+    let d = dir.path();
+    for name in ["anonymous", "cli", "customs", "registry", "scheduler"] {
+        let out = customs(d).args(["registry", "principal", "create", name]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("reserved"), "{name}: {stderr}");
+    }
+    registry(d, "alice", &["principal", "create", "sp-one"]);
+    let out = registry(d, "alice", &["principal", "disable", "sp-one"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refuses its logins from the next request and its tokens within 2 s"),
+        "{stderr}"
+    );
+    let out = customs(d).args(["registry", "principal", "unlock", "sp-one"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("principal:sp-one is not locked"));
+}

@@ -287,6 +287,11 @@ fn serve_refuses_plain_http_without_the_dev_flag_and_bad_configs_are_named() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TLS is required") && stderr.contains("--insecure-dev"), "{stderr}");
+    assert!(
+        !stderr.contains("listening"),
+        "nothing claims to listen on a server that does not start: {stderr}"
+    );
+    assert!(!dir.path().join("data").exists(), "nor is anything created");
 
     std::fs::write(
         dir.path().join("registry.toml"),
@@ -409,7 +414,12 @@ fn customs_scans_an_image_pushed_to_the_customs_registry() {
     // The gate reads the image once: packages and secrets come from the same pass, so each layer blob is
     // fetched once (the registry's own metrics count the GETs).
     let blob_gets = || {
-        let mut reply = agent.get(format!("https://localhost:{port}/metrics")).call().unwrap();
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("ci:{secret}"));
+        let mut reply = agent
+            .get(format!("https://localhost:{port}/metrics"))
+            .header("Authorization", format!("Basic {basic}"))
+            .call()
+            .unwrap();
         let text = reply.body_mut().read_to_string().unwrap();
         text.lines()
             .find(|l| l.starts_with("customs_registry_requests_total{route=\"blob\",method=\"GET\",status=\"200\"}"))

@@ -69,6 +69,41 @@ pub struct ServerConfig {
     /// Largest blob accepted, in bytes.
     #[serde(default = "default_blob_limit")]
     pub max_blob_bytes: u64,
+    /// Who may read `/metrics`: `authenticated` (any principal's basic credentials or token, the default),
+    /// `public` (anyone who reaches the port), or a list of principal names.
+    #[serde(default)]
+    pub metrics: MetricsAccess,
+}
+
+/// `[server] metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Any authenticated principal.
+    #[default]
+    Authenticated,
+    /// Anyone.
+    Public,
+    /// These principals only.
+    Principals(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for MetricsAccess {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Names(Vec<String>),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Word(w) if w == "authenticated" => Ok(MetricsAccess::Authenticated),
+            Raw::Word(w) if w == "public" => Ok(MetricsAccess::Public),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "metrics = \"{w}\": use \"authenticated\", \"public\" or a list of principal names"
+            ))),
+            Raw::Names(names) => Ok(MetricsAccess::Principals(names)),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -79,6 +114,7 @@ impl Default for ServerConfig {
             service: default_service(),
             max_manifest_bytes: default_manifest_limit(),
             max_blob_bytes: default_blob_limit(),
+            metrics: MetricsAccess::default(),
         }
     }
 }

@@ -71,6 +71,14 @@ pub struct Registry {
     audit_ok: std::sync::atomic::AtomicBool,
 }
 
+fn no_tls() -> StartError {
+    StartError(
+        "no [tls] section: TLS is required. Add cert and key (`customs registry dev-cert` makes a local pair) \
+         or pass --insecure-dev for plain HTTP on a development machine"
+            .into(),
+    )
+}
+
 /// Reads the token key, creating a random one (mode 0600) on first start.
 fn token_key(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
     let err = |e: String| StartError(format!("token key {}: {e}", path.display()));
@@ -101,6 +109,10 @@ impl Registry {
         // SAFETY: mallopt only tunes the allocator.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        }
+        // Before anything is opened or logged: a registry without TLS does not start at all.
+        if config.tls.is_none() && !insecure {
+            return Err(no_tls());
         }
         let policy = config.access_policy().map_err(StartError)?;
         let meta = MetaStore::open(&config.database.path)
@@ -263,13 +275,7 @@ pub async fn serve(
                 .serve(app)
                 .await
         }
-        (None, false) => {
-            return Err(StartError(
-                "no [tls] section: TLS is required. Add cert and key (`customs registry dev-cert` makes a local pair) \
-                 or pass --insecure-dev for plain HTTP on a development machine"
-                    .into(),
-            ));
-        }
+        (None, false) => return Err(no_tls()),
     };
     result.map_err(|e| StartError(format!("server: {e}")))
 }
@@ -345,7 +351,45 @@ async fn ready(State(reg): State<Arc<Registry>>) -> Response {
     }
 }
 
-async fn metrics(State(reg): State<Arc<Registry>>) -> Response {
+/// `/metrics`, for whom `[server] metrics` allows (authenticated principals by default).
+async fn metrics(
+    State(reg): State<Arc<Registry>>,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    use crate::config::MetricsAccess;
+    if reg.config.server.metrics != MetricsAccess::Public {
+        let principal = match reg.authenticate(&headers, addr.ip()).await {
+            Ok(auth) if crate::audited::authenticated(&auth) => match auth {
+                crate::login::Auth::Basic(caller) => caller.principal.unwrap_or_default(),
+                crate::login::Auth::Bearer(claims) => claims.sub,
+                crate::login::Auth::Anonymous => String::new(),
+            },
+            Ok(_) => String::new(),
+            Err(e) => return e.into_response(),
+        };
+        let allowed = match &reg.config.server.metrics {
+            MetricsAccess::Principals(names) => names.contains(&principal),
+            _ => !principal.is_empty(),
+        };
+        if !allowed {
+            let mut refused = if principal.is_empty() {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "metrics need credentials ([server] metrics)",
+                )
+            } else {
+                ApiError::denied(format!("{principal} may not read metrics ([server] metrics)"))
+            }
+            .into_response();
+            refused.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"customs-registry metrics\""),
+            );
+            return refused;
+        }
+    }
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         reg.metrics.render(),

@@ -80,6 +80,8 @@ pub fn write_dev_certificates(dir: &Path, hosts: &[String]) -> Result<DevCertifi
         .push(DnType::CommonName, hosts.first().map(String::as_str).unwrap_or("localhost"));
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    // Strict verifiers (`openssl verify -x509_strict`, Python's VERIFY_X509_STRICT) require it.
+    params.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate().map_err(rc)?;
     let cert = params.signed_by(&key, &issuer).map_err(rc)?;
 
@@ -123,5 +125,23 @@ mod tests {
         assert!(err.contains("server-key.pem") && err.contains("CERTIFICATE"), "{err}");
         let err = server_config(&files.server_cert, &files.ca_cert).unwrap_err().to_string();
         assert!(err.contains("ca.crt"), "{err}");
+    }
+
+    #[test]
+    fn dev_certificates_pass_strict_x509_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_dev_certificates(dir.path(), &["localhost".into()]).unwrap();
+        // The leaf alone (the file also carries the CA, which `openssl verify` would check as a second leaf).
+        let pem = std::fs::read_to_string(&files.server_cert).unwrap();
+        let leaf = &pem[..pem.find("-----END CERTIFICATE-----").unwrap() + 25];
+        std::fs::write(dir.path().join("leaf.pem"), leaf).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile"])
+            .arg(&files.ca_cert)
+            .arg(dir.path().join("leaf.pem"))
+            .output()
+            .expect("openssl (apt-get install openssl) checks the certificates as strict clients do");
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
     }
 }

@@ -76,7 +76,8 @@ pub(crate) async fn base(State(reg): State<Arc<Registry>>, ConnectInfo(addr): Co
 /// Whether a token request from `ip` without valid credentials may go on: the budget state to record with,
 /// or the 429 to answer.
 fn admit(reg: &Registry, ip: IpAddr) -> Result<Option<(IpAddr, u64)>, ApiError> {
-    reg.admit_unauthenticated(ip, "token").map(|refused_before| Some((ip, refused_before)))
+    reg.admit_unauthenticated(ip, "token")
+        .map(|refused_before| Some((ip, refused_before)))
 }
 
 /// `GET /token`: Docker's token protocol (basic credentials, scopes in the query).

@@ -44,7 +44,7 @@ fn an_unwritable_audit_log_refuses_requests_and_recovers_by_itself() {
     let pull = || reg.request("GET", "/v2/project1/app/manifests/1", &ci, &[("Accept", OCI_MANIFEST)], None);
     assert_eq!(pull().status, 503);
     assert_eq!(reg.request("GET", "/readyz", &Cred::None, &[], None).status, 503);
-    let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
+    let metrics = reg.metrics();
     let failures: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("customs_registry_audit_write_failures_total "))

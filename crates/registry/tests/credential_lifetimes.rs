@@ -1,6 +1,7 @@
-//! How long a credential keeps working after it should stop: access tokens past their TTL, verified logins
-//! remembered past a disable or a rotation (bounded by `login_cache_seconds`), refresh tokens of a principal
-//! disabled since. Short lifetimes in the config keep the waits to seconds.
+//! How long a credential keeps working after it should stop: access tokens past their TTL; verified logins
+//! remembered from before a disable or a rotation (refused at the next request, however long the login cache);
+//! tokens of a principal disabled since (refused within `ACTIVE_CHECK`); refresh tokens of a principal disabled
+//! since. Short lifetimes in the config keep the waits to seconds.
 
 mod support;
 
@@ -60,22 +61,33 @@ fn an_access_token_stops_working_when_its_ttl_ends() {
 }
 
 #[test]
-fn a_disabled_principal_is_refused_once_its_cached_login_expires() {
-    let reg = support::start(CONFIG, &["ci"]);
+fn a_disabled_principal_is_refused_at_once_and_its_tokens_within_the_active_check() {
+    // A long login cache: disabling must not wait for it (issue 19: it took up to 60 s).
+    let reg = support::start(
+        &CONFIG
+            .replace("login_cache_seconds = 1", "login_cache_seconds = 600")
+            .replace("token_ttl_seconds = 2", "token_ttl_seconds = 600"),
+        &["ci"],
+    );
     assert_eq!(reg.request("GET", "/v2/", &reg.basic("ci"), &[], None).status, 200);
+    let bearer = Cred::Bearer(token(&reg, &reg.basic("ci")).1.unwrap());
+    assert_eq!(reg.request("GET", "/v2/team/app/tags/list", &bearer, &[], None).status, 404);
+    // The CLI is another process: it changes the database only.
     assert!(meta(&reg, async |m| m.set_disabled("ci", true).await.unwrap()));
-    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(
         reg.request("GET", "/v2/", &reg.basic("ci"), &[], None).status,
         401,
         "basic auth on /v2/"
     );
     assert_eq!(token(&reg, &reg.basic("ci")).0, 401, "the token endpoint");
+    std::thread::sleep(customs_registry::identity::ACTIVE_CHECK + Duration::from_millis(200));
+    let refused = reg.request("GET", "/v2/team/app/tags/list", &bearer, &[], None);
+    assert_eq!(refused.status, 401, "a token issued before the disable");
 }
 
 #[test]
-fn a_rotated_secret_is_refused_once_its_cached_login_expires() {
-    let reg = support::start(CONFIG, &["ci"]);
+fn a_rotated_secret_is_refused_at_once() {
+    let reg = support::start(&CONFIG.replace("login_cache_seconds = 1", "login_cache_seconds = 600"), &["ci"]);
     let old = reg.basic("ci");
     assert_eq!(reg.request("GET", "/v2/", &old, &[], None).status, 200);
     let new_secret = customs_registry::identity::generate_secret();
@@ -87,8 +99,11 @@ fn a_rotated_secret_is_refused_once_its_cached_login_expires() {
             .status,
         200
     );
-    std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(reg.request("GET", "/v2/", &old, &[], None).status, 401, "the old secret");
+    assert_eq!(
+        reg.request("GET", "/v2/", &old, &[], None).status,
+        401,
+        "the old secret, cached before the rotation"
+    );
     assert_eq!(
         reg.request("GET", "/v2/", &Cred::Basic("ci".into(), new_secret), &[], None).status,
         200

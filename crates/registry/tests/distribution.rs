@@ -442,7 +442,7 @@ fn manifests_tags_catalog_mounts_referrers_and_deletes() {
     // Health, readiness and metrics.
     assert_eq!(reg.request("GET", "/healthz", &Cred::None, &[], None).status, 200);
     assert_eq!(reg.request("GET", "/readyz", &Cred::None, &[], None).status, 200);
-    let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
+    let metrics = reg.metrics();
     assert!(
         metrics.contains("customs_registry_requests_total{route=\"manifest\",method=\"PUT\",status=\"201\"}"),
         "{metrics}"

@@ -104,7 +104,7 @@ fn pushed_images_are_scanned_and_failing_ones_cannot_be_pulled_from_protected_re
     let jobs = reg.request("GET", "/api/v1/jobs", &ci, &[], None).json();
     assert_eq!(jobs["jobs"][0]["digest"], prod.as_str(), "{jobs:#}");
     assert_eq!(jobs["jobs"][0]["state"], "done");
-    let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
+    let metrics = reg.metrics();
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -340,7 +340,7 @@ fn a_scheduled_update_from_a_mirror_fills_the_database_and_the_image_is_rescanne
         "{}",
         updates[0].detail
     );
-    let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
+    let metrics = reg.metrics();
     assert!(
         metrics.contains("customs_registry_db_updates_total{outcome=\"updated\"} 1"),
         "{metrics}"
@@ -371,7 +371,7 @@ fn a_scheduled_update_from_a_mirror_fills_the_database_and_the_image_is_rescanne
     };
     assert_eq!(failure.result, "error");
     assert!(failure.detail.contains("no feed could be downloaded"), "{}", failure.detail);
-    let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
+    let metrics = reg.metrics();
     assert!(
         metrics.contains("customs_registry_db_updates_total{outcome=\"failed\"} 1"),
         "{metrics}"

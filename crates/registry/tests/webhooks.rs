@@ -206,7 +206,7 @@ fn a_verdict_flip_reaches_the_receiver_signed_after_two_failures_and_forgeries_f
         "{kinds:?}"
     );
     assert!(!kinds.iter().any(|(_, repo)| repo == "dev/other"), "{kinds:?}");
-    let metrics = String::from_utf8(reg.request("GET", "/metrics", &Cred::None, &[], None).body).unwrap();
+    let metrics = reg.metrics();
     assert!(
         metrics.contains("customs_registry_webhook_deliveries_total{outcome=\"retried\"} 2"),
         "{metrics}"

@@ -75,7 +75,7 @@ pub(super) async fn manifest_put(
 ) -> Result<Response, ApiError> {
     ctx.require_upload(repo)?;
     let limit = ctx.reg.config.server.max_manifest_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let bytes = super::read_limited(body, limit).await.ok_or_else(|| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "SIZE_INVALID",

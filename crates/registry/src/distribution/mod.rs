@@ -190,6 +190,36 @@ async fn dispatch(
     }
 }
 
+/// Reads and discards a refused body (up to 64 MiB), so an HTTP/1.1 client that writes its whole body before
+/// reading gets the answer instead of a broken pipe; past the limit the connection is dropped.
+pub(super) async fn drain(body: Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > 64 << 20 {
+            break;
+        }
+    }
+}
+
+/// The body, or `None` past `limit` bytes, after reading the rest ([`drain`]) so the client sees the answer.
+pub(super) async fn read_limited(body: Body, limit: usize) -> Option<bytes::Bytes> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if buffer.len() + chunk.len() > limit {
+            drain(Body::from_stream(stream)).await;
+            return None;
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Some(buffer.freeze())
+}
+
 pub(crate) fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
     raw.parse().map_err(|e: DigestError| match e {
         DigestError::Unsupported(_) => ApiError::bad_request("UNSUPPORTED", e.to_string()),

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{Ctx, parse_digest};
+use super::{Ctx, drain, parse_digest};
 use crate::access::Action;
 use crate::audit::AuditEvent;
 use crate::digest::Digest;
@@ -80,7 +80,9 @@ pub(super) async fn upload_start(
         let digest = parse_digest(digest)?;
         note.reference = digest.to_string();
         if has_body(ctx.headers) {
-            append_part(ctx, &id, 0, body).await?;
+            append_part(ctx, &id, 0, body, None)
+                .await?
+                .map_err(|PartError::Length(m)| ApiError::bad_request("BLOB_UPLOAD_INVALID", m))?;
         }
         return finish(ctx, repo, &id, &digest).await;
     }
@@ -103,27 +105,52 @@ pub(super) async fn upload_status(ctx: &Ctx<'_>, repo: &str, id: &str) -> Result
     Ok(upload_response(StatusCode::NO_CONTENT, repo, id, size))
 }
 
+/// A chunk whose body does not match its `Content-Range`.
+enum PartError {
+    /// What differs.
+    Length(String),
+}
+
 /// Streams one part into storage and records it; refuses when another writer moved the upload meanwhile.
-async fn append_part(ctx: &Ctx<'_>, id: &str, offset: u64, body: Body) -> Result<u64, ApiError> {
-    let limit = ctx.reg.config.server.max_blob_bytes.saturating_sub(offset);
-    let part = ctx
-        .reg
-        .blobs
-        .write_part(id, offset, body.into_data_stream(), limit)
-        .await
-        .map_err(|e| match e {
-            crate::storage::StorageError::TooLarge(_) => ApiError::new(
+/// With `length` (from `Content-Range`), a body of any other length is discarded: `Ok(Err(..))`.
+async fn append_part(ctx: &Ctx<'_>, id: &str, offset: u64, body: Body, length: Option<u64>) -> Result<Result<u64, PartError>, ApiError> {
+    let max = ctx.reg.config.server.max_blob_bytes.saturating_sub(offset);
+    // One byte past the declared length is enough to know the body is longer.
+    let limit = length.map_or(max, |l| l.saturating_add(1).min(max));
+    let part = ctx.reg.blobs.write_part(id, offset, body.into_data_stream(), limit).await;
+    let part = match part {
+        Err(crate::storage::StorageError::TooLarge(_)) if length.is_some_and(|l| l < max) => {
+            return Ok(Err(PartError::Length(format!(
+                "the chunk's body is longer than the {} bytes its Content-Range says",
+                length.unwrap_or(0)
+            ))));
+        }
+        Err(crate::storage::StorageError::TooLarge(_)) => {
+            return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "SIZE_INVALID",
                 format!("blob larger than {} bytes", ctx.reg.config.server.max_blob_bytes),
-            ),
-            crate::storage::StorageError::Body(e) => ApiError::bad_request("BLOB_UPLOAD_INVALID", format!("request body broke off: {e}")),
-            other => ApiError::internal(other),
-        })?;
+            ));
+        }
+        Err(crate::storage::StorageError::Body(e)) => {
+            return Err(ApiError::bad_request("BLOB_UPLOAD_INVALID", format!("request body broke off: {e}")));
+        }
+        Err(other) => return Err(ApiError::internal(other)),
+        Ok(part) => part,
+    };
     ctx.reg.metrics.bytes_received.inc_by(part.size);
+    if let Some(length) = length
+        && part.size != length
+    {
+        ctx.reg.blobs.delete_parts(std::slice::from_ref(&part)).await;
+        return Ok(Err(PartError::Length(format!(
+            "the chunk's body has {} bytes, its Content-Range says {length}; it was discarded",
+            part.size
+        ))));
+    }
     if part.size == 0 {
         ctx.reg.blobs.delete_parts(std::slice::from_ref(&part)).await;
-        return Ok(offset);
+        return Ok(Ok(offset));
     }
     if !ctx.reg.meta.add_part(id, &part).await.map_err(ApiError::internal)? {
         ctx.reg.blobs.delete_parts(std::slice::from_ref(&part)).await;
@@ -133,51 +160,80 @@ async fn append_part(ctx: &Ctx<'_>, id: &str, offset: u64, body: Body) -> Result
             "upload moved on concurrently; ask for its status",
         ));
     }
-    Ok(offset + part.size)
+    Ok(Ok(offset + part.size))
 }
 
-/// Reads and discards a refused chunk (up to 64 MiB), so an HTTP/1.1 client that writes its whole body before
-/// reading gets the answer instead of a broken pipe; past the limit the connection is dropped.
-async fn drain(body: Body) {
-    use futures_util::StreamExt;
-    let mut stream = body.into_data_stream();
-    let mut seen = 0usize;
-    while let Some(Ok(chunk)) = stream.next().await {
-        seen += chunk.len();
-        if seen > 64 << 20 {
-            break;
-        }
-    }
-}
-
-/// The 416 answer when `Content-Range` does not start where the upload stands.
-fn content_range_mismatch(ctx: &Ctx<'_>, repo: &str, id: &str, size: u64) -> Option<Response> {
-    let value = ctx.headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok())?;
-    let start = value
-        .trim()
-        .trim_start_matches("bytes ")
-        .split(['-', '/'])
-        .next()
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    if start == Some(size) {
-        return None;
-    }
+/// The 416 answer for an upload at `size` whose chunk does not fit, saying why.
+fn range_refused(repo: &str, id: &str, size: u64, message: String) -> Response {
     let mut response = upload_response(StatusCode::RANGE_NOT_SATISFIABLE, repo, id, size);
     response.headers_mut().remove(header::CONTENT_LENGTH);
-    *response.body_mut() = Body::from(
-        json!({"errors":[{"code":"BLOB_UPLOAD_INVALID","message":format!("Content-Range {value} does not start at the upload's size {size}")}]})
-            .to_string(),
-    );
-    Some(response)
+    *response.body_mut() = Body::from(json!({"errors":[{"code":"BLOB_UPLOAD_INVALID","message":message}]}).to_string());
+    response
+}
+
+/// How many bytes the chunk's `Content-Range: START-END` says it carries (`None` without the header), or the
+/// 416 answer: it must start where the upload stands, end at or after its start, and agree with
+/// `Content-Length` when both are sent.
+fn chunk_length(ctx: &Ctx<'_>, repo: &str, id: &str, size: u64) -> Result<Option<u64>, Response> {
+    let Some(value) = ctx.headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let spec = value.trim().trim_start_matches("bytes ").trim_start_matches("bytes=");
+    let spec = spec.split('/').next().unwrap_or_default();
+    let bounds = spec
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
+    let Some((start, end)) = bounds else {
+        return Err(range_refused(repo, id, size, format!("Content-Range `{value}` is not START-END")));
+    };
+    if start != size {
+        return Err(range_refused(
+            repo,
+            id,
+            size,
+            format!("Content-Range {value} does not start at the upload's size {size}"),
+        ));
+    }
+    if end < start {
+        return Err(range_refused(
+            repo,
+            id,
+            size,
+            format!("Content-Range {value} ends before it starts"),
+        ));
+    }
+    let length = end - start + 1;
+    let declared = ctx
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|d| d != length) {
+        return Err(range_refused(
+            repo,
+            id,
+            size,
+            format!(
+                "Content-Range {value} covers {length} bytes but Content-Length is {}",
+                declared.unwrap_or(0)
+            ),
+        ));
+    }
+    Ok(Some(length))
 }
 
 pub(super) async fn upload_patch(ctx: &Ctx<'_>, repo: &str, id: &str, body: Body) -> Result<Response, ApiError> {
     let size = open_upload(ctx, repo, id).await?;
-    if let Some(response) = content_range_mismatch(ctx, repo, id, size) {
-        drain(body).await;
-        return Ok(response);
-    }
-    let size = append_part(ctx, id, size, body).await?;
+    let length = match chunk_length(ctx, repo, id, size) {
+        Ok(length) => length,
+        Err(response) => {
+            drain(body).await;
+            return Ok(response);
+        }
+    };
+    let size = match append_part(ctx, id, size, body, length).await? {
+        Ok(size) => size,
+        Err(PartError::Length(message)) => return Ok(range_refused(repo, id, size, message)),
+    };
     Ok(upload_response(StatusCode::ACCEPTED, repo, id, size))
 }
 
@@ -194,11 +250,16 @@ pub(super) async fn upload_finish(
     let digest = parse_digest(digest)?;
     note.reference = digest.to_string();
     if has_body(ctx.headers) {
-        if let Some(response) = content_range_mismatch(ctx, repo, id, size) {
-            drain(body).await;
-            return Ok(response);
+        let length = match chunk_length(ctx, repo, id, size) {
+            Ok(length) => length,
+            Err(response) => {
+                drain(body).await;
+                return Ok(response);
+            }
+        };
+        if let Err(PartError::Length(message)) = append_part(ctx, id, size, body, length).await? {
+            return Ok(range_refused(repo, id, size, message));
         }
-        append_part(ctx, id, size, body).await?;
     }
     finish(ctx, repo, id, &digest).await
 }

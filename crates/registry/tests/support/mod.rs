@@ -52,7 +52,12 @@ pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
     let config = RegistryConfig::load(&path).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let secrets: BTreeMap<String, String> = principals.iter().map(|p| (p.to_string(), generate_secret())).collect();
+    // `scraper` reads /metrics (authenticated by default) for the tests that look at metrics.
+    let secrets: BTreeMap<String, String> = principals
+        .iter()
+        .chain(&["scraper"])
+        .map(|p| (p.to_string(), generate_secret()))
+        .collect();
     let (ready_tx, ready_rx) = mpsc::channel();
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let to_create = secrets.clone();
@@ -173,6 +178,13 @@ impl TestRegistry {
             headers: response.headers().clone(),
             body,
         }
+    }
+
+    /// The metrics text, read as the `scraper` principal.
+    pub fn metrics(&self) -> String {
+        let reply = self.request("GET", "/metrics", &self.basic("scraper"), &[], None);
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        String::from_utf8(reply.body).unwrap()
     }
 
     /// A bearer token for `scope` (GET /token with basic credentials of `name`, or anonymous).
