@@ -171,10 +171,10 @@ fn range_refused(repo: &str, id: &str, size: u64, message: String) -> Response {
     response
 }
 
-/// How many bytes the chunk's `Content-Range: START-END` says it carries (`None` without the header), or the
-/// 416 answer: it must start where the upload stands, end at or after its start, and agree with
+/// How many bytes the chunk's `Content-Range: START-END` says it carries (`None` without the header), or why
+/// it is refused (416): it must start where the upload stands, end at or after its start, and agree with
 /// `Content-Length` when both are sent.
-fn chunk_length(ctx: &Ctx<'_>, repo: &str, id: &str, size: u64) -> Result<Option<u64>, Response> {
+fn chunk_length(ctx: &Ctx<'_>, size: u64) -> Result<Option<u64>, String> {
     let Some(value) = ctx.headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
@@ -184,23 +184,13 @@ fn chunk_length(ctx: &Ctx<'_>, repo: &str, id: &str, size: u64) -> Result<Option
         .split_once('-')
         .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
     let Some((start, end)) = bounds else {
-        return Err(range_refused(repo, id, size, format!("Content-Range `{value}` is not START-END")));
+        return Err(format!("Content-Range `{value}` is not START-END"));
     };
     if start != size {
-        return Err(range_refused(
-            repo,
-            id,
-            size,
-            format!("Content-Range {value} does not start at the upload's size {size}"),
-        ));
+        return Err(format!("Content-Range {value} does not start at the upload's size {size}"));
     }
     if end < start {
-        return Err(range_refused(
-            repo,
-            id,
-            size,
-            format!("Content-Range {value} ends before it starts"),
-        ));
+        return Err(format!("Content-Range {value} ends before it starts"));
     }
     let length = end - start + 1;
     let declared = ctx
@@ -208,14 +198,9 @@ fn chunk_length(ctx: &Ctx<'_>, repo: &str, id: &str, size: u64) -> Result<Option
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     if declared.is_some_and(|d| d != length) {
-        return Err(range_refused(
-            repo,
-            id,
-            size,
-            format!(
-                "Content-Range {value} covers {length} bytes but Content-Length is {}",
-                declared.unwrap_or(0)
-            ),
+        return Err(format!(
+            "Content-Range {value} covers {length} bytes but Content-Length is {}",
+            declared.unwrap_or(0)
         ));
     }
     Ok(Some(length))
@@ -223,11 +208,11 @@ fn chunk_length(ctx: &Ctx<'_>, repo: &str, id: &str, size: u64) -> Result<Option
 
 pub(super) async fn upload_patch(ctx: &Ctx<'_>, repo: &str, id: &str, body: Body) -> Result<Response, ApiError> {
     let size = open_upload(ctx, repo, id).await?;
-    let length = match chunk_length(ctx, repo, id, size) {
+    let length = match chunk_length(ctx, size) {
         Ok(length) => length,
-        Err(response) => {
+        Err(message) => {
             drain(body).await;
-            return Ok(response);
+            return Ok(range_refused(repo, id, size, message));
         }
     };
     let size = match append_part(ctx, id, size, body, length).await? {
@@ -250,11 +235,11 @@ pub(super) async fn upload_finish(
     let digest = parse_digest(digest)?;
     note.reference = digest.to_string();
     if has_body(ctx.headers) {
-        let length = match chunk_length(ctx, repo, id, size) {
+        let length = match chunk_length(ctx, size) {
             Ok(length) => length,
-            Err(response) => {
+            Err(message) => {
                 drain(body).await;
-                return Ok(response);
+                return Ok(range_refused(repo, id, size, message));
             }
         };
         if let Err(PartError::Length(message)) = append_part(ctx, id, size, body, length).await? {
