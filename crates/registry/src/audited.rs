@@ -69,6 +69,9 @@ impl Registry {
     /// Writes `event` for a request; one without valid credentials is charged to its address's budget and
     /// says how many were refused before it.
     pub(crate) fn record_request(&self, mut event: AuditEvent, unauthenticated: Option<(IpAddr, u64)>) {
+        if matches!(event.status, 401 | 403) && event.result == "denied" {
+            self.queue_alerts(self.anomaly.refused(&event.client_ip, &event.principal, Instant::now()));
+        }
         let Some((ip, refused_before)) = unauthenticated else {
             self.record(event);
             return;

@@ -33,6 +33,9 @@ pub struct RegistryConfig {
     /// Lockout after repeated failed logins.
     #[serde(default)]
     pub lockout: crate::lockout::LockoutConfig,
+    /// Anomaly detection thresholds (pull spikes, bursts of refusals, repository sweeps).
+    #[serde(default)]
+    pub anomaly: crate::anomaly::AnomalyConfig,
     /// Static groups: name to member principals (more can be added with `customs registry group add`).
     #[serde(default)]
     pub groups: BTreeMap<String, BTreeSet<String>>,

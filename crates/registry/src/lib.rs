@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod anomaly;
 pub mod api;
 pub mod audit;
 pub mod audit_budget;

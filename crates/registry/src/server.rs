@@ -63,6 +63,11 @@ pub struct Registry {
     pub lineage: crate::lineage::LineageStore,
     /// The pinned trust root, when `[trust]` is configured.
     pub trust: Option<crate::signatures::TrustAnchor>,
+    /// Anomaly detection over the request stream.
+    pub(crate) anomaly: crate::anomaly::Detector,
+    /// Alerts found on the request path, raised by a task of their own (never holding up an answer).
+    alert_queue: tokio::sync::mpsc::Sender<crate::alerts::Alert>,
+    alert_inbox: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<crate::alerts::Alert>>>,
     /// Quiet periods of alerts.
     pub(crate) quiet: crate::alerts::QuietPeriods,
     /// What unauthenticated clients may make the audit log grow by.
@@ -144,7 +149,12 @@ impl Registry {
             .transpose()
             .map_err(StartError)?;
         let lockout = crate::lockout::Lockout::new(&config.lockout, meta.clone()).map_err(StartError)?;
+        let anomaly = crate::anomaly::Detector::new(&config.anomaly).map_err(StartError)?;
+        let (alert_queue, alert_inbox) = tokio::sync::mpsc::channel(1024);
         Ok(Arc::new(Registry {
+            anomaly,
+            alert_queue,
+            alert_inbox: std::sync::Mutex::new(Some(alert_inbox)),
             quiet: crate::alerts::QuietPeriods::default(),
             audit_budget: crate::audit_budget::AuditBudget::new(config.audit.unauthenticated_bytes_per_minute),
             audit_ok: std::sync::atomic::AtomicBool::new(true),
@@ -213,6 +223,15 @@ impl Registry {
         })
     }
 
+    /// Queues alerts found on the request path for the alert task (dropped, with a log line, when 1024 wait).
+    pub(crate) fn queue_alerts(&self, alerts: Vec<crate::alerts::Alert>) {
+        for alert in alerts {
+            if self.alert_queue.try_send(alert).is_err() {
+                tracing::error!("alert queue full: an alert was dropped (its audit record too)");
+            }
+        }
+    }
+
     /// Queues an event for the webhooks that want it (nothing without webhooks).
     pub(crate) async fn emit(&self, event: crate::webhooks::Event) {
         if let Some(webhooks) = &self.webhooks {
@@ -249,6 +268,15 @@ pub async fn serve(
     let backfilling = registry.clone();
     tokio::spawn(async move { crate::lineage::backfill(&backfilling).await });
     crate::webhooks::start_senders(&registry).await;
+    let inbox = registry.alert_inbox.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(mut inbox) = inbox {
+        let raising = registry.clone();
+        tokio::spawn(async move {
+            while let Some(alert) = inbox.recv().await {
+                raising.raise(alert).await;
+            }
+        });
+    }
     let app = router(registry.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let draining = handle.clone();

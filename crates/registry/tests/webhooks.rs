@@ -8,9 +8,9 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use support::OCI_MANIFEST;
 use support::debian::{pull_40_and_3_days_ago_then_add_advisory, push_marked, wait_for_scan, write_database};
 use support::receiver::{Receiver, verify};
-use support::OCI_MANIFEST;
 
 const CONFIG: &str = r#"
 [scanning]

@@ -50,6 +50,10 @@ pub(super) async fn manifest_get(ctx: &Ctx<'_>, repo: &str, reference: &str, hea
         }
         return Err(ApiError::denied(why));
     }
+    if !head {
+        ctx.reg
+            .queue_alerts(ctx.reg.anomaly.pull(&ctx.principal(), repo, std::time::Instant::now()));
+    }
     if !head
         && let Some(scanning) = &ctx.reg.scanning
         && crate::scanning::is_image(&row)
