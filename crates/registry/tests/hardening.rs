@@ -179,3 +179,26 @@ fn metrics_need_credentials_unless_public() {
     let public = support::start(&format!("[server]\nmetrics = \"public\"\n{CONFIG}"), &["ci"]);
     assert_eq!(public.request("GET", "/metrics", &Cred::None, &[], None).status, 200);
 }
+
+#[test]
+fn blob_ranges_follow_rfc_9110_over_http() {
+    let reg = support::start(CONFIG, &["ci"]);
+    let ci = reg.basic("ci");
+    let blob: Vec<u8> = (0..2048u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(reg.push_blob("project1/app", &ci, &blob).status, 201);
+    let path = format!("/v2/project1/app/blobs/{}", support::digest(&blob));
+    let get = |range: &str| reg.request("GET", &path, &ci, &[("Range", range)], None);
+    let suffix = get("bytes=-500");
+    assert_eq!(suffix.status, 206);
+    assert_eq!(suffix.header("content-range"), Some("bytes 1548-2047/2048"));
+    assert_eq!(suffix.body, blob[1548..]);
+    let past_end = get("bytes=2000-5000");
+    assert_eq!(past_end.status, 206);
+    assert_eq!(past_end.header("content-range"), Some("bytes 2000-2047/2048"));
+    assert_eq!(past_end.body, blob[2000..]);
+    let unsatisfiable = get("bytes=2048-");
+    assert_eq!(unsatisfiable.status, 416);
+    assert_eq!(unsatisfiable.header("content-range"), Some("bytes */2048"));
+    let several = get("bytes=0-1,4-5");
+    assert_eq!((several.status, several.body.len()), (200, 2048), "several ranges: the whole blob");
+}

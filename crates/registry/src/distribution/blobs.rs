@@ -10,17 +10,59 @@ use super::{Ctx, parse_digest};
 use crate::access::Action;
 use crate::error::ApiError;
 
-/// Parses `Range: bytes=a-b` / `bytes=a-` against a blob of `size` bytes.
-fn parse_range(value: &str, size: u64) -> Option<Range<u64>> {
-    let spec = value.trim().strip_prefix("bytes=")?;
-    let (start, end) = spec.split_once('-')?;
-    let start: u64 = start.trim().parse().ok()?;
-    let end: u64 = if end.trim().is_empty() {
-        size.checked_sub(1)?
-    } else {
-        end.trim().parse().ok()?
+/// What a `Range` header asks of a blob, by RFC 9110 §14.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    /// The whole blob: no header, one that does not parse, or several ranges (which a server may ignore).
+    Whole,
+    /// One satisfiable range, clamped to the blob.
+    Part(Range<u64>),
+    /// A range that starts past the end (or a suffix of an empty blob): 416.
+    Unsatisfiable,
+}
+
+/// Reads `bytes=A-B`, `bytes=A-` and `bytes=-N` against a blob of `size` bytes: an end past the last byte is
+/// clamped to it, a suffix longer than the blob is all of it.
+fn wanted(value: &str, size: u64) -> Wanted {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Wanted::Whole;
     };
-    (start <= end && end < size).then_some(start..end + 1)
+    if spec.contains(',') {
+        return Wanted::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Wanted::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (number(first), number(last)) {
+        (None, Some(suffix)) if first.is_empty() => {
+            if suffix == 0 || size == 0 {
+                Wanted::Unsatisfiable
+            } else {
+                Wanted::Part(size - suffix.min(size)..size)
+            }
+        }
+        (Some(start), None) if last.is_empty() => {
+            if start < size {
+                Wanted::Part(start..size)
+            } else {
+                Wanted::Unsatisfiable
+            }
+        }
+        (Some(start), Some(end)) if start <= end => {
+            if start < size {
+                Wanted::Part(start..end.min(size - 1) + 1)
+            } else {
+                Wanted::Unsatisfiable
+            }
+        }
+        _ => Wanted::Whole,
+    }
 }
 
 pub(super) async fn blob_get(ctx: &Ctx<'_>, repo: &str, digest: &str, head: bool) -> Result<Response, ApiError> {
@@ -33,15 +75,23 @@ pub(super) async fn blob_get(ctx: &Ctx<'_>, repo: &str, digest: &str, head: bool
         .await
         .map_err(ApiError::internal)?;
     let size = size.ok_or_else(|| ApiError::not_found("BLOB_UNKNOWN", format!("blob {digest} is not in {repo}")))?;
-    let range = match ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        None => None,
-        Some(value) => Some(parse_range(value, size).ok_or_else(|| {
-            ApiError::new(
+    let value = ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range = match value.map_or(Wanted::Whole, |v| wanted(v, size)) {
+        Wanted::Whole => None,
+        Wanted::Part(range) => Some(range),
+        Wanted::Unsatisfiable => {
+            let mut refused = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "BLOB_UNKNOWN",
-                format!("range `{value}` is outside 0-{size}"),
+                format!("range `{}` starts past the blob's {size} bytes", value.unwrap_or_default()),
             )
-        })?),
+            .into_response();
+            refused.headers_mut().insert(
+                header::CONTENT_RANGE,
+                axum::http::HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+            );
+            return Ok(refused);
+        }
     };
     let mut response = Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -70,4 +120,31 @@ pub(super) async fn blob_delete(ctx: &Ctx<'_>, repo: &str, digest: &str) -> Resu
         return Err(ApiError::not_found("BLOB_UNKNOWN", format!("blob {digest} is not in {repo}")));
     }
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        // The examples of RFC 9110 §14.1.2 on a 10,000-byte representation.
+        assert_eq!(wanted("bytes=0-499", 10_000), Wanted::Part(0..500));
+        assert_eq!(wanted("bytes=500-999", 10_000), Wanted::Part(500..1000));
+        assert_eq!(wanted("bytes=-500", 10_000), Wanted::Part(9500..10_000));
+        assert_eq!(wanted("bytes=9500-", 10_000), Wanted::Part(9500..10_000));
+        // Issue 19's measured failures on a 2048-byte blob: a suffix, and an end past the last byte.
+        assert_eq!(wanted("bytes=-500", 2048), Wanted::Part(1548..2048));
+        assert_eq!(wanted("bytes=2000-5000", 2048), Wanted::Part(2000..2048));
+        assert_eq!(wanted("bytes=-5000", 2048), Wanted::Part(0..2048), "a suffix longer than the blob");
+        assert_eq!(wanted("bytes=2048-", 2048), Wanted::Unsatisfiable);
+        assert_eq!(wanted("bytes=4096-5000", 2048), Wanted::Unsatisfiable);
+        assert_eq!(wanted("bytes=-0", 2048), Wanted::Unsatisfiable);
+        assert_eq!(wanted("bytes=0-", 0), Wanted::Unsatisfiable);
+        // Not understood or several ranges: the whole blob (RFC 9110 lets a server ignore the header).
+        assert_eq!(wanted("bytes=5-1", 100), Wanted::Whole);
+        assert_eq!(wanted("items=0-1", 100), Wanted::Whole);
+        assert_eq!(wanted("bytes=0-1,5-6", 100), Wanted::Whole);
+        assert_eq!(wanted("bytes=+1-2", 100), Wanted::Whole);
+    }
 }
