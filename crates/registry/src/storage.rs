@@ -88,7 +88,7 @@ pub struct BlobStore {
 
 fn blob_key(digest: &Digest) -> ObjectPath {
     let hex = digest.hex();
-    ObjectPath::from(format!("blobs/sha256/{}/{}", &hex[..2], hex))
+    ObjectPath::from(format!("blobs/{}/{}/{}", digest.algorithm().name(), &hex[..2], hex))
 }
 
 impl BlobStore {
@@ -194,7 +194,7 @@ impl BlobStore {
             offset,
             size,
             key,
-            digest: Digest::from_hasher(hasher).to_string(),
+            digest: Digest::from_sha256(hasher).to_string(),
         })
     }
 
@@ -218,7 +218,9 @@ impl BlobStore {
             return Ok(Commit::Incomplete);
         }
         let target = blob_key(expected);
-        if let [part] = parts {
+        if let [part] = parts
+            && expected.algorithm() == crate::digest::Algorithm::Sha256
+        {
             // One part: its digest was computed while it streamed in, so no second read.
             if part.digest != expected.as_str() {
                 return Ok(Commit::DigestMismatch(part.digest.parse().expect("computed digest")));
@@ -227,7 +229,7 @@ impl BlobStore {
             return Ok(Commit::Stored);
         }
         if parts.is_empty() {
-            let actual = Digest::of(b"");
+            let actual = Digest::of_with(expected.algorithm(), b"");
             if &actual != expected {
                 return Ok(Commit::DigestMismatch(actual));
             }
@@ -236,7 +238,8 @@ impl BlobStore {
         }
         let assembled = ObjectPath::from(format!("uploads/{id}/assembled-{}", uuid::Uuid::new_v4().simple()));
         let mut writer = WriteMultipart::new_with_chunk_size(self.store.put_multipart(&assembled).await?, CHUNK);
-        let mut hasher = Sha256::new();
+        // The parts' own digests are SHA-256; another algorithm is computed over the assembled bytes.
+        let mut hasher = crate::digest::Hasher::new(expected.algorithm());
         for part in parts {
             let mut stream = self.store.get(&ObjectPath::from(part.key.as_str())).await?.into_stream();
             while let Some(chunk) = stream.next().await {
@@ -253,7 +256,7 @@ impl BlobStore {
             }
         }
         writer.finish().await?;
-        let actual = Digest::from_hasher(hasher);
+        let actual = hasher.finish();
         if &actual != expected {
             let _ = self.store.delete(&assembled).await;
             return Ok(Commit::DigestMismatch(actual));

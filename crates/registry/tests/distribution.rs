@@ -217,8 +217,10 @@ fn chunked_upload_resume_range_and_digest_checks() {
     // Bad digests and unknown uploads.
     let bad = reg.request("HEAD", "/v2/team/app/blobs/sha256:1234", &w, &[], None);
     assert_eq!(bad.status, 400);
-    let unsupported = reg.request("GET", "/v2/team/app/blobs/sha512:abcd", &w, &[], None);
+    let unsupported = reg.request("GET", "/v2/team/app/blobs/sha384:abcd", &w, &[], None);
     assert_eq!(unsupported.error_code(), "UNSUPPORTED");
+    let short = reg.request("GET", "/v2/team/app/blobs/sha512:abcd", &w, &[], None);
+    assert_eq!(short.error_code(), "DIGEST_INVALID", "sha512 is supported, with 128 hex characters");
     let unknown = reg.request("PATCH", "/v2/team/app/blobs/uploads/no-such-upload", &w, &[], Some(b"x"));
     assert_eq!(unknown.error_code(), "BLOB_UPLOAD_UNKNOWN");
     // An upload belongs to its repository.

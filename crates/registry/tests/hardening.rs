@@ -202,3 +202,60 @@ fn blob_ranges_follow_rfc_9110_over_http() {
     let several = get("bytes=0-1,4-5");
     assert_eq!((several.status, several.body.len()), (200, 2048), "several ranges: the whole blob");
 }
+
+fn sha512(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha512:{}", hex::encode(sha2::Sha512::digest(bytes)))
+}
+
+#[test]
+fn sha512_blobs_and_manifests_are_stored_and_served_under_their_digest() {
+    let reg = support::start(CONFIG, &["ci"]);
+    let ci = reg.basic("ci");
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = vec![42u8; 3000];
+    for blob in [&config, &layer] {
+        // Monolithic (POST with the digest) and chunked-then-PUT, both by a sha512 digest.
+        let reply = reg.request(
+            "POST",
+            &format!("/v2/project1/app/blobs/uploads/?digest={}", sha512(blob)),
+            &ci,
+            &[("Content-Type", "application/octet-stream")],
+            Some(blob),
+        );
+        assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(reply.header("docker-content-digest"), Some(sha512(blob).as_str()));
+    }
+    let wrong = reg.request(
+        "POST",
+        &format!("/v2/project1/app/blobs/uploads/?digest={}", sha512(b"other")),
+        &ci,
+        &[("Content-Type", "application/octet-stream")],
+        Some(&layer),
+    );
+    assert_eq!(wrong.status, 400, "a sha512 that does not match is refused");
+    let got = reg.request("GET", &format!("/v2/project1/app/blobs/{}", sha512(&layer)), &ci, &[], None);
+    assert_eq!((got.status, got.body.len()), (200, 3000));
+
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": support::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha512(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha512(&layer), "size": layer.len()}],
+    })
+    .to_string();
+    let digest = sha512(manifest.as_bytes());
+    let put = reg.request(
+        "PUT",
+        &format!("/v2/project1/app/manifests/{digest}"),
+        &ci,
+        &[("Content-Type", support::OCI_MANIFEST)],
+        Some(manifest.as_bytes()),
+    );
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.header("docker-content-digest"), Some(digest.as_str()));
+    let pulled = reg.request("GET", &format!("/v2/project1/app/manifests/{digest}"), &ci, &[], None);
+    assert_eq!(pulled.status, 200);
+    assert_eq!(pulled.body, manifest.as_bytes());
+    assert_eq!(pulled.header("docker-content-digest"), Some(digest.as_str()));
+}

@@ -86,7 +86,13 @@ pub(super) async fn manifest_put(
             format!("manifest larger than {limit} bytes"),
         )
     })?;
-    let digest = Digest::of(&bytes);
+    // Pushed by digest: stored under that digest's algorithm (sha256 or sha512); by tag: sha256.
+    let algorithm = if reference.contains(':') {
+        parse_digest(reference)?.algorithm()
+    } else {
+        crate::digest::Algorithm::Sha256
+    };
+    let digest = Digest::of_with(algorithm, &bytes);
     let tag = if reference.contains(':') {
         if parse_digest(reference)? != digest {
             return Err(ApiError::bad_request(
