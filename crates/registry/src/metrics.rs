@@ -203,3 +203,30 @@ pub fn route_of(path: &str) -> &'static str {
         "other"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every series the shipped alert rules use is one the registry exports (a renamed metric would leave an
+    /// alert that can never fire). `promtool check rules` in `.ci/run` checks their syntax.
+    #[test]
+    fn the_shipped_alert_rules_use_exported_metrics() {
+        let rules = include_str!("../../../examples/monitoring/alerts.yml");
+        let text = Metrics::default().render();
+        let exported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        let mut used = 0;
+        for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if let Some(name) = word.strip_prefix("customs_registry_") {
+                let family = format!("customs_registry_{}", name.strip_suffix("_total").unwrap_or(name));
+                assert!(exported.contains(&family.as_str()), "{word} is not exported: {exported:?}");
+                used += 1;
+            }
+        }
+        assert!(used >= 10, "{used}");
+    }
+}
