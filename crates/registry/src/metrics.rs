@@ -213,7 +213,14 @@ mod tests {
     #[test]
     fn the_shipped_alert_rules_use_exported_metrics() {
         let rules = include_str!("../../../examples/monitoring/alerts.yml");
-        let text = Metrics::default().render();
+        let metrics = Metrics::default();
+        // Families are written once they have a series: give each labelled one a sample.
+        metrics.alerts.get_or_create(&KindLabels { kind: "lockout" }).inc();
+        metrics.denials.get_or_create(&DenialLabels { action: "pull".into() }).inc();
+        for family in [&metrics.scans, &metrics.webhook_deliveries, &metrics.db_updates] {
+            family.get_or_create(&OutcomeLabels { outcome: "failed" }).inc();
+        }
+        let text = metrics.render();
         let exported: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
