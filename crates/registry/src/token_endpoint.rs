@@ -172,22 +172,27 @@ pub(crate) async fn token_post(
                 "UNSUPPORTED",
                 format!("grant_type {other:?} is not supported; use password or refresh_token"),
             );
-            reg.record_request(
-                AuditEvent {
-                    client_ip: ip.to_string(),
-                    principal: "anonymous".into(),
-                    action: "token".into(),
-                    result: "error".into(),
-                    status: 400,
-                    detail: e.message.clone(),
-                    ..AuditEvent::default()
-                },
-                budget,
-            );
-            return e.into_response();
+            return refuse_token_request(&reg, ip, "anonymous".into(), e, budget);
         }
     };
     issue_token(&reg, ip, caller, &scopes, offline, None)
+}
+
+/// Audits a malformed token request (action `token`, result `error`) and answers `e`.
+fn refuse_token_request(reg: &Registry, ip: IpAddr, principal: String, e: ApiError, budget: Option<(IpAddr, u64)>) -> Response {
+    reg.record_request(
+        AuditEvent {
+            client_ip: ip.to_string(),
+            principal,
+            action: "token".into(),
+            result: "error".into(),
+            status: e.status.as_u16(),
+            detail: e.message.clone(),
+            ..AuditEvent::default()
+        },
+        budget,
+    );
+    e.into_response()
 }
 
 fn token_login_denied(reg: &Registry, ip: IpAddr, headers: &HeaderMap, denied: LoginDenied, budget: Option<(IpAddr, u64)>) -> Response {
@@ -223,19 +228,7 @@ fn issue_token(
     let subject = caller.principal.clone().unwrap_or_else(|| "anonymous".into());
     if scopes.len() > MAX_SCOPES {
         let e = ApiError::bad_request("UNSUPPORTED", format!("{} scopes asked for; at most {MAX_SCOPES}", scopes.len()));
-        reg.record_request(
-            AuditEvent {
-                client_ip: ip.to_string(),
-                principal: subject,
-                action: "token".into(),
-                result: "error".into(),
-                status: 400,
-                detail: e.message.clone(),
-                ..AuditEvent::default()
-            },
-            budget,
-        );
-        return e.into_response();
+        return refuse_token_request(reg, ip, subject, e, budget);
     }
     let mut access = Vec::new();
     let mut granted_text = Vec::new();

@@ -14,15 +14,6 @@ fn ping(reg: &support::TestRegistry, from: &str, name: &str, secret: &str) -> (u
         .expect("an answer")
 }
 
-fn rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
-}
-
 /// The stated bound over the resting process: one Argon2id buffer (19 MiB) per core at once, with room for
 /// allocator slack, plus 48 MiB for 32 TLS connections and their requests.
 fn memory_bound_mib() -> u64 {
@@ -34,13 +25,13 @@ fn memory_bound_mib() -> u64 {
 fn memory_stays_bounded_during_32_concurrent_bogus_logins() {
     let reg = support::start(CONFIG, &["ci"]);
     assert_eq!(ping(&reg, "127.0.0.1", "ci", &reg.secrets["ci"]).0, 200);
-    let before = rss_mib();
+    let before = support::rss_mib();
     let done = std::sync::atomic::AtomicBool::new(false);
     let (peak, statuses) = std::thread::scope(|s| {
         let sampler = s.spawn(|| {
             let mut peak = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_mib());
+                peak = peak.max(support::rss_mib());
                 std::thread::sleep(Duration::from_millis(5));
             }
             peak

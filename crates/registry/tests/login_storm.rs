@@ -7,15 +7,6 @@ mod support;
 
 use support::Cred;
 
-fn rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
-}
-
 #[test]
 fn a_storm_of_bogus_logins_is_bounded_answered_429_and_leaves_memory_alone() {
     // No waiting for a slot, so the bound shows whatever this machine's hashing speed.
@@ -30,7 +21,7 @@ fn a_storm_of_bogus_logins_is_bounded_answered_429_and_leaves_memory_alone() {
             .status,
         401
     );
-    let before = rss_mib();
+    let before = support::rss_mib();
     let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..48)
             .map(|i| {
@@ -43,7 +34,7 @@ fn a_storm_of_bogus_logins_is_bounded_answered_429_and_leaves_memory_alone() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let after = rss_mib();
+    let after = support::rss_mib();
     let busy = statuses.iter().filter(|(s, _)| *s == 429).count();
     let refused = statuses.iter().filter(|(s, _)| *s == 401).count();
     println!("48 bogus logins: {refused} answered 401, {busy} answered 429; resident memory {before} MiB → {after} MiB");

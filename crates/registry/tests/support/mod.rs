@@ -310,3 +310,13 @@ pub fn basic_header(name: &str, secret: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(format!("{name}:{secret}"))
     )
 }
+
+/// This process's resident memory in MiB (`VmRSS` of `/proc/self/status`).
+pub fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
