@@ -19,6 +19,7 @@ mod notify;
 mod output;
 mod progress;
 mod registry;
+mod registry_audit;
 mod registry_lineage;
 mod registry_scans;
 mod scan;

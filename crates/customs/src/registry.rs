@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use customs_registry::access::{Action, Caller};
-use customs_registry::audit::{AuditEvent, AuditLog, AuditQuery};
+use customs_registry::audit::{AuditEvent, AuditLog};
 use customs_registry::identity::{self, generate_secret, hash_secret};
 use customs_registry::meta::MetaStore;
 use customs_registry::{Registry, RegistryConfig};
@@ -61,7 +61,7 @@ enum RegistryCommand {
     /// Verify, query and export the audit log.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: crate::registry_audit::AuditCommand,
     },
     /// Scan a stored image now (REPOSITORY:TAG or REPOSITORY@DIGEST); the running registry picks the job up.
     Scan {
@@ -187,35 +187,6 @@ enum AccessCommand {
     },
 }
 
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Check the hash chain of every record; exits 1 at the first broken record.
-    Verify,
-    /// Print matching records: a table on a terminal, JSON lines otherwise or with `--format json`.
-    Query {
-        /// `table` or `json` (JSON lines) [default: table on a terminal, else json].
-        #[arg(long, value_parser = ["table", "json"])]
-        format: Option<String>,
-        /// Only this principal.
-        #[arg(long)]
-        principal: Option<String>,
-        /// Only records at or after this RFC 3339 time or date (2026-11-01).
-        #[arg(long)]
-        since: Option<String>,
-        /// Only this action (pull, push, login, token, ...).
-        #[arg(long)]
-        action: Option<String>,
-        /// Only this result: allowed, denied or error.
-        #[arg(long)]
-        result: Option<String>,
-        /// Only this repository.
-        #[arg(long)]
-        repository: Option<String>,
-    },
-    /// Print every record as JSON lines (for a SIEM).
-    Export,
-}
-
 fn load(path: &Path) -> Result<RegistryConfig> {
     Ok(RegistryConfig::load(path)?)
 }
@@ -271,7 +242,7 @@ pub fn run(args: RegistryArgs) -> Result<ExitCode> {
         RegistryCommand::Principal { command } => principal(&args.config, command),
         RegistryCommand::Group { command } => group(&args.config, command),
         RegistryCommand::Access { command } => access(&args.config, command),
-        RegistryCommand::Audit { command } => audit(&args.config, command),
+        RegistryCommand::Audit { command } => crate::registry_audit::audit(&load(&args.config)?, command),
         RegistryCommand::Scan { reference, wait } => crate::registry_scans::scan(&load(&args.config)?, &reference, wait),
         RegistryCommand::Scans { command } => crate::registry_scans::scans(&load(&args.config)?, command),
         RegistryCommand::Exceptions { command } => crate::registry_scans::exceptions(&load(&args.config)?, command),
@@ -564,117 +535,6 @@ fn access(path: &Path, command: AccessCommand) -> Result<ExitCode> {
     })
 }
 
-fn audit(path: &Path, command: AuditCommand) -> Result<ExitCode> {
-    let config = load(path)?;
-    let dir = &config.audit.dir;
-    match command {
-        AuditCommand::Verify => match customs_registry::audit::verify(dir) {
-            Ok(summary) => {
-                println!(
-                    "audit log intact: {} records in {} segments; head {} (record it elsewhere to detect truncation later)",
-                    summary.records, summary.segments, summary.head
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                println!("audit log BROKEN: {e}");
-                Ok(ExitCode::from(1))
-            }
-        },
-        AuditCommand::Query {
-            format,
-            principal,
-            since,
-            action,
-            result,
-            repository,
-        } => {
-            let since = since.map(|s| parse_since(&s)).transpose()?;
-            let query = AuditQuery {
-                principal,
-                since,
-                action,
-                result,
-                repository,
-            };
-            use std::io::IsTerminal;
-            let table = match format.as_deref() {
-                Some("table") => true,
-                Some(_) => false,
-                None => std::io::stdout().is_terminal(),
-            };
-            if table {
-                print_table(dir, &query)
-            } else {
-                print_records(dir, &query)
-            }
-        }
-        AuditCommand::Export => print_records(dir, &AuditQuery::default()),
-    }
-}
-
-fn print_records(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut failed = None;
-    customs_registry::audit::query(dir, query, |record| {
-        if failed.is_none()
-            && let Err(e) = serde_json::to_writer(&mut out, record)
-                .map_err(std::io::Error::from)
-                .and_then(|_| out.write_all(b"\n"))
-        {
-            failed = Some(e);
-        }
-    })?;
-    out.flush()?;
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Records for people: one line each, newest last, the fields an investigation starts from.
-fn print_table(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
-    let mut t = comfy_table::Table::new();
-    t.load_style(comfy_table::presets::NOTHING)
-        .force_no_tty()
-        .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
-    t.set_header([
-        "SEQ",
-        "TIME",
-        "PRINCIPAL",
-        "CLIENT",
-        "ACTION",
-        "REPOSITORY",
-        "REFERENCE",
-        "RESULT",
-        "STATUS",
-        "DETAIL",
-    ]);
-    let mut n = 0usize;
-    customs_registry::audit::query(dir, query, |r| {
-        n += 1;
-        let e = &r.event;
-        t.add_row(vec![
-            r.seq.to_string(),
-            r.time.clone(),
-            e.principal.clone(),
-            e.client_ip.clone(),
-            e.action.clone(),
-            e.repository.clone(),
-            e.reference.chars().take(19).collect(),
-            e.result.clone(),
-            e.status.to_string(),
-            e.detail.chars().take(60).collect(),
-        ]);
-    })?;
-    let mut text: String = t.lines().map(|l| l.trim_end().to_string() + "\n").collect();
-    text.push_str(&format!("{n} records\n"));
-    crate::output::emit(&text, None)?;
-    Ok(ExitCode::SUCCESS)
-}
-
 fn alerts(config: &RegistryConfig, since: &str, limit: i64, format: &str) -> Result<ExitCode> {
     let since = match customs_registry::protect::parse_age(since) {
         Ok(span) => time::OffsetDateTime::now_utc() - span,
@@ -700,7 +560,7 @@ fn alerts(config: &RegistryConfig, since: &str, limit: i64, format: &str) -> Res
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_since(s: &str) -> Result<time::OffsetDateTime> {
+pub(crate) fn parse_since(s: &str) -> Result<time::OffsetDateTime> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
         return Ok(t);

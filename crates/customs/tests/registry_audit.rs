@@ -175,3 +175,107 @@ fn names_the_audit_log_uses_for_itself_cannot_be_taken_and_disable_states_its_re
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("principal:sp-one is not locked"));
 }
+
+/// Signed checkpoints from the CLI: `audit keygen`, `audit checkpoint`, then `verify --checkpoint --key`. A
+/// rewrite that recomputes every later hash passes `verify` alone and fails against the checkpoint; cutting the
+/// newest records fails against a head written down earlier (`--expect-head`).
+#[test]
+fn checkpoints_catch_a_recomputed_chain_and_expected_heads_catch_a_cut() {
+    use customs_registry::audit::AuditRecord;
+    let dir = registry_dir();
+    let d = dir.path();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("audit.key");
+    let key_arg = key.to_str().unwrap();
+    let made = registry(d, "alice", &["audit", "keygen", "--name", "registry.test-audit", "--out", key_arg]);
+    assert_eq!(made.status.code(), Some(0), "{}", String::from_utf8_lossy(&made.stderr));
+    let public = keys.path().join("audit.key.pub");
+    let verifier = std::fs::read_to_string(&public).unwrap();
+    assert_eq!(String::from_utf8_lossy(&made.stdout), verifier);
+    assert!(verifier.starts_with("registry.test-audit+"), "{verifier}");
+    // A second keygen never overwrites the key.
+    let again = registry(d, "alice", &["audit", "keygen", "--name", "other", "--out", key_arg]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+
+    let worm = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[audit.checkpoints]\nkey = \"{key_arg}\"\nexport = \"file://{}\"\n",
+        worm.path().display()
+    );
+    std::fs::write(d.join("registry.toml"), config).unwrap();
+    for name in ["sp-one", "sp-two", "sp-three"] {
+        registry(d, "alice", &["principal", "create", name]);
+    }
+    let signed = registry(d, "alice", &["audit", "checkpoint"]);
+    assert_eq!(signed.status.code(), Some(0), "{}", String::from_utf8_lossy(&signed.stderr));
+    let note = String::from_utf8_lossy(&signed.stdout).into_owned();
+    assert!(note.starts_with("customs-registry audit customs-registry\n3\n"), "{note}");
+    let exported: Vec<_> = std::fs::read_dir(worm.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(exported.len(), 1, "{exported:?}");
+    assert_eq!(std::fs::read_to_string(&exported[0]).unwrap(), note);
+
+    let public_arg = public.to_str().unwrap();
+    let worm_arg = worm.path().to_str().unwrap();
+    let checked = registry(d, "x", &["audit", "verify", "--checkpoint", worm_arg, "--key", public_arg]);
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(0), "{said}");
+    assert!(said.contains("agrees with 1 signed checkpoints (newest: record 3"), "{said}");
+    let head = said.split("head ").nth(1).unwrap()[..64].to_string();
+    // --checkpoint without the key to check it is refused rather than trusted.
+    let keyless = registry(d, "x", &["audit", "verify", "--checkpoint", worm_arg]);
+    assert_eq!(keyless.status.code(), Some(2));
+    // A different key does not open the checkpoint.
+    let other = keys.path().join("other.key");
+    registry(
+        d,
+        "x",
+        &["audit", "keygen", "--name", "registry.test-audit", "--out", other.to_str().unwrap()],
+    );
+    let wrong = registry(
+        d,
+        "x",
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            worm_arg,
+            "--key",
+            &format!("{}.pub", other.display()),
+        ],
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{}", String::from_utf8_lossy(&wrong.stdout));
+    assert!(String::from_utf8_lossy(&wrong.stdout).contains("NOT VERIFIED"));
+
+    // Rewrite record 2 and recompute every later hash: the chain alone is intact, the checkpoint disagrees.
+    let segment = d.join("data/audit/audit-000001.jsonl");
+    let original = std::fs::read_to_string(&segment).unwrap();
+    let mut records: Vec<AuditRecord> = original.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    records[1].event.principal = "cli:mallory".into();
+    for i in 1..records.len() {
+        records[i].prev = records[i - 1].hash.clone();
+        records[i].hash = records[i].compute_hash();
+    }
+    let lines: Vec<String> = records.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    std::fs::write(&segment, lines.join("\n") + "\n").unwrap();
+    let alone = registry(d, "x", &["audit", "verify"]);
+    assert_eq!(alone.status.code(), Some(0), "{}", String::from_utf8_lossy(&alone.stdout));
+    let caught = registry(d, "x", &["audit", "verify", "--checkpoint", worm_arg, "--key", public_arg]);
+    let said = String::from_utf8_lossy(&caught.stdout);
+    assert_eq!(caught.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("audit log BROKEN") && said.contains("rewritten after that checkpoint"),
+        "{said}"
+    );
+
+    // Cut the newest record instead: the chain alone is intact, the head written down earlier is missing.
+    let cut: Vec<&str> = original.lines().take(2).collect();
+    std::fs::write(&segment, cut.join("\n") + "\n").unwrap();
+    assert_eq!(registry(d, "x", &["audit", "verify"]).status.code(), Some(0));
+    let expect = registry(d, "x", &["audit", "verify", "--expect-head", &head]);
+    let said = String::from_utf8_lossy(&expect.stdout);
+    assert_eq!(expect.status.code(), Some(1), "{said}");
+    assert!(said.contains("audit log BROKEN"), "{said}");
+    let malformed = registry(d, "x", &["audit", "verify", "--expect-head", "abc"]);
+    assert_eq!(malformed.status.code(), Some(2));
+}

@@ -3,8 +3,9 @@
 //! Each record carries `prev` (the previous record's hash) and `hash` = SHA-256 over `prev` and the record's own
 //! fields, so editing, removing or reordering a record breaks the chain at that point. Segments rotate by size;
 //! the first record of a new segment chains to the last record of the previous one, so rotation keeps the chain.
-//! Truncating the newest records cannot be detected from the log alone: `verify` prints the head hash so it can be
-//! anchored elsewhere (a ticket, a SIEM).
+//! Rewriting the chain (editing a record and recomputing every later hash) or cutting its newest records cannot
+//! be detected from the log alone: [`verify_anchored`] checks it against heads kept elsewhere, signed checkpoints
+//! ([`crate::checkpoint`]) or a hash written down (a ticket, a SIEM).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -104,7 +105,9 @@ impl AuditEvent {
 }
 
 impl AuditRecord {
-    fn compute_hash(&self) -> String {
+    /// The hash this record must carry: SHA-256 over `prev` and its other fields. Anyone can recompute it, so
+    /// the chain alone shows accidents and partial edits, not a rewrite (see [`verify_anchored`]).
+    pub fn compute_hash(&self) -> String {
         #[derive(Serialize)]
         struct Body<'a> {
             seq: u64,
@@ -145,6 +148,14 @@ pub enum AuditError {
         /// 1-based line number.
         line: usize,
         /// What is wrong.
+        message: String,
+    },
+    /// The chain is intact in itself but disagrees with a head kept elsewhere.
+    #[error("audit log disagrees with {source_name}: {message}")]
+    Anchor {
+        /// The checkpoint file or `--expect-head`.
+        source_name: String,
+        /// What differs.
         message: String,
     },
 }
@@ -418,12 +429,42 @@ pub struct VerifySummary {
     pub records: u64,
     /// Hash of the newest record: anchor it outside the log to detect truncation later.
     pub head: String,
+    /// The anchors the chain agreed with, as `SOURCE: record N`.
+    pub anchored: Vec<String>,
+}
+
+/// A record the chain must hold: from a signed checkpoint (sequence number and hash) or a head written down
+/// earlier (the hash alone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// Where the record must be, when known.
+    pub seq: Option<u64>,
+    /// Its hash.
+    pub hash: String,
+    /// Where the anchor came from (a checkpoint file, `--expect-head`), for messages.
+    pub source: String,
 }
 
 /// Checks every record's hash and link, across segments. The first broken record is the error.
 pub fn verify(dir: &Path) -> Result<VerifySummary, AuditError> {
+    verify_anchored(dir, &[])
+}
+
+/// [`verify`], and each of `anchors` must be a record of the chain: a checkpoint whose record differs means the
+/// log was rewritten after it was signed, and one past the end means newer records were cut.
+pub fn verify_anchored(dir: &Path, anchors: &[Anchor]) -> Result<VerifySummary, AuditError> {
     let files = segments(dir)?;
     let (mut seq, mut head, mut records) = (0u64, GENESIS.to_string(), 0u64);
+    // Indexed so a year of checkpoints (10^5 of them) costs a lookup per record, not a scan.
+    let mut by_seq: std::collections::HashMap<u64, Vec<usize>> = std::collections::HashMap::new();
+    let mut by_hash: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, anchor) in anchors.iter().enumerate() {
+        match anchor.seq {
+            Some(n) => by_seq.entry(n).or_default().push(i),
+            None => by_hash.entry(anchor.hash.as_str()).or_default().push(i),
+        }
+    }
+    let mut anchored: Vec<Option<u64>> = vec![None; anchors.len()];
     for path in &files {
         for_each_record(path, |_, record| {
             if record.seq != seq + 1 {
@@ -441,16 +482,50 @@ pub fn verify(dir: &Path) -> Result<VerifySummary, AuditError> {
             if record.compute_hash() != record.hash {
                 return Err(format!("record {} was modified after it was written (hash mismatch)", record.seq));
             }
+            for &i in by_seq.get(&record.seq).into_iter().flatten() {
+                if anchors[i].hash != record.hash {
+                    return Err(format!(
+                        "record {} has hash {}, but {} signed {} for it: the log was rewritten after that checkpoint",
+                        record.seq, record.hash, anchors[i].source, anchors[i].hash
+                    ));
+                }
+                anchored[i] = Some(record.seq);
+            }
+            for &i in by_hash.get(record.hash.as_str()).into_iter().flatten() {
+                anchored[i] = Some(record.seq);
+            }
             seq = record.seq;
             head = record.hash.clone();
             records += 1;
             Ok(())
         })?;
     }
+    for (anchor, found) in anchors.iter().zip(&anchored) {
+        if found.is_some() {
+            continue;
+        }
+        let message = match anchor.seq {
+            Some(n) => format!("it covers record {n}, but the log ends at record {seq}: records after {seq} were removed"),
+            None => format!(
+                "no record has hash {}: the log was rewritten or cut since that head was written down",
+                anchor.hash
+            ),
+        };
+        return Err(AuditError::Anchor {
+            source_name: anchor.source.clone(),
+            message,
+        });
+    }
+    let anchored = anchors
+        .iter()
+        .zip(anchored)
+        .map(|(a, n)| format!("{}: record {}", a.source, n.unwrap_or_default()))
+        .collect();
     Ok(VerifySummary {
         segments: files.len(),
         records,
         head,
+        anchored,
     })
 }
 

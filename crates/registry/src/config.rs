@@ -247,6 +247,9 @@ pub struct AuditConfig {
     /// credentials; past it they are refused (429) until the budget refills. 0 turns the limit off.
     #[serde(default = "default_unauthenticated_budget")]
     pub unauthenticated_bytes_per_minute: u64,
+    /// Signed checkpoints of the chain head, when `[audit.checkpoints]` is configured.
+    #[serde(default)]
+    pub checkpoints: Option<crate::checkpoint::CheckpointConfig>,
 }
 
 impl Default for AuditConfig {
@@ -255,6 +258,7 @@ impl Default for AuditConfig {
             dir: default_audit_dir(),
             rotate_bytes: default_rotate(),
             unauthenticated_bytes_per_minute: default_unauthenticated_budget(),
+            checkpoints: None,
         }
     }
 }
@@ -324,6 +328,12 @@ impl RegistryConfig {
         fix(&mut self.database.path);
         fix(&mut self.auth.token_key_file);
         fix(&mut self.audit.dir);
+        if let Some(checkpoints) = &mut self.audit.checkpoints {
+            fix(&mut checkpoints.key);
+            if let Some(dir) = &mut checkpoints.dir {
+                fix(dir);
+            }
+        }
         if let Some(scanning) = &mut self.scanning {
             fix(&mut scanning.vulnerability_db);
         }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod audit;
 pub mod audit_budget;
 mod audited;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod digest;

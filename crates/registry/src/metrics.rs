@@ -65,6 +65,10 @@ pub struct Metrics {
     pub audit_throttled: Counter,
     /// Logins refused by a lockout (without checking the secret).
     pub locked_logins: Counter,
+    /// Audit checkpoints signed, by outcome (`written`, `failed`).
+    pub audit_checkpoints: Family<OutcomeLabels, Counter>,
+    /// Sequence number of the newest checkpointed record.
+    pub audit_checkpoint_seq: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// Labels of an alert.
@@ -78,7 +82,7 @@ pub struct KindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     /// `scanned` or `failed` (scans); `delivered`, `retried` or `failed` (webhook deliveries); `updated`,
-    /// `unchanged` or `failed` (database updates).
+    /// `unchanged` or `failed` (database updates); `written` or `failed` (audit checkpoints).
     pub outcome: &'static str,
 }
 
@@ -143,7 +147,21 @@ impl Default for Metrics {
         );
         let locked_logins = Counter::default();
         registry.register("locked_logins", "Logins refused by a lockout", locked_logins.clone());
+        let audit_checkpoints = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "audit_checkpoints",
+            "Signed checkpoints of the audit chain head, by outcome",
+            audit_checkpoints.clone(),
+        );
+        let audit_checkpoint_seq = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "audit_checkpoint_record",
+            "Sequence number of the newest audit record covered by a signed checkpoint",
+            audit_checkpoint_seq.clone(),
+        );
         Metrics {
+            audit_checkpoints,
+            audit_checkpoint_seq,
             alerts,
             audit_throttled,
             locked_logins,
@@ -217,7 +235,12 @@ mod tests {
         // Families are written once they have a series: give each labelled one a sample.
         metrics.alerts.get_or_create(&KindLabels { kind: "lockout" }).inc();
         metrics.denials.get_or_create(&DenialLabels { action: "pull".into() }).inc();
-        for family in [&metrics.scans, &metrics.webhook_deliveries, &metrics.db_updates] {
+        for family in [
+            &metrics.scans,
+            &metrics.webhook_deliveries,
+            &metrics.db_updates,
+            &metrics.audit_checkpoints,
+        ] {
             family.get_or_create(&OutcomeLabels { outcome: "failed" }).inc();
         }
         let text = metrics.render();

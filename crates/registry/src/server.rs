@@ -74,6 +74,8 @@ pub struct Registry {
     pub(crate) audit_budget: crate::audit_budget::AuditBudget,
     /// Whether the last audit append succeeded: while it is false every audited request is refused.
     audit_ok: std::sync::atomic::AtomicBool,
+    /// Signs the audit chain's head, when `[audit.checkpoints]` is configured.
+    pub checkpoints: Option<Arc<crate::checkpoint::Checkpointer>>,
 }
 
 fn no_tls() -> StartError {
@@ -128,6 +130,13 @@ impl Registry {
         let key = token_key(&config.auth.token_key_file)?;
         let tokens = TokenIssuer::new(&key, &config.server.service, config.auth.token_ttl_seconds);
         let audit = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes).map_err(|e| StartError(e.to_string()))?;
+        let checkpoints = config
+            .audit
+            .checkpoints
+            .as_ref()
+            .map(|c| crate::checkpoint::Checkpointer::new(c, &config.audit.dir, &config.server.service).map(Arc::new))
+            .transpose()
+            .map_err(StartError)?;
         let protection = config.protection().map_err(StartError)?;
         let scanning = config
             .scanning
@@ -158,6 +167,7 @@ impl Registry {
             quiet: crate::alerts::QuietPeriods::default(),
             audit_budget: crate::audit_budget::AuditBudget::new(config.audit.unauthenticated_bytes_per_minute),
             audit_ok: std::sync::atomic::AtomicBool::new(true),
+            checkpoints,
             trust,
             lineage: crate::lineage::LineageStore::new(meta.clone()),
             webhooks,
@@ -268,6 +278,10 @@ pub async fn serve(
     let backfilling = registry.clone();
     tokio::spawn(async move { crate::lineage::backfill(&backfilling).await });
     crate::webhooks::start_senders(&registry).await;
+    if let Some(checkpointer) = registry.checkpoints.clone() {
+        let signing = registry.clone();
+        tokio::spawn(async move { crate::checkpoint::run(&signing, &checkpointer).await });
+    }
     let inbox = registry.alert_inbox.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(mut inbox) = inbox {
         let raising = registry.clone();

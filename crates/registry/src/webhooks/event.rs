@@ -27,11 +27,13 @@ pub enum EventKind {
     /// An alert: a lockout, a burst of refused requests, a pull spike, a principal used from a new address or
     /// sweeping repositories ([`crate::alerts`]).
     Alert(crate::alerts::AlertKind),
+    /// The audit chain's head was signed ([`crate::checkpoint`]): a copy for a place the registry cannot rewrite.
+    AuditCheckpoint,
 }
 
 impl EventKind {
     /// Every kind, in documentation order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::Push,
         EventKind::Delete,
         EventKind::ScanCompleted,
@@ -44,6 +46,7 @@ impl EventKind {
         EventKind::Alert(crate::alerts::AlertKind::PullSpike),
         EventKind::Alert(crate::alerts::AlertKind::NewClientIp),
         EventKind::Alert(crate::alerts::AlertKind::RepositorySweep),
+        EventKind::AuditCheckpoint,
     ];
 
     /// As configured and in the envelope's `type` (after `customs.registry.`).
@@ -57,6 +60,7 @@ impl EventKind {
             EventKind::PullBlocked => "pull.blocked",
             EventKind::BaseUpdated => "base.updated",
             EventKind::Alert(kind) => kind.event_type(),
+            EventKind::AuditCheckpoint => "audit.checkpoint",
         }
     }
 

@@ -24,14 +24,21 @@ pub struct TestRegistry {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
+impl TestRegistry {
+    /// Stops the server and waits for it; the data directory stays until the value is dropped.
+    pub fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
