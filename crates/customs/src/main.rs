@@ -22,6 +22,7 @@ mod registry;
 mod registry_audit;
 mod registry_lineage;
 mod registry_scans;
+mod registry_second_factor;
 mod scan;
 mod session;
 mod signing;

@@ -11,6 +11,7 @@ use customs_registry::access::{Action, Caller};
 use customs_registry::audit::{AuditEvent, AuditLog};
 use customs_registry::identity::{self, generate_secret, hash_secret};
 use customs_registry::meta::MetaStore;
+use customs_registry::second_factor::SecondFactorStore;
 use customs_registry::{Registry, RegistryConfig};
 
 /// Arguments of `customs registry`.
@@ -43,6 +44,9 @@ enum RegistryCommand {
         #[arg(long = "host", default_values = ["localhost", "127.0.0.1"])]
         hosts: Vec<String>,
     },
+    /// Exchange a user's password (CUSTOMS_REGISTRY_PASSWORD or stdin) and TOTP code for a personal token,
+    /// printed for docker/podman to log in with.
+    Login(crate::registry_second_factor::LoginArgs),
     /// Create, rotate, disable and list identities (service principals and users).
     Principal {
         #[command(subcommand)]
@@ -134,8 +138,13 @@ enum PrincipalCommand {
         /// The principal.
         name: String,
     },
-    /// List principals, with the lockouts in force.
+    /// List principals, with the lockouts in force and whether users have a second factor.
     List,
+    /// A user's TOTP second factor: enrol (prints the otpauth:// URI once) or remove.
+    Totp {
+        #[command(subcommand)]
+        command: crate::registry_second_factor::TotpCommand,
+    },
     /// Lift the lockout of a principal (after failed logins), or of a client address with `--ip`.
     Unlock {
         /// The principal.
@@ -239,7 +248,11 @@ pub fn run(args: RegistryArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         RegistryCommand::Serve { listen, insecure_dev } => serve(&args.config, listen, insecure_dev),
+        RegistryCommand::Principal {
+            command: PrincipalCommand::Totp { command },
+        } => crate::registry_second_factor::totp(&load(&args.config)?, command),
         RegistryCommand::Principal { command } => principal(&args.config, command),
+        RegistryCommand::Login(login) => crate::registry_second_factor::login(login),
         RegistryCommand::Group { command } => group(&args.config, command),
         RegistryCommand::Access { command } => access(&args.config, command),
         RegistryCommand::Audit { command } => crate::registry_audit::audit(&load(&args.config)?, command),
@@ -297,6 +310,15 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// `" (N personal tokens revoked)"` for the audit record, or nothing.
+fn revoked_note(revoked: u64) -> String {
+    if revoked == 0 {
+        String::new()
+    } else {
+        format!(" ({revoked} personal tokens revoked)")
+    }
+}
+
 fn check_name(name: &str, what: &str) -> Result<()> {
     if !identity::valid_name(name) {
         bail!("{what} name `{name}` is invalid: use lowercase letters, digits, `-`, `_`, `.` or `@` (at most 128)");
@@ -333,7 +355,8 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                 if !meta.rotate_secret(&name, &hash_secret(&secret)).await? {
                     bail!("no principal named {name}");
                 }
-                audit_cli(&config, "principal.rotate", name.clone())?;
+                let revoked = SecondFactorStore::new(meta.clone()).revoke_tokens(&name).await?;
+                audit_cli(&config, "principal.rotate", format!("{name}{}", revoked_note(revoked)))?;
                 eprintln!(
                     "New secret for {name}, shown once; a running registry refuses the old one from its next request, \
                      and tokens issued with it expire within {} s:",
@@ -346,7 +369,8 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
             }
             PrincipalCommand::Disable { name } => {
                 meta.set_disabled(&name, true).await?;
-                audit_cli(&config, "principal.disable", name.clone())?;
+                let revoked = SecondFactorStore::new(meta.clone()).revoke_tokens(&name).await?;
+                audit_cli(&config, "principal.disable", format!("{name}{}", revoked_note(revoked)))?;
                 eprintln!(
                     "Disabled {name}. A running registry refuses its logins from the next request and its tokens within {} s.",
                     customs_registry::identity::ACTIVE_CHECK.as_secs()
@@ -360,8 +384,9 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
             PrincipalCommand::List => {
                 let mut table = comfy_table::Table::new();
                 table.load_style(comfy_table::presets::NOTHING).force_no_tty();
-                table.set_header(["NAME", "KIND", "STATE", "CREATED", "ROTATED", "DESCRIPTION"]);
+                table.set_header(["NAME", "KIND", "STATE", "SECOND FACTOR", "CREATED", "ROTATED", "DESCRIPTION"]);
                 let locks = customs_registry::lockout::locks(&meta, time::OffsetDateTime::now_utc()).await?;
+                let enrolled = SecondFactorStore::new(meta.clone()).enrolled_principals().await?;
                 for p in meta.principals().await? {
                     let key = customs_registry::lockout::LockSubject::Principal(p.name.clone()).key();
                     let state = match (p.disabled, locks.iter().find(|l| l.subject == key)) {
@@ -369,7 +394,21 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                         (false, Some(lock)) => format!("locked until {} ({} failures; new addresses)", lock.locked_until, lock.failures),
                         (false, None) => "enabled".to_string(),
                     };
-                    table.add_row([p.name, p.kind, state, p.created_at, p.rotated_at.unwrap_or_default(), p.description]);
+                    let second = match (p.kind.as_str(), enrolled.contains(&p.name)) {
+                        ("user", true) => "totp",
+                        ("user", false) if config.auth.users_require_second_factor => "none (cannot log in)",
+                        ("user", false) => "none",
+                        _ => "-",
+                    };
+                    table.add_row([
+                        p.name,
+                        p.kind,
+                        state,
+                        second.to_string(),
+                        p.created_at,
+                        p.rotated_at.unwrap_or_default(),
+                        p.description,
+                    ]);
                 }
                 println!("{table}");
                 let addresses: Vec<_> = locks.iter().filter(|l| l.subject.starts_with("ip:")).collect();
@@ -385,6 +424,7 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                     }
                 }
             }
+            PrincipalCommand::Totp { .. } => unreachable!("dispatched in run"),
             PrincipalCommand::Unlock { name, ip } => {
                 let subject = match (&name, ip) {
                     (_, Some(ip)) => customs_registry::lockout::LockSubject::Ip(ip),

@@ -468,3 +468,107 @@ fn customs_scans_an_image_pushed_to_the_customs_registry() {
     let layers = manifest["layers"].as_array().unwrap().len() as u64;
     assert_eq!(blob_gets() - before, layers + 1, "config plus each layer, once");
 }
+
+/// A person's second factor from the CLI: `principal create --kind user`, `principal totp enroll` (the
+/// otpauth:// URI once), `principal list` showing it, then `customs registry login --totp CODE` against the
+/// running server: the personal token it prints logs in where the password alone is refused.
+#[test]
+fn a_user_enrols_totp_and_logs_in_with_a_personal_token() {
+    let (dir, port, _) = operator_setup("app/**");
+    let d = dir.path();
+    let run = |args: &[&str]| customs().current_dir(d).args(args).output().unwrap();
+    let created = run(&["registry", "principal", "create", "alice", "--kind", "user"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let password = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    // A service principal has no second factor to enrol.
+    let refused = run(&["registry", "principal", "totp", "enroll", "ci"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("a second factor is for people"));
+
+    let enrolled = run(&["registry", "principal", "totp", "enroll", "alice"]);
+    assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
+    let uri = String::from_utf8_lossy(&enrolled.stdout).trim().to_string();
+    assert!(uri.starts_with("otpauth://totp/customs-registry:alice?secret="), "{uri}");
+    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
+    let seed = customs_registry::second_factor::TotpSeed::from_base32(secret).expect("a 160-bit base32 seed");
+    let again = run(&["registry", "principal", "totp", "enroll", "alice"]);
+    assert_eq!(again.status.code(), Some(2), "a second enrolment needs --replace");
+    let list = String::from_utf8_lossy(&run(&["registry", "principal", "list"]).stdout).into_owned();
+    let alice_line = list.lines().find(|l| l.trim_start().starts_with("alice")).unwrap();
+    assert!(alice_line.contains("totp"), "{list}");
+    // The seed is sealed in the database, not stored as the URI shows it.
+    let db = std::fs::read(d.join("data/registry.db")).unwrap();
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
+
+    let base = format!("https://localhost:{port}");
+    let agent = agent(&d.join("tls/ca.crt"));
+    let _server = serve(d, &base, &agent);
+    let ping = |user: &str, secret: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
+        agent
+            .get(format!("{base}/v2/"))
+            .header("Authorization", format!("Basic {auth}"))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ping("alice", &password), 401, "the password alone is refused");
+
+    let code = format!("{:06}", seed.code(time::OffsetDateTime::now_utc().unix_timestamp().div_euclid(30)));
+    let login = |code: &str| {
+        customs()
+            .current_dir(d)
+            .env("CUSTOMS_REGISTRY_PASSWORD", &password)
+            .args(["registry", "login", &format!("localhost:{port}"), "--username", "alice"])
+            .args(["--totp", code, "--ca-file", "tls/ca.crt"])
+            .output()
+            .unwrap()
+    };
+    let out = login(&code);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("cpt_"), "{token}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("podman login -u alice --password-stdin"));
+    assert_eq!(ping("alice", &token), 200);
+    // The same code twice: refused, exit 1, and the reason is in the audit log, not in the answer.
+    let reused = login(&code);
+    assert_eq!(reused.status.code(), Some(1), "{}", String::from_utf8_lossy(&reused.stderr));
+    let audit = run(&[
+        "registry",
+        "audit",
+        "query",
+        "--principal",
+        "alice",
+        "--action",
+        "login",
+        "--format",
+        "json",
+    ]);
+    let details: Vec<String> = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        details.iter().any(|d| d.contains("right password but no second factor")),
+        "{details:?}"
+    );
+    assert!(details.iter().any(|d| d.starts_with("second factor accepted")), "{details:?}");
+    assert_eq!(
+        details.last().map(String::as_str),
+        Some("second-factor code already used"),
+        "{details:?}"
+    );
+
+    // Removing the factor revokes the token at once, and with users_require_second_factor alice is locked out.
+    let removed = run(&["registry", "principal", "totp", "remove", "alice"]);
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    assert!(String::from_utf8_lossy(&removed.stderr).contains("cannot log in until a new one is enrolled"));
+    assert_eq!(ping("alice", &token), 401);
+    assert_eq!(ping("alice", &password), 401);
+}

@@ -27,5 +27,5 @@ pub use digest::{Algorithm, Digest, ParseDigestError, VerifyingReader};
 pub use error::{Error, Result};
 pub use fs::{EntryKind, EntryMeta, FileEntry, FsBuilder, FsView, HiddenBy, HiddenEntry, LayerInfo};
 pub use layer::{Both, Compression, Interest, LayerChanges, NoContent, decompress, read_layer_tar};
-pub use registry::{FetchedManifest, Reference, RegistryClient, RegistryOptions, docker_config_credentials};
+pub use registry::{FetchedManifest, Reference, RegistryClient, RegistryOptions, docker_config_credentials, http_agent};
 pub use source::{BlobSource, Image, LayerBlob, NoProgress, OpenOptions, Platform, Progress, Source};

@@ -210,6 +210,36 @@ fn parse_challenge(header: &str) -> (String, Vec<(String, String)>) {
     (scheme.to_ascii_lowercase(), params)
 }
 
+/// An HTTP agent for registries: TLS with the platform's roots plus `options.ca_file`, HTTPS only unless
+/// `options.plain_http`, status codes returned rather than raised.
+pub fn http_agent(options: &RegistryOptions) -> Result<ureq::Agent> {
+    let mut tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier);
+    if let Some(ca) = &options.ca_file {
+        let ca_shown = ca.display().to_string();
+        let pem = std::fs::read(ca).map_err(|e| Error::io(&ca_shown, e))?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(Error::invalid(ca_shown, "holds no PEM certificate"));
+        }
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .https_only(!options.plain_http)
+        .tls_config(tls.build())
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_per_read(Some(Duration::from_secs(120)))
+        .user_agent(concat!("customs/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    Ok(agent)
+}
+
 impl RegistryClient {
     /// A client for `reference`'s registry and repository.
     pub fn new(reference: Reference, options: &RegistryOptions) -> Result<RegistryClient> {
@@ -220,30 +250,7 @@ impl RegistryClient {
                 "plain HTTP is refused: the Secure Image Policy requires TLS; only loopback registries may use --plain-http",
             ));
         }
-        let mut tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier);
-        if let Some(ca) = &options.ca_file {
-            let ca_shown = ca.display().to_string();
-            let pem = std::fs::read(ca).map_err(|e| Error::io(&ca_shown, e))?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                return Err(Error::invalid(ca_shown, "holds no PEM certificate"));
-            }
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .https_only(!options.plain_http)
-            .tls_config(tls.build())
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
-            .user_agent(concat!("customs/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = http_agent(options)?;
         let scheme = if options.plain_http { "http" } else { "https" };
         let credentials = match (&options.username, &options.password) {
             (Some(u), Some(p)) => Some((u.clone(), p.clone())),

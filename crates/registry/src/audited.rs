@@ -121,7 +121,7 @@ pub(crate) async fn serve(
             event.principal = claimed_name(headers);
             event.action = "login".into();
             event.result = "denied".into();
-            event.detail = e.message.clone();
+            event.detail = e.audit_detail.clone().unwrap_or_else(|| e.message.clone());
             // The same challenge as `/v2/`, so a client knows where to get a token.
             let challenge = (e.status == axum::http::StatusCode::UNAUTHORIZED).then(|| reg.challenge(headers, None, false));
             ApiError { challenge, ..e }.into_response()

@@ -208,6 +208,16 @@ pub struct AuthConfig {
     /// `Retry-After`: concurrent hashing is bounded so a storm of bogus logins cannot take memory or CPU.
     #[serde(default = "default_login_wait")]
     pub login_wait_ms: u64,
+    /// Whether every user principal must log in with a second factor, enrolled or not (a user without one
+    /// cannot log in until `customs registry principal totp enroll`); enrolled users always must.
+    #[serde(default = "default_true")]
+    pub users_require_second_factor: bool,
+    /// How long a personal token (password + TOTP code at `/token/personal`) is valid.
+    #[serde(default = "default_personal_token_hours")]
+    pub personal_token_hours: u64,
+    /// File holding the key TOTP seeds are sealed with in the database; created (mode 0600) when missing.
+    #[serde(default = "default_second_factor_key")]
+    pub second_factor_key_file: PathBuf,
 }
 
 impl Default for AuthConfig {
@@ -217,6 +227,9 @@ impl Default for AuthConfig {
             token_key_file: default_token_key(),
             login_cache_seconds: default_login_cache(),
             login_wait_ms: default_login_wait(),
+            users_require_second_factor: true,
+            personal_token_hours: default_personal_token_hours(),
+            second_factor_key_file: default_second_factor_key(),
         }
     }
 }
@@ -228,6 +241,12 @@ fn default_ttl() -> u64 {
 }
 fn default_login_cache() -> u64 {
     60
+}
+fn default_personal_token_hours() -> u64 {
+    12
+}
+fn default_second_factor_key() -> PathBuf {
+    "data/second-factor.key".into()
 }
 fn default_token_key() -> PathBuf {
     "data/token.key".into()
@@ -327,6 +346,7 @@ impl RegistryConfig {
         }
         fix(&mut self.database.path);
         fix(&mut self.auth.token_key_file);
+        fix(&mut self.auth.second_factor_key_file);
         fix(&mut self.audit.dir);
         if let Some(checkpoints) = &mut self.audit.checkpoints {
             fix(&mut checkpoints.key);

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub challenge: Option<String>,
     /// `Retry-After` seconds for 429s and 503s.
     pub retry_after: Option<u64>,
+    /// What the audit record says instead of `message`, when the client is told less (why a login failed).
+    pub audit_detail: Option<String>,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             message: message.into(),
             challenge: None,
             retry_after: None,
+            audit_detail: None,
         }
     }
 

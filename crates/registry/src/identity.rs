@@ -18,7 +18,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::access::{AccessPolicy, Caller};
 use crate::lockout::{Lock, Lockout};
-use crate::meta::{MetaError, MetaStore};
+use crate::meta::{MetaError, MetaStore, PrincipalRow};
+use crate::second_factor::{CodeRefusal, PERSONAL_TOKEN_PREFIX, SecondFactorStore, SeedKey, generate_personal_token};
 
 /// Kinds of principal.
 pub const KINDS: [&str; 2] = ["service-principal", "user"];
@@ -87,6 +88,14 @@ pub enum LoginFailure {
     Malformed,
     /// A refresh token that does not verify.
     InvalidRefreshToken,
+    /// A user's right password without the second factor it owes.
+    SecondFactorRequired,
+    /// A second-factor code that was not accepted.
+    SecondFactor(CodeRefusal),
+    /// A personal token that is unknown, expired, revoked or not the principal's.
+    InvalidPersonalToken,
+    /// Personal tokens are for users; a service principal asked for one.
+    NotAUser,
     /// A valid refresh token whose principal is disabled or gone.
     RefreshPrincipalGone,
 }
@@ -108,6 +117,12 @@ impl LoginFailure {
             LoginFailure::Malformed => "malformed basic credentials",
             LoginFailure::InvalidRefreshToken => "invalid refresh token",
             LoginFailure::RefreshPrincipalGone => "principal disabled or removed",
+            LoginFailure::SecondFactorRequired => {
+                "right password but no second factor: users log in with a personal token (customs registry login --totp)"
+            }
+            LoginFailure::SecondFactor(refusal) => refusal.as_str(),
+            LoginFailure::InvalidPersonalToken => "invalid, expired or revoked personal token",
+            LoginFailure::NotAUser => "personal tokens are for users; service principals use their secret",
         }
     }
 }
@@ -167,6 +182,20 @@ pub struct Authenticator {
     pub lockout: Lockout,
     /// Whether a principal was enabled when last checked, for bearer tokens.
     active: Mutex<HashMap<String, (Instant, bool)>>,
+    /// TOTP seeds and personal tokens.
+    pub second_factor: SecondFactorStore,
+    /// The key TOTP seeds are sealed with (`None`: no code can be checked, so exchanges are refused).
+    seed_key: Option<SeedKey>,
+    /// Whether users without an enrolled second factor are refused too.
+    users_require_second_factor: bool,
+}
+
+/// A personal token handed out for password + code.
+pub struct PersonalToken {
+    /// The token, shown once.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: time::OffsetDateTime,
 }
 
 impl Authenticator {
@@ -174,32 +203,38 @@ impl Authenticator {
     /// `hash_wait` for a password-hash slot.
     pub fn new(meta: MetaStore, cache_ttl: Duration, hash_wait: Duration, lockout: Lockout) -> Authenticator {
         Authenticator {
-            meta,
+            meta: meta.clone(),
             cache: Mutex::new(HashMap::new()),
             cache_ttl,
             hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             hash_wait,
             lockout,
             active: Mutex::new(HashMap::new()),
+            second_factor: SecondFactorStore::new(meta),
+            seed_key: None,
+            users_require_second_factor: true,
         }
     }
 
-    /// Verifies a login; on success, the caller with its groups from config and database.
+    /// Sets the seed key and whether every user (enrolled or not) owes a second factor.
+    pub fn with_second_factor(mut self, key: SeedKey, users_require_second_factor: bool) -> Authenticator {
+        self.seed_key = Some(key);
+        self.users_require_second_factor = users_require_second_factor;
+        self
+    }
+
+    /// Verifies a login; on success, the caller with its groups from config and database. A user's password
+    /// alone is refused when a second factor applies to it; a personal token (from [`Self::exchange`]) stands in.
     pub async fn login(&self, policy: &AccessPolicy, attempt: LoginAttempt<'_>) -> Result<LoginReport, MetaError> {
         let LoginAttempt { name, secret, ip, now } = attempt;
         let row = self.meta.principal(name).await?;
         let fingerprint: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         if let Some(row) = row.as_ref().filter(|r| !r.disabled)
-            && let Some(cached) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(name)
-            && cached.fingerprint == fingerprint
-            && cached.hash == row.secret_hash
-            && cached.at.elapsed() < self.cache_ttl
+            && self.cached(name, &fingerprint, &row.secret_hash)
+            && !self.needs_second_factor(row).await?
         {
             return Ok(LoginReport {
-                outcome: Ok(Caller {
-                    principal: Some(name.to_string()),
-                    groups: cached.groups.clone(),
-                }),
+                outcome: Ok(self.cached_caller(name)),
                 tripped: Vec::new(),
                 new_address: None,
             });
@@ -207,43 +242,56 @@ impl Authenticator {
         if let Some(lock) = self.lockout.refusing(name, ip, now).await? {
             return Ok(LoginReport::refused(LoginFailure::Locked(lock)));
         }
-        // Unknown and disabled principals cost one Argon2 verification too, so response times do not tell
-        // an attacker which names exist.
-        let hash = match &row {
-            Some(row) if !row.disabled => row.secret_hash.clone(),
-            _ => dummy_hash().to_string(),
-        };
-        let candidate = secret.to_string();
-        let Ok(Ok(_permit)) = tokio::time::timeout(self.hash_wait, self.hashing.acquire()).await else {
-            return Ok(LoginReport::refused(LoginFailure::Busy));
-        };
-        let checked = hash.clone();
-        let ok = tokio::task::spawn_blocking(move || verify_secret(&candidate, &checked))
-            .await
-            .unwrap_or(false);
-        let service = row.as_ref().is_some_and(|r| r.kind == "service-principal");
-        let failure = match row {
-            None => Some(LoginFailure::Unknown),
-            Some(row) if row.disabled => Some(LoginFailure::Disabled),
-            Some(_) if !ok => Some(LoginFailure::BadSecret),
-            Some(_) => None,
-        };
-        if let Some(failure) = failure {
-            let tripped = self.lockout.failed(name, ip, now).await?;
+        if secret.starts_with(PERSONAL_TOKEN_PREFIX) {
+            let valid = match &row {
+                Some(r) if !r.disabled && r.kind == "user" => self.second_factor.token_valid(name, secret, now.unix_timestamp()).await?,
+                _ => false,
+            };
+            if !valid {
+                let tripped = self.lockout.failed(name, ip, now).await?;
+                return Ok(LoginReport {
+                    outcome: Err(LoginFailure::InvalidPersonalToken),
+                    tripped,
+                    new_address: None,
+                });
+            }
+            self.lockout.succeeded(name, ip, now).await?;
+            let groups = self.groups_of(policy, name).await?;
+            return Ok(LoginReport {
+                outcome: Ok(Caller {
+                    principal: Some(name.to_string()),
+                    groups,
+                }),
+                tripped: Vec::new(),
+                new_address: None,
+            });
+        }
+        if let Err(failure) = self.check_password(row.as_ref(), secret).await {
+            let tripped = match failure {
+                LoginFailure::Busy => Vec::new(),
+                _ => self.lockout.failed(name, ip, now).await?,
+            };
             return Ok(LoginReport {
                 outcome: Err(failure),
                 tripped,
                 new_address: None,
             });
         }
+        let row = row.expect("check_password refuses unknown principals");
+        // The password was right, but a person also owes the second factor: not counted as a failure, not
+        // cached, and told apart only in the audit log.
+        if self.needs_second_factor(&row).await? {
+            return Ok(LoginReport::refused(LoginFailure::SecondFactorRequired));
+        }
         let groups = self.groups_of(policy, name).await?;
         // Only service principals alert on a new address: people log in from wherever they are.
+        let service = row.kind == "service-principal";
         let new_address = self.lockout.succeeded(name, ip, now).await?.filter(|_| service);
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
             name.to_string(),
             CachedLogin {
                 fingerprint,
-                hash,
+                hash: row.secret_hash,
                 at: Instant::now(),
                 groups: groups.clone(),
             },
@@ -256,6 +304,104 @@ impl Authenticator {
             tripped: Vec::new(),
             new_address,
         })
+    }
+
+    /// Password + second-factor code → a personal token valid for `ttl` (`POST /token/personal`). A wrong
+    /// password or code counts toward the lockout like any failed login; a code is accepted once.
+    pub async fn exchange(
+        &self,
+        attempt: LoginAttempt<'_>,
+        code: &str,
+        ttl: Duration,
+    ) -> Result<(Result<PersonalToken, LoginFailure>, Vec<Lock>), MetaError> {
+        let LoginAttempt { name, secret, ip, now } = attempt;
+        let row = self.meta.principal(name).await?;
+        if let Some(lock) = self.lockout.refusing(name, ip, now).await? {
+            return Ok((Err(LoginFailure::Locked(lock)), Vec::new()));
+        }
+        if let Err(failure) = self.check_password(row.as_ref(), secret).await {
+            let tripped = match failure {
+                LoginFailure::Busy => Vec::new(),
+                _ => self.lockout.failed(name, ip, now).await?,
+            };
+            return Ok((Err(failure), tripped));
+        }
+        let row = row.expect("check_password refuses unknown principals");
+        if row.kind != "user" {
+            return Ok((Err(LoginFailure::NotAUser), Vec::new()));
+        }
+        let Some(key) = &self.seed_key else {
+            return Ok((Err(LoginFailure::SecondFactor(CodeRefusal::SealBroken)), Vec::new()));
+        };
+        if let Err(refusal) = self.second_factor.accept_code(key, name, code, now.unix_timestamp()).await? {
+            let tripped = match refusal {
+                CodeRefusal::Wrong | CodeRefusal::Reused => self.lockout.failed(name, ip, now).await?,
+                _ => Vec::new(),
+            };
+            return Ok((Err(LoginFailure::SecondFactor(refusal)), tripped));
+        }
+        self.lockout.succeeded(name, ip, now).await?;
+        let token = generate_personal_token();
+        let issued = now.unix_timestamp();
+        let expires = issued + ttl.as_secs() as i64;
+        self.second_factor
+            .issue_token(name, &token, issued, expires, &ip.to_string())
+            .await?;
+        let expires_at = time::OffsetDateTime::from_unix_timestamp(expires).unwrap_or(now);
+        Ok((Ok(PersonalToken { token, expires_at }), Vec::new()))
+    }
+
+    /// Whether a person's password alone is not enough: always for enrolled users, and for every user while
+    /// `[auth] users_require_second_factor` holds.
+    async fn needs_second_factor(&self, row: &PrincipalRow) -> Result<bool, MetaError> {
+        if row.kind != "user" {
+            return Ok(false);
+        }
+        Ok(self.users_require_second_factor || self.second_factor.enrolled(&row.name).await?)
+    }
+
+    fn cached(&self, name: &str, fingerprint: &[u8; 32], stored_hash: &str) -> bool {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .is_some_and(|c| &c.fingerprint == fingerprint && c.hash == stored_hash && c.at.elapsed() < self.cache_ttl)
+    }
+
+    fn cached_caller(&self, name: &str) -> Caller {
+        let groups = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|c| c.groups.clone())
+            .unwrap_or_default();
+        Caller {
+            principal: Some(name.to_string()),
+            groups,
+        }
+    }
+
+    /// One Argon2id verification of `secret` in a hash slot. Unknown and disabled principals cost one too, so
+    /// response times do not tell an attacker which names exist.
+    async fn check_password(&self, row: Option<&PrincipalRow>, secret: &str) -> Result<(), LoginFailure> {
+        let hash = match row {
+            Some(row) if !row.disabled => row.secret_hash.clone(),
+            _ => dummy_hash().to_string(),
+        };
+        let candidate = secret.to_string();
+        let Ok(Ok(_permit)) = tokio::time::timeout(self.hash_wait, self.hashing.acquire()).await else {
+            return Err(LoginFailure::Busy);
+        };
+        let ok = tokio::task::spawn_blocking(move || verify_secret(&candidate, &hash))
+            .await
+            .unwrap_or(false);
+        match row {
+            None => Err(LoginFailure::Unknown),
+            Some(row) if row.disabled => Err(LoginFailure::Disabled),
+            Some(_) if !ok => Err(LoginFailure::BadSecret),
+            Some(_) => Ok(()),
+        }
     }
 
     /// Whether the principal a token was issued to is still enabled, checked in the database at most every

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod protect;
 pub mod route;
 pub mod scanning;
+pub mod second_factor;
 pub mod server;
 pub mod signatures;
 pub mod storage;

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use crate::access::Caller;
 use crate::alerts::{Alert, AlertKind};
 use crate::error::ApiError;
-use crate::identity::{LoginAttempt, LoginFailure};
-use crate::lockout::LockSubject;
+use crate::identity::{LoginAttempt, LoginFailure, PersonalToken};
+use crate::lockout::{Lock, LockSubject};
 use crate::server::Registry;
 use crate::token::Claims;
 
@@ -62,7 +62,11 @@ impl LoginDenied {
                 ),
                 (lock.until - now).whole_seconds().max(1) as u64,
             ),
-            _ => ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid credentials"),
+            _ => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "invalid credentials (people with a second factor log in with a personal token: customs registry login --totp CODE)",
+            ),
         }
     }
 }
@@ -88,7 +92,10 @@ impl Registry {
         }
         match self.login(headers, ip).await? {
             Some(Ok(caller)) => Ok(Auth::Basic(caller)),
-            Some(Err(denied)) => Err(denied.answer(self.clock.now())),
+            Some(Err(denied)) => Err(ApiError {
+                audit_detail: Some(denied.failure.as_str().into()),
+                ..denied.answer(self.clock.now())
+            }),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
@@ -120,7 +127,55 @@ impl Registry {
             .login(&self.policy, LoginAttempt { name, secret, ip, now })
             .await
             .map_err(ApiError::internal)?;
-        for lock in &report.tripped {
+        self.raise_lock_alerts(name, ip, &report.tripped).await;
+        if report.new_address == Some(true) {
+            self.raise(Alert {
+                kind: AlertKind::NewClientIp,
+                subject: format!("principal:{name}@{ip}"),
+                principal: name.to_string(),
+                client_ip: ip.to_string(),
+                repository: String::new(),
+                summary: format!("service principal {name} logged in from {ip}, an address it never used before"),
+                data: serde_json::json!({}),
+            })
+            .await;
+        }
+        if matches!(report.outcome, Err(LoginFailure::Locked(_))) {
+            self.metrics.locked_logins.inc();
+        }
+        Ok(report.outcome.map_err(|failure| LoginDenied {
+            claimed: name.to_string(),
+            failure,
+        }))
+    }
+
+    /// Password + second-factor code from `ip` → a personal token, raising the lockout alerts it trips.
+    pub(crate) async fn exchange_code(
+        &self,
+        name: &str,
+        secret: &str,
+        code: &str,
+        ip: IpAddr,
+    ) -> Result<Result<PersonalToken, LoginDenied>, ApiError> {
+        let now = self.clock.now();
+        let ttl = std::time::Duration::from_secs(self.config.auth.personal_token_hours.saturating_mul(3600));
+        let (outcome, tripped) = self
+            .auth
+            .exchange(LoginAttempt { name, secret, ip, now }, code, ttl)
+            .await
+            .map_err(ApiError::internal)?;
+        self.raise_lock_alerts(name, ip, &tripped).await;
+        if matches!(outcome, Err(LoginFailure::Locked(_))) {
+            self.metrics.locked_logins.inc();
+        }
+        Ok(outcome.map_err(|failure| LoginDenied {
+            claimed: name.to_string(),
+            failure,
+        }))
+    }
+
+    async fn raise_lock_alerts(&self, name: &str, ip: IpAddr, tripped: &[Lock]) {
+        for lock in tripped {
             let (subject, what) = match &lock.subject {
                 LockSubject::Ip(ip) => (format!("ip:{ip}"), format!("address {ip}")),
                 LockSubject::Principal(name) => (
@@ -143,25 +198,6 @@ impl Registry {
             })
             .await;
         }
-        if report.new_address == Some(true) {
-            self.raise(Alert {
-                kind: AlertKind::NewClientIp,
-                subject: format!("principal:{name}@{ip}"),
-                principal: name.to_string(),
-                client_ip: ip.to_string(),
-                repository: String::new(),
-                summary: format!("service principal {name} logged in from {ip}, an address it never used before"),
-                data: serde_json::json!({}),
-            })
-            .await;
-        }
-        if matches!(report.outcome, Err(LoginFailure::Locked(_))) {
-            self.metrics.locked_logins.inc();
-        }
-        Ok(report.outcome.map_err(|failure| LoginDenied {
-            claimed: name.to_string(),
-            failure,
-        }))
     }
 
     fn realm(&self, headers: &HeaderMap) -> String {

@@ -173,7 +173,12 @@ impl MetaStore {
                 Err(e) => return Err(ctx("opening")(e)),
             }
         };
-        for statement in SCHEMA.iter().chain(crate::lockout::SCHEMA).chain(crate::alerts::SCHEMA) {
+        for statement in SCHEMA
+            .iter()
+            .chain(crate::lockout::SCHEMA)
+            .chain(crate::alerts::SCHEMA)
+            .chain(crate::second_factor::SCHEMA)
+        {
             sqlx::query(*statement).execute(&pool).await.map_err(ctx("creating the schema"))?;
         }
         let version: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_version")

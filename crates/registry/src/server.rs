@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::access::AccessPolicy;
 use crate::audit::{AuditEvent, AuditLog};
@@ -128,6 +128,7 @@ impl Registry {
         let blobs = BlobStore::local(&config.storage.root, config.storage.fsync)
             .map_err(|e| StartError(format!("storage {}: {e}", config.storage.root.display())))?;
         let key = token_key(&config.auth.token_key_file)?;
+        let seed_key = crate::second_factor::SeedKey::load_or_create(&config.auth.second_factor_key_file).map_err(StartError)?;
         let tokens = TokenIssuer::new(&key, &config.server.service, config.auth.token_ttl_seconds);
         let audit = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes).map_err(|e| StartError(e.to_string()))?;
         let checkpoints = config
@@ -179,7 +180,8 @@ impl Registry {
                 std::time::Duration::from_secs(config.auth.login_cache_seconds),
                 std::time::Duration::from_millis(config.auth.login_wait_ms),
                 lockout,
-            ),
+            )
+            .with_second_factor(seed_key, config.auth.users_require_second_factor),
             policy,
             meta,
             blobs,
@@ -258,6 +260,10 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route(
             "/token",
             get(crate::token_endpoint::token_get).post(crate::token_endpoint::token_post),
+        )
+        .route(
+            "/token/personal",
+            post(crate::token_endpoint::personal_token).fallback(crate::distribution::api),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

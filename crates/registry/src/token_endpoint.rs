@@ -60,7 +60,7 @@ pub(crate) async fn base(State(reg): State<Arc<Registry>>, ConnectInfo(addr): Co
             event.principal = claimed_name(&headers);
             event.action = "login".into();
             event.result = "denied".into();
-            event.detail = e.message.clone();
+            event.detail = e.audit_detail.clone().unwrap_or_else(|| e.message.clone());
             let challenge = (e.status == StatusCode::UNAUTHORIZED).then(|| reg.challenge(&headers, None, false));
             ApiError { challenge, ..e }.into_response()
         }
@@ -105,6 +105,7 @@ pub(crate) async fn token_get(
             };
         }
     };
+    let offline = offline && refresh_allowed(&reg, &caller).await;
     issue_token(&reg, ip, caller, &scopes, offline, unauthenticated)
 }
 
@@ -139,8 +140,22 @@ pub(crate) async fn token_post(
                 Some(name) => reg.auth.is_active(name).await.unwrap_or(false),
                 None => false,
             };
+            // A user's refresh token (from before users got none) does not stand in for the second factor.
+            let person = match &principal {
+                Some(name) => {
+                    !refresh_allowed(
+                        &reg,
+                        &Caller {
+                            principal: Some(name.clone()),
+                            groups: Default::default(),
+                        },
+                    )
+                    .await
+                }
+                None => false,
+            };
             match principal {
-                Some(name) if active => match reg.auth.groups_of(&reg.policy, &name).await {
+                Some(name) if active && !person => match reg.auth.groups_of(&reg.policy, &name).await {
                     Ok(groups) => Caller {
                         principal: Some(name),
                         groups,
@@ -175,7 +190,61 @@ pub(crate) async fn token_post(
             return refuse_token_request(&reg, ip, "anonymous".into(), e, budget);
         }
     };
+    let offline = offline && refresh_allowed(&reg, &caller).await;
     issue_token(&reg, ip, caller, &scopes, offline, None)
+}
+
+/// `POST /token/personal`: a user's password and TOTP code (form fields `username`, `password`, `code`) for a
+/// personal token that docker and podman then log in with, valid `[auth] personal_token_hours`.
+pub(crate) async fn personal_token(
+    State(reg): State<Arc<Registry>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let ip = addr.ip();
+    let form = query_pairs(Some(&body));
+    let name = first(&form, "username").unwrap_or_default().to_string();
+    let secret = first(&form, "password").unwrap_or_default();
+    let code = first(&form, "code").unwrap_or_default();
+    match reg.exchange_code(&name, secret, code, ip).await {
+        Err(e) => e.into_response(),
+        Ok(Err(denied)) => match admit(&reg, ip) {
+            Ok(budget) => token_login_denied(&reg, ip, &headers, denied, budget),
+            Err(e) => e.into_response(),
+        },
+        Ok(Ok(personal)) => {
+            let expires_at = crate::clock::format(personal.expires_at);
+            reg.record_request(
+                AuditEvent {
+                    client_ip: ip.to_string(),
+                    principal: name,
+                    action: "login".into(),
+                    result: "allowed".into(),
+                    status: 200,
+                    detail: format!("second factor accepted: personal token issued, valid until {expires_at}"),
+                    ..AuditEvent::default()
+                },
+                None,
+            );
+            let expires_in = reg.config.auth.personal_token_hours.saturating_mul(3600);
+            axum::Json(json!({
+                "token": personal.token,
+                "expires_at": expires_at,
+                "expires_in": expires_in,
+            }))
+            .into_response()
+        }
+    }
+}
+
+/// Whether `caller` may have a refresh token: a person's must not outlive the personal token it logged in with,
+/// so users get none (docker keeps the personal token and logs in again with it).
+async fn refresh_allowed(reg: &Registry, caller: &Caller) -> bool {
+    let Some(name) = &caller.principal else {
+        return false;
+    };
+    matches!(reg.meta.principal(name).await, Ok(Some(row)) if row.kind != "user")
 }
 
 /// Audits a malformed token request (action `token`, result `error`) and answers `e`.

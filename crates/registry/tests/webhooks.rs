@@ -311,6 +311,8 @@ fn exceptions_set_and_expired_flip_verdicts_without_a_rescan_and_say_so() {
     check();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(changes(2).len(), 2, "each flip announced once");
-    let jobs = reg.request("GET", "/api/v1/jobs", &ci, &[], None).json();
+    let jobs = reg.request("GET", "/api/v1/jobs", &ci, &[], None);
+    assert_eq!(jobs.status, 200, "{}", String::from_utf8_lossy(&jobs.body));
+    let jobs = jobs.json();
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "no rescan: {jobs:#}");
 }
