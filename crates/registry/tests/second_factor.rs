@@ -152,6 +152,16 @@ actions = ["pull", "push"]
     );
     assert!(ci.json()["refresh_token"].is_string());
 
+    // Other methods on the exchange endpoint are refused and audited like any unknown request.
+    let get = reg.request("GET", "/token/personal?username=alice", &Cred::None, &[], None);
+    assert_eq!(get.status, 404);
+    assert!(
+        audit_records(&reg.audit_dir())
+            .iter()
+            .any(|r| r.event.reference == "/token/personal" && r.event.status == 404),
+        "the refused GET is in the audit log"
+    );
+
     // Someone else's personal token, a service principal asking for one, a made-up token: refused.
     assert_eq!(
         reg.request("GET", "/v2/", &Cred::Basic("bob".into(), personal.clone()), &[], None)
