@@ -14,6 +14,7 @@ use crate::audit_budget::Admission;
 use crate::distribution::Ctx;
 use crate::error::ApiError;
 use crate::login::{Auth, claimed_name};
+use crate::rate_limit::Decision;
 use crate::server::Registry;
 
 /// How the audit log classes an answer: refused by authentication or authorization, failed, or allowed.
@@ -116,6 +117,7 @@ pub(crate) async fn serve(
             Err(e) => return e.into_response(),
         },
     };
+    let mut throttled_before = 0;
     let response = match auth {
         Err(e) => {
             event.principal = claimed_name(headers);
@@ -127,6 +129,27 @@ pub(crate) async fn serve(
             ApiError { challenge, ..e }.into_response()
         }
         Ok(auth) => {
+            let principal = match &auth {
+                Auth::Basic(caller) => caller.principal.clone(),
+                Auth::Bearer(claims) if claims.sub != "anonymous" => Some(claims.sub.clone()),
+                _ => None,
+            };
+            match reg.rate_limits.admit(principal.as_deref(), ip, &event.repository, Instant::now()) {
+                Decision::Allowed { refused_before } => throttled_before = refused_before,
+                Decision::Refused { limit, retry_after, first } => {
+                    reg.metrics.rate_limited.inc();
+                    let e = ApiError::too_many(format!("rate limit ({limit}) exceeded; retry after {retry_after} s"), retry_after);
+                    // One record per run of refusals; the next allowed request's record counts them.
+                    if first {
+                        event.principal = principal.unwrap_or_else(|| "anonymous".into());
+                        event.result = "throttled".into();
+                        event.status = 429;
+                        event.detail = format!("{}; later refusals are counted in rate_limited_requests", e.message);
+                        reg.record_request(event, unauthenticated);
+                    }
+                    return e.into_response();
+                }
+            }
             let ctx = Ctx { reg, auth, headers };
             let response = match handler(&ctx, &mut event).await {
                 Ok(response) => response,
@@ -142,6 +165,13 @@ pub(crate) async fn serve(
     event.status = response.status().as_u16();
     if event.result.is_empty() {
         event.result = audit_result(event.status).into();
+    }
+    if throttled_before > 0 {
+        event.detail = format!(
+            "{}{}{throttled_before} requests were refused (429) by a rate limit before this one",
+            event.detail,
+            if event.detail.is_empty() { "" } else { "; " }
+        );
     }
     reg.record_request(event, unauthenticated);
     response

@@ -36,6 +36,9 @@ pub struct RegistryConfig {
     /// Anomaly detection thresholds (pull spikes, bursts of refusals, repository sweeps).
     #[serde(default)]
     pub anomaly: crate::anomaly::AnomalyConfig,
+    /// Request rate limits per principal, address and repository pattern.
+    #[serde(default)]
+    pub rate_limits: crate::rate_limit::RateLimitConfig,
     /// Static groups: name to member principals (more can be added with `customs registry group add`).
     #[serde(default)]
     pub groups: BTreeMap<String, BTreeSet<String>>,

@@ -27,6 +27,7 @@ pub mod manifest;
 pub mod meta;
 pub mod metrics;
 pub mod protect;
+pub mod rate_limit;
 pub mod route;
 pub mod scanning;
 pub mod second_factor;

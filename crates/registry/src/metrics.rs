@@ -65,6 +65,8 @@ pub struct Metrics {
     pub audit_throttled: Counter,
     /// Logins refused by a lockout (without checking the secret).
     pub locked_logins: Counter,
+    /// API requests refused by a rate limit.
+    pub rate_limited: Counter,
     /// Audit checkpoints signed, by outcome (`written`, `failed`).
     pub audit_checkpoints: Family<OutcomeLabels, Counter>,
     /// Sequence number of the newest checkpointed record.
@@ -145,6 +147,12 @@ impl Default for Metrics {
             "Requests without valid credentials refused (429) because their address spent its audit budget",
             audit_throttled.clone(),
         );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited_requests",
+            "API requests refused (429) by a rate limit per principal, address or repository pattern",
+            rate_limited.clone(),
+        );
         let locked_logins = Counter::default();
         registry.register("locked_logins", "Logins refused by a lockout", locked_logins.clone());
         let audit_checkpoints = Family::<OutcomeLabels, Counter>::default();
@@ -165,6 +173,7 @@ impl Default for Metrics {
             alerts,
             audit_throttled,
             locked_logins,
+            rate_limited,
             audit_failures,
             db_updates,
             webhook_deliveries,

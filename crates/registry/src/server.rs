@@ -72,6 +72,8 @@ pub struct Registry {
     pub(crate) quiet: crate::alerts::QuietPeriods,
     /// What unauthenticated clients may make the audit log grow by.
     pub(crate) audit_budget: crate::audit_budget::AuditBudget,
+    /// Request rate limits (`[rate_limits]`).
+    pub(crate) rate_limits: crate::rate_limit::RateLimiter,
     /// Whether the last audit append succeeded: while it is false every audited request is refused.
     audit_ok: std::sync::atomic::AtomicBool,
     /// Signs the audit chain's head, when `[audit.checkpoints]` is configured.
@@ -128,6 +130,7 @@ impl Registry {
         let blobs = BlobStore::local(&config.storage.root, config.storage.fsync)
             .map_err(|e| StartError(format!("storage {}: {e}", config.storage.root.display())))?;
         let key = token_key(&config.auth.token_key_file)?;
+        let rate_limits = crate::rate_limit::RateLimiter::new(config.rate_limits.clone()).map_err(StartError)?;
         let seed_key = crate::second_factor::SeedKey::load_or_create(&config.auth.second_factor_key_file).map_err(StartError)?;
         let tokens = TokenIssuer::new(&key, &config.server.service, config.auth.token_ttl_seconds);
         let audit = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes).map_err(|e| StartError(e.to_string()))?;
@@ -167,6 +170,7 @@ impl Registry {
             alert_inbox: std::sync::Mutex::new(Some(alert_inbox)),
             quiet: crate::alerts::QuietPeriods::default(),
             audit_budget: crate::audit_budget::AuditBudget::new(config.audit.unauthenticated_bytes_per_minute),
+            rate_limits,
             audit_ok: std::sync::atomic::AtomicBool::new(true),
             checkpoints,
             trust,
