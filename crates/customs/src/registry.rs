@@ -248,9 +248,6 @@ pub fn run(args: RegistryArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         RegistryCommand::Serve { listen, insecure_dev } => serve(&args.config, listen, insecure_dev),
-        RegistryCommand::Principal {
-            command: PrincipalCommand::Totp { command },
-        } => crate::registry_second_factor::totp(&load(&args.config)?, command),
         RegistryCommand::Principal { command } => principal(&args.config, command),
         RegistryCommand::Login(login) => crate::registry_second_factor::login(login),
         RegistryCommand::Group { command } => group(&args.config, command),
@@ -330,6 +327,7 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
     let config = load(path)?;
     runtime()?.block_on(async {
         let meta = MetaStore::open(&config.database.path).await?;
+        let second_factor = SecondFactorStore::new(meta.clone());
         match command {
             PrincipalCommand::Create { name, kind, description } => {
                 check_name(&name, "principal")?;
@@ -355,7 +353,7 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                 if !meta.rotate_secret(&name, &hash_secret(&secret)).await? {
                     bail!("no principal named {name}");
                 }
-                let revoked = SecondFactorStore::new(meta.clone()).revoke_tokens(&name).await?;
+                let revoked = second_factor.revoke_tokens(&name).await?;
                 audit_cli(&config, "principal.rotate", format!("{name}{}", revoked_note(revoked)))?;
                 eprintln!(
                     "New secret for {name}, shown once; a running registry refuses the old one from its next request, \
@@ -369,7 +367,7 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
             }
             PrincipalCommand::Disable { name } => {
                 meta.set_disabled(&name, true).await?;
-                let revoked = SecondFactorStore::new(meta.clone()).revoke_tokens(&name).await?;
+                let revoked = second_factor.revoke_tokens(&name).await?;
                 audit_cli(&config, "principal.disable", format!("{name}{}", revoked_note(revoked)))?;
                 eprintln!(
                     "Disabled {name}. A running registry refuses its logins from the next request and its tokens within {} s.",
@@ -386,7 +384,7 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                 table.load_style(comfy_table::presets::NOTHING).force_no_tty();
                 table.set_header(["NAME", "KIND", "STATE", "SECOND FACTOR", "CREATED", "ROTATED", "DESCRIPTION"]);
                 let locks = customs_registry::lockout::locks(&meta, time::OffsetDateTime::now_utc()).await?;
-                let enrolled = SecondFactorStore::new(meta.clone()).enrolled_principals().await?;
+                let enrolled = second_factor.enrolled_principals().await?;
                 for p in meta.principals().await? {
                     let key = customs_registry::lockout::LockSubject::Principal(p.name.clone()).key();
                     let state = match (p.disabled, locks.iter().find(|l| l.subject == key)) {
@@ -424,7 +422,9 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
                     }
                 }
             }
-            PrincipalCommand::Totp { .. } => unreachable!("dispatched in run"),
+            PrincipalCommand::Totp { command } => {
+                crate::registry_second_factor::totp(&config, &meta, &second_factor, command).await?;
+            }
             PrincipalCommand::Unlock { name, ip } => {
                 let subject = match (&name, ip) {
                     (_, Some(ip)) => customs_registry::lockout::LockSubject::Ip(ip),

@@ -11,7 +11,7 @@ use customs_registry::RegistryConfig;
 use customs_registry::meta::MetaStore;
 use customs_registry::second_factor::{SecondFactorStore, SeedKey, TotpSeed};
 
-use crate::registry::{audit_cli, runtime};
+use crate::registry::audit_cli;
 
 #[derive(Subcommand)]
 pub(crate) enum TotpCommand {
@@ -30,53 +30,50 @@ pub(crate) enum TotpCommand {
     },
 }
 
-pub(crate) fn totp(config: &RegistryConfig, command: TotpCommand) -> Result<ExitCode> {
-    runtime()?.block_on(async {
-        let meta = MetaStore::open(&config.database.path).await?;
-        let store = SecondFactorStore::new(meta.clone());
-        match command {
-            TotpCommand::Enroll { name, replace } => {
-                let Some(row) = meta.principal(&name).await? else {
-                    bail!("no principal named {name}; create it with `customs registry principal create {name} --kind user`");
-                };
-                if row.kind != "user" {
-                    bail!(
-                        "{name} is a {}: a second factor is for people (--kind user); a pipeline's secret is its only factor, rotate it instead",
-                        row.kind
-                    );
-                }
-                if store.enrolled(&name).await? && !replace {
-                    bail!("{name} already has a second factor; pass --replace to enrol a new one (its personal tokens are revoked)");
-                }
-                let key = SeedKey::load_or_create(&config.auth.second_factor_key_file).map_err(anyhow::Error::msg)?;
-                let seed = TotpSeed::generate();
-                store.enroll(&key, &name, &seed).await?;
-                audit_cli(
-                    config,
-                    "principal.totp.enroll",
-                    format!("{name}{}", if replace { " (replaced)" } else { "" }),
-                )?;
-                eprintln!(
-                    "Enrolled a TOTP second factor for {name}. Give this URI to {name}'s authenticator app (as text or a QR \
-                     code); it is shown once. Then: customs registry login HOST --username {name} --totp CODE"
+/// Runs `principal totp ...` against the database `meta` and its second-factor tables `store`.
+pub(crate) async fn totp(config: &RegistryConfig, meta: &MetaStore, store: &SecondFactorStore, command: TotpCommand) -> Result<()> {
+    match command {
+        TotpCommand::Enroll { name, replace } => {
+            let Some(row) = meta.principal(&name).await? else {
+                bail!("no principal named {name}; create it with `customs registry principal create {name} --kind user`");
+            };
+            if row.kind != "user" {
+                bail!(
+                    "{name} is a {}: a second factor is for people (--kind user); a pipeline's secret is its only factor, rotate it instead",
+                    row.kind
                 );
-                println!("{}", seed.otpauth_uri(&config.server.service, &name));
             }
-            TotpCommand::Remove { name } => {
-                if !store.remove(&name).await? {
-                    bail!("{name} has no second factor enrolled");
-                }
-                audit_cli(config, "principal.totp.remove", name.clone())?;
-                let then = if config.auth.users_require_second_factor {
-                    "it cannot log in until a new one is enrolled ([auth] users_require_second_factor)"
-                } else {
-                    "it logs in with its password alone"
-                };
-                eprintln!("Removed {name}'s second factor and revoked its personal tokens; {then}.");
+            if store.enrolled(&name).await? && !replace {
+                bail!("{name} already has a second factor; pass --replace to enrol a new one (its personal tokens are revoked)");
             }
+            let key = SeedKey::load_or_create(&config.auth.second_factor_key_file).map_err(anyhow::Error::msg)?;
+            let seed = TotpSeed::generate();
+            store.enroll(&key, &name, &seed).await?;
+            audit_cli(
+                config,
+                "principal.totp.enroll",
+                format!("{name}{}", if replace { " (replaced)" } else { "" }),
+            )?;
+            eprintln!(
+                "Enrolled a TOTP second factor for {name}. Give this URI to {name}'s authenticator app (as text or a QR \
+                     code); it is shown once. Then: customs registry login HOST --username {name} --totp CODE"
+            );
+            println!("{}", seed.otpauth_uri(&config.server.service, &name));
         }
-        Ok(ExitCode::SUCCESS)
-    })
+        TotpCommand::Remove { name } => {
+            if !store.remove(&name).await? {
+                bail!("{name} has no second factor enrolled");
+            }
+            audit_cli(config, "principal.totp.remove", name.clone())?;
+            let then = if config.auth.users_require_second_factor {
+                "it cannot log in until a new one is enrolled ([auth] users_require_second_factor)"
+            } else {
+                "it logs in with its password alone"
+            };
+            eprintln!("Removed {name}'s second factor and revoked its personal tokens; {then}.");
+        }
+    }
+    Ok(())
 }
 
 /// `customs registry login`.

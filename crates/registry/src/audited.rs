@@ -26,6 +26,14 @@ pub(crate) fn audit_result(status: u16) -> &'static str {
     }
 }
 
+/// Adds `note` to an audit record's detail, after what is there.
+fn append_detail(detail: &mut String, note: &str) {
+    if !detail.is_empty() {
+        detail.push_str("; ");
+    }
+    detail.push_str(note);
+}
+
 /// Whether `auth` carries valid credentials of a principal (an anonymous token does not).
 pub(crate) fn authenticated(auth: &Auth) -> bool {
     match auth {
@@ -78,10 +86,9 @@ impl Registry {
             return;
         };
         if refused_before > 0 {
-            event.detail = format!(
-                "{}{}{refused_before} requests from this address were refused (429) before this one: audit budget",
-                event.detail,
-                if event.detail.is_empty() { "" } else { "; " }
+            append_detail(
+                &mut event.detail,
+                &format!("{refused_before} requests from this address were refused (429) before this one: audit budget"),
             );
         }
         // The stored line's size, near enough: the fields plus the fixed part (seq, time, two hashes).
@@ -167,10 +174,9 @@ pub(crate) async fn serve(
         event.result = audit_result(event.status).into();
     }
     if throttled_before > 0 {
-        event.detail = format!(
-            "{}{}{throttled_before} requests were refused (429) by a rate limit before this one",
-            event.detail,
-            if event.detail.is_empty() { "" } else { "; " }
+        append_detail(
+            &mut event.detail,
+            &format!("{throttled_before} requests were refused (429) by a rate limit before this one"),
         );
     }
     reg.record_request(event, unauthenticated);

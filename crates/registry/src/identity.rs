@@ -101,6 +101,19 @@ pub enum LoginFailure {
 }
 
 impl LoginFailure {
+    /// Whether the failure is a wrong guess at a credential, counted toward the lockout. A busy server, a right
+    /// password that still owes its second factor, or a factor that cannot be checked are not the caller's guess.
+    pub fn is_guess(&self) -> bool {
+        !matches!(
+            self,
+            LoginFailure::Busy
+                | LoginFailure::Locked(_)
+                | LoginFailure::SecondFactorRequired
+                | LoginFailure::NotAUser
+                | LoginFailure::SecondFactor(CodeRefusal::NotEnrolled | CodeRefusal::SealBroken)
+        )
+    }
+
     /// Short text for the audit log.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -230,11 +243,14 @@ impl Authenticator {
         let row = self.meta.principal(name).await?;
         let fingerprint: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         if let Some(row) = row.as_ref().filter(|r| !r.disabled)
-            && self.cached(name, &fingerprint, &row.secret_hash)
+            && let Some(groups) = self.cached_groups(name, &fingerprint, &row.secret_hash)
             && !self.needs_second_factor(row).await?
         {
             return Ok(LoginReport {
-                outcome: Ok(self.cached_caller(name)),
+                outcome: Ok(Caller {
+                    principal: Some(name.to_string()),
+                    groups,
+                }),
                 tripped: Vec::new(),
                 new_address: None,
             });
@@ -248,9 +264,10 @@ impl Authenticator {
                 _ => false,
             };
             if !valid {
-                let tripped = self.lockout.failed(name, ip, now).await?;
+                let failure = LoginFailure::InvalidPersonalToken;
+                let tripped = self.count_failure(&failure, name, ip, now).await?;
                 return Ok(LoginReport {
-                    outcome: Err(LoginFailure::InvalidPersonalToken),
+                    outcome: Err(failure),
                     tripped,
                     new_address: None,
                 });
@@ -267,10 +284,7 @@ impl Authenticator {
             });
         }
         if let Err(failure) = self.check_password(row.as_ref(), secret).await {
-            let tripped = match failure {
-                LoginFailure::Busy => Vec::new(),
-                _ => self.lockout.failed(name, ip, now).await?,
-            };
+            let tripped = self.count_failure(&failure, name, ip, now).await?;
             return Ok(LoginReport {
                 outcome: Err(failure),
                 tripped,
@@ -320,10 +334,7 @@ impl Authenticator {
             return Ok((Err(LoginFailure::Locked(lock)), Vec::new()));
         }
         if let Err(failure) = self.check_password(row.as_ref(), secret).await {
-            let tripped = match failure {
-                LoginFailure::Busy => Vec::new(),
-                _ => self.lockout.failed(name, ip, now).await?,
-            };
+            let tripped = self.count_failure(&failure, name, ip, now).await?;
             return Ok((Err(failure), tripped));
         }
         let row = row.expect("check_password refuses unknown principals");
@@ -334,11 +345,9 @@ impl Authenticator {
             return Ok((Err(LoginFailure::SecondFactor(CodeRefusal::SealBroken)), Vec::new()));
         };
         if let Err(refusal) = self.second_factor.accept_code(key, name, code, now.unix_timestamp()).await? {
-            let tripped = match refusal {
-                CodeRefusal::Wrong | CodeRefusal::Reused => self.lockout.failed(name, ip, now).await?,
-                _ => Vec::new(),
-            };
-            return Ok((Err(LoginFailure::SecondFactor(refusal)), tripped));
+            let failure = LoginFailure::SecondFactor(refusal);
+            let tripped = self.count_failure(&failure, name, ip, now).await?;
+            return Ok((Err(failure), tripped));
         }
         self.lockout.succeeded(name, ip, now).await?;
         let token = generate_personal_token();
@@ -351,6 +360,22 @@ impl Authenticator {
         Ok((Ok(PersonalToken { token, expires_at }), Vec::new()))
     }
 
+    /// Counts `failure` toward the lockout when it is a guess (see [`LoginFailure::is_guess`]); the locks it
+    /// tripped.
+    async fn count_failure(
+        &self,
+        failure: &LoginFailure,
+        name: &str,
+        ip: std::net::IpAddr,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<Lock>, MetaError> {
+        if failure.is_guess() {
+            self.lockout.failed(name, ip, now).await
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
     /// Whether a person's password alone is not enough: always for enrolled users, and for every user while
     /// `[auth] users_require_second_factor` holds.
     async fn needs_second_factor(&self, row: &PrincipalRow) -> Result<bool, MetaError> {
@@ -360,26 +385,14 @@ impl Authenticator {
         Ok(self.users_require_second_factor || self.second_factor.enrolled(&row.name).await?)
     }
 
-    fn cached(&self, name: &str, fingerprint: &[u8; 32], stored_hash: &str) -> bool {
+    /// The groups remembered with a verified login of `name` with this secret and stored hash, while fresh.
+    fn cached_groups(&self, name: &str, fingerprint: &[u8; 32], stored_hash: &str) -> Option<BTreeSet<String>> {
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
-            .is_some_and(|c| &c.fingerprint == fingerprint && c.hash == stored_hash && c.at.elapsed() < self.cache_ttl)
-    }
-
-    fn cached_caller(&self, name: &str) -> Caller {
-        let groups = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
+            .filter(|c| &c.fingerprint == fingerprint && c.hash == stored_hash && c.at.elapsed() < self.cache_ttl)
             .map(|c| c.groups.clone())
-            .unwrap_or_default();
-        Caller {
-            principal: Some(name.to_string()),
-            groups,
-        }
     }
 
     /// One Argon2id verification of `secret` in a hash slot. Unknown and disabled principals cost one too, so

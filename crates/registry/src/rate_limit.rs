@@ -107,6 +107,8 @@ pub enum Decision {
 pub struct RateLimiter {
     config: RateLimitConfig,
     matchers: Vec<Vec<GlobMatcher>>,
+    /// Per repository rule, how a refusal names its two limits.
+    labels: Vec<(String, String)>,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -128,9 +130,18 @@ impl RateLimiter {
             .iter()
             .map(|rule| crate::access::repository_matchers(&rule.repositories).map_err(|e| format!("[rate_limits] {e}")))
             .collect::<Result<_, _>>()?;
+        let labels = config
+            .repository
+            .iter()
+            .map(|rule| {
+                let pattern = rule.repositories.join(",");
+                (format!("principal on {pattern}"), format!("ip on {pattern}"))
+            })
+            .collect();
         Ok(RateLimiter {
             config,
             matchers,
+            labels,
             buckets: Mutex::new(HashMap::new()),
         })
     }
@@ -146,12 +157,12 @@ impl RateLimiter {
             && let Some(index) = self.matchers.iter().position(|m| m.iter().any(|g| g.is_match(repository)))
         {
             let rule = &self.config.repository[index];
-            let pattern = rule.repositories.join(",");
+            let (principal_label, ip_label) = &self.labels[index];
             if let (Some(name), Some(limit)) = (principal, rule.principal) {
-                checks.push((format!("r{index}:p:{name}"), format!("principal on {pattern}"), limit));
+                checks.push((format!("r{index}:p:{name}"), principal_label.clone(), limit));
             }
             if let Some(limit) = rule.ip {
-                checks.push((format!("r{index}:i:{ip}"), format!("ip on {pattern}"), limit));
+                checks.push((format!("r{index}:i:{ip}"), ip_label.clone(), limit));
             }
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());

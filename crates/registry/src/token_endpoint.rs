@@ -98,14 +98,9 @@ pub(crate) async fn token_get(
             Err(e) => return e.into_response(),
         },
         Ok(Some(Ok(caller))) => (caller, None),
-        Ok(Some(Err(denied))) => {
-            return match admit(&reg, ip) {
-                Ok(budget) => token_login_denied(&reg, ip, &headers, denied, budget),
-                Err(e) => e.into_response(),
-            };
-        }
+        Ok(Some(Err(denied))) => return deny_login(&reg, ip, &headers, denied),
     };
-    let offline = offline && refresh_allowed(&reg, &caller).await;
+    let offline = offline && refresh_allowed(&reg, caller.principal.as_deref()).await;
     issue_token(&reg, ip, caller, &scopes, offline, unauthenticated)
 }
 
@@ -120,10 +115,6 @@ pub(crate) async fn token_post(
     let form = query_pairs(Some(&body));
     let scopes: Vec<String> = form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
     let offline = first(&form, "access_type") == Some("offline");
-    let denied = |reg: &Registry, denied: LoginDenied| match admit(reg, ip) {
-        Ok(budget) => token_login_denied(reg, ip, &headers, denied, budget),
-        Err(e) => e.into_response(),
-    };
     let caller = match first(&form, "grant_type") {
         Some("password") => {
             let name = first(&form, "username").unwrap_or_default().to_string();
@@ -131,31 +122,19 @@ pub(crate) async fn token_post(
             match reg.check_login(&name, secret, ip).await {
                 Err(e) => return e.into_response(),
                 Ok(Ok(caller)) => caller,
-                Ok(Err(failure)) => return denied(&reg, failure),
+                Ok(Err(denied)) => return deny_login(&reg, ip, &headers, denied),
             }
         }
         Some("refresh_token") => {
             let principal = first(&form, "refresh_token").and_then(|t| reg.tokens.verify_refresh(t));
-            let active = match &principal {
-                Some(name) => reg.auth.is_active(name).await.unwrap_or(false),
-                None => false,
-            };
-            // A user's refresh token (from before users got none) does not stand in for the second factor.
-            let person = match &principal {
-                Some(name) => {
-                    !refresh_allowed(
-                        &reg,
-                        &Caller {
-                            principal: Some(name.clone()),
-                            groups: Default::default(),
-                        },
-                    )
-                    .await
-                }
+            // Enabled, and not a user: a user's refresh token (from before users got none) does not stand in for
+            // the second factor.
+            let usable = match &principal {
+                Some(name) => refresh_allowed(&reg, Some(name)).await,
                 None => false,
             };
             match principal {
-                Some(name) if active && !person => match reg.auth.groups_of(&reg.policy, &name).await {
+                Some(name) if usable => match reg.auth.groups_of(&reg.policy, &name).await {
                     Ok(groups) => Caller {
                         principal: Some(name),
                         groups,
@@ -168,13 +147,11 @@ pub(crate) async fn token_post(
                     } else {
                         LoginFailure::InvalidRefreshToken
                     };
-                    return denied(
-                        &reg,
-                        LoginDenied {
-                            claimed: other.unwrap_or_default(),
-                            failure,
-                        },
-                    );
+                    let denied = LoginDenied {
+                        claimed: other.unwrap_or_default(),
+                        failure,
+                    };
+                    return deny_login(&reg, ip, &headers, denied);
                 }
             }
         }
@@ -190,7 +167,7 @@ pub(crate) async fn token_post(
             return refuse_token_request(&reg, ip, "anonymous".into(), e, budget);
         }
     };
-    let offline = offline && refresh_allowed(&reg, &caller).await;
+    let offline = offline && refresh_allowed(&reg, caller.principal.as_deref()).await;
     issue_token(&reg, ip, caller, &scopes, offline, None)
 }
 
@@ -209,10 +186,7 @@ pub(crate) async fn personal_token(
     let code = first(&form, "code").unwrap_or_default();
     match reg.exchange_code(&name, secret, code, ip).await {
         Err(e) => e.into_response(),
-        Ok(Err(denied)) => match admit(&reg, ip) {
-            Ok(budget) => token_login_denied(&reg, ip, &headers, denied, budget),
-            Err(e) => e.into_response(),
-        },
+        Ok(Err(denied)) => deny_login(&reg, ip, &headers, denied),
         Ok(Ok(personal)) => {
             let expires_at = crate::clock::format(personal.expires_at);
             reg.record_request(
@@ -238,33 +212,22 @@ pub(crate) async fn personal_token(
     }
 }
 
-/// Whether `caller` may have a refresh token: a person's must not outlive the personal token it logged in with,
-/// so users get none (docker keeps the personal token and logs in again with it).
-async fn refresh_allowed(reg: &Registry, caller: &Caller) -> bool {
-    let Some(name) = &caller.principal else {
+/// Whether `principal` may have (or use) a refresh token: enabled, and not a person, whose refresh token must
+/// not outlive the personal token it logged in with (docker keeps the personal token and logs in again with it).
+async fn refresh_allowed(reg: &Registry, principal: Option<&str>) -> bool {
+    let Some(name) = principal else {
         return false;
     };
-    matches!(reg.meta.principal(name).await, Ok(Some(row)) if row.kind != "user")
+    matches!(reg.meta.principal(name).await, Ok(Some(row)) if !row.disabled && row.kind != "user")
 }
 
-/// Audits a malformed token request (action `token`, result `error`) and answers `e`.
-fn refuse_token_request(reg: &Registry, ip: IpAddr, principal: String, e: ApiError, budget: Option<(IpAddr, u64)>) -> Response {
-    reg.record_request(
-        AuditEvent {
-            client_ip: ip.to_string(),
-            principal,
-            action: "token".into(),
-            result: "error".into(),
-            status: e.status.as_u16(),
-            detail: e.message.clone(),
-            ..AuditEvent::default()
-        },
-        budget,
-    );
-    e.into_response()
-}
-
-fn token_login_denied(reg: &Registry, ip: IpAddr, headers: &HeaderMap, denied: LoginDenied, budget: Option<(IpAddr, u64)>) -> Response {
+/// A refused login on the token endpoints: charged to the address's audit budget (429 past it), audited, and
+/// answered 401 with the challenge or 429.
+fn deny_login(reg: &Registry, ip: IpAddr, headers: &HeaderMap, denied: LoginDenied) -> Response {
+    let budget = match admit(reg, ip) {
+        Ok(budget) => budget,
+        Err(e) => return e.into_response(),
+    };
     let answer = denied.answer(reg.clock.now());
     reg.record_request(
         AuditEvent {
@@ -282,6 +245,23 @@ fn token_login_denied(reg: &Registry, ip: IpAddr, headers: &HeaderMap, denied: L
         return ApiError::unauthorized(reg.challenge(headers, None, false), answer.message).into_response();
     }
     answer.into_response()
+}
+
+/// Audits a malformed token request (action `token`, result `error`) and answers `e`.
+fn refuse_token_request(reg: &Registry, ip: IpAddr, principal: String, e: ApiError, budget: Option<(IpAddr, u64)>) -> Response {
+    reg.record_request(
+        AuditEvent {
+            client_ip: ip.to_string(),
+            principal,
+            action: "token".into(),
+            result: "error".into(),
+            status: e.status.as_u16(),
+            detail: e.message.clone(),
+            ..AuditEvent::default()
+        },
+        budget,
+    );
+    e.into_response()
 }
 
 /// Grants the intersection of what was asked and what the matrix allows; the grant and each refused action
