@@ -20,6 +20,7 @@ mod output;
 mod progress;
 mod registry;
 mod registry_audit;
+mod registry_gc;
 mod registry_lineage;
 mod registry_scans;
 mod registry_second_factor;

@@ -98,6 +98,17 @@ enum RegistryCommand {
         #[arg(long, short, default_value = "table", value_parser = ["table", "json"])]
         format: String,
     },
+    /// Delete what nothing uses: blobs no repository links, links no manifest uses, abandoned uploads and
+    /// staging left by crashes, and untagged manifests when `[gc.untagged]` says so. Safe beside a running
+    /// registry and its pushes (anything touched within `[gc] grace` stays).
+    Gc {
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// `table` or `json`.
+        #[arg(long, short, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
     /// Images built on an image: what must be rebuilt when it changes (`base.updated` tells them when its tag
     /// moves).
     Dependents {
@@ -257,6 +268,7 @@ pub fn run(args: RegistryArgs) -> Result<ExitCode> {
         RegistryCommand::Scans { command } => crate::registry_scans::scans(&load(&args.config)?, command),
         RegistryCommand::Exceptions { command } => crate::registry_scans::exceptions(&load(&args.config)?, command),
         RegistryCommand::Alerts { since, limit, format } => alerts(&load(&args.config)?, &since, limit, &format),
+        RegistryCommand::Gc { dry_run, format } => crate::registry_gc::gc(&load(&args.config)?, dry_run, &format),
         RegistryCommand::Dependents { reference, format } => crate::registry_lineage::dependents(&load(&args.config)?, &reference, &format),
     }
 }

@@ -251,6 +251,41 @@ fn kill_9_during_a_chunked_upload_then_resume() {
     assert_eq!(got.body_mut().with_config().limit(30_000_000).read_to_vec().unwrap(), blob);
     drop(_server);
 
+    // The interrupted write is still on disk; garbage collection finds and removes it. With a grace of 1 s the
+    // blob, which no manifest uses, goes too, so afterwards storage holds nothing.
+    let leftover = staged_parts(dir.path(), &id, FIRST as u64);
+    assert!(!leftover.is_empty(), "the killed write's staging file");
+    let mut config = std::fs::read_to_string(dir.path().join("registry.toml")).unwrap();
+    config.push_str("[gc]\ngrace = \"1s\"\n");
+    std::fs::write(dir.path().join("registry.toml"), config).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let gc = |args: &[&str]| {
+        let out = customs()
+            .current_dir(dir.path())
+            .args(["registry", "gc", "--format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let dry = gc(&["--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!((dry["links"].as_u64(), dry["blobs"].as_u64()), (Some(1), Some(1)), "{dry}");
+    assert_eq!(dry["blob_bytes"].as_u64(), Some(blob.len() as u64));
+    assert!(dry["staging_objects"].as_u64().unwrap() >= 1, "{dry}");
+    assert!(staged_parts(dir.path(), &id, FIRST as u64) == leftover, "a dry run deletes nothing");
+    let done = gc(&[]);
+    assert_eq!(done["dry_run"], false);
+    assert_eq!(done["staging_objects"], dry["staging_objects"], "{done}");
+    assert_eq!(done["staging_bytes"], dry["staging_bytes"], "{done}");
+    assert!(
+        staged_parts(dir.path(), &id, FIRST as u64).is_empty(),
+        "the killed write is reclaimed"
+    );
+    let left = walk(&dir.path().join("data/blobs"));
+    assert!(left.is_empty(), "storage holds nothing after the collection: {left:?}");
+
     let verify = customs()
         .current_dir(dir.path())
         .args(["registry", "audit", "verify"])
@@ -264,6 +299,24 @@ fn kill_9_during_a_chunked_upload_then_resume() {
         .unwrap();
     let line: serde_json::Value = serde_json::from_slice(query.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
     assert_eq!(line["detail"], "ci (service-principal)");
+    let query = customs()
+        .current_dir(dir.path())
+        .args(["registry", "audit", "query", "--action", "gc"])
+        .output()
+        .unwrap();
+    let runs: Vec<serde_json::Value> = query
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 1, "the collection is audited once (a dry run not at all)");
+    assert!(
+        runs[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("deleted 0 untagged manifests, 1 blob links, 1 blobs")
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

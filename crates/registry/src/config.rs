@@ -55,6 +55,9 @@ pub struct RegistryConfig {
     pub webhooks: Vec<crate::webhooks::WebhookConfig>,
     /// The pinned trust root, for `require_signature` rules.
     pub trust: Option<crate::signatures::TrustConfig>,
+    /// Garbage collection: schedule, grace period, upload time to live, untagged manifests.
+    #[serde(default)]
+    pub gc: crate::gc::GcConfig,
 }
 
 /// `[server]`.
@@ -329,6 +332,7 @@ impl RegistryConfig {
         config.resolve_paths(base);
         config.access_policy().map_err(err)?;
         config.protection().map_err(err)?;
+        crate::gc::GcSettings::from_config(&config.gc).map_err(err)?;
         Ok(config)
     }
 

@@ -18,6 +18,7 @@ pub mod config;
 pub mod digest;
 mod distribution;
 pub mod error;
+pub mod gc;
 pub mod identity;
 pub mod keyfile;
 pub mod lineage;

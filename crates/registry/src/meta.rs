@@ -11,8 +11,23 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// 2 added scan jobs, scan results, repository exceptions and pull times; 3 webhook deliveries; 4 image lineage
-/// (tables only: older versions open as they are, and images stored before 4 get their lineage at start-up).
-const SCHEMA_VERSION: i64 = 4;
+/// (tables only: older versions open as they are, and images stored before 4 get their lineage at start-up);
+/// 5 the garbage collector's times and blob claims ([`MIGRATE_TO_5`]).
+const SCHEMA_VERSION: i64 = 5;
+
+/// Garbage collection (crate::gc) needs to know when each blob link, manifest and upload was last relied on, and
+/// a row per stored blob that a push and the collector both claim. Times are Unix milliseconds; rows that exist
+/// at the upgrade count as touched then, so nothing is collected before one grace period has passed.
+const MIGRATE_TO_5: &[&str] = &[
+    "ALTER TABLE repo_blobs ADD COLUMN linked_at BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE manifests ADD COLUMN touched_at BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE uploads ADD COLUMN touched_at BIGINT NOT NULL DEFAULT 0",
+    "UPDATE repo_blobs SET linked_at = $1",
+    "UPDATE manifests SET touched_at = $1",
+    "UPDATE uploads SET touched_at = $1",
+    "INSERT INTO blobs (digest, size, state, touched_at) SELECT digest, MAX(size), 'live', $1 FROM repo_blobs
+        GROUP BY digest ON CONFLICT DO NOTHING",
+];
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
@@ -23,15 +38,19 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (group_name, principal))",
     "CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, created_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS repo_blobs (repository TEXT NOT NULL, digest TEXT NOT NULL, size BIGINT NOT NULL,
-        PRIMARY KEY (repository, digest))",
+        linked_at BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (repository, digest))",
+    "CREATE INDEX IF NOT EXISTS repo_blobs_by_digest ON repo_blobs (digest)",
+    // One row per stored blob: `live`, or `deleting` while the collector removes it (a push waits it out).
+    "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, size BIGINT NOT NULL, state TEXT NOT NULL,
+        touched_at BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS manifests (repository TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
         artifact_type TEXT, subject TEXT, content BLOB NOT NULL, created_at TEXT NOT NULL,
-        PRIMARY KEY (repository, digest))",
+        touched_at BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (repository, digest))",
     "CREATE INDEX IF NOT EXISTS manifests_by_subject ON manifests (repository, subject)",
     "CREATE TABLE IF NOT EXISTS tags (repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
         updated_at TEXT NOT NULL, PRIMARY KEY (repository, tag))",
     "CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, repository TEXT NOT NULL, size BIGINT NOT NULL,
-        started_at TEXT NOT NULL)",
+        started_at TEXT NOT NULL, touched_at BIGINT NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS upload_parts (upload_id TEXT NOT NULL, start_offset BIGINT NOT NULL, size BIGINT NOT NULL,
         object_key TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (upload_id, start_offset))",
     // Scan jobs: one per manifest digest and vulnerability-database version, whatever happens to the process.
@@ -90,6 +109,11 @@ fn now() -> String {
     OffsetDateTime::now_utc().format(&Rfc3339).expect("format time")
 }
 
+/// Now in Unix milliseconds: the garbage collector's clock (exact and comparable on every SQL engine).
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// A principal as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PrincipalRow {
@@ -120,6 +144,26 @@ pub struct ManifestRow {
     pub artifact_type: Option<String>,
     /// The exact bytes pushed.
     pub content: Vec<u8>,
+}
+
+/// What a manifest refers to, checked when it is stored.
+#[derive(Clone, Debug, Default)]
+pub struct References<'a> {
+    /// Config and layer blobs, which must be linked in the repository.
+    pub blobs: &'a [String],
+    /// Child manifests of an index, which must be stored in the repository.
+    pub manifests: &'a [String],
+    /// The `subject` (may be absent: a referrer can be pushed before its subject).
+    pub subject: Option<&'a str>,
+}
+
+/// A reference of a manifest that is not in its repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingReference {
+    /// The digest referred to.
+    pub digest: String,
+    /// A child manifest (else a blob).
+    pub manifest: bool,
 }
 
 /// One committed part of an upload.
@@ -194,11 +238,24 @@ impl MetaStore {
                     .map_err(ctx("writing the schema version"))?;
             }
             Some(v) if v < SCHEMA_VERSION => {
-                sqlx::query("UPDATE schema_version SET version = $1")
+                // One transaction that first moves the version (taking the write lock): a second process
+                // opening the same old database at the same time finds nothing left to do.
+                let mut tx = pool.begin().await.map_err(ctx("upgrading the schema"))?;
+                let moved = sqlx::query("UPDATE schema_version SET version = $1 WHERE version = $2")
                     .bind(SCHEMA_VERSION)
-                    .execute(&pool)
+                    .bind(v)
+                    .execute(&mut *tx)
                     .await
                     .map_err(ctx("writing the schema version"))?;
+                if moved.rows_affected() == 1 && v < 5 {
+                    let at = now_ms();
+                    for statement in MIGRATE_TO_5 {
+                        let query = sqlx::query(*statement);
+                        let query = if statement.contains("$1") { query.bind(at) } else { query };
+                        query.execute(&mut *tx).await.map_err(ctx("upgrading the schema to version 5"))?;
+                    }
+                }
+                tx.commit().await.map_err(ctx("upgrading the schema"))?;
             }
             Some(_) => {}
         }
@@ -335,16 +392,62 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Makes a stored blob visible in `repository`.
+    /// Makes a stored blob visible in `repository` (again: a second link refreshes its time). Call it after
+    /// [`MetaStore::claim_blob`] succeeded.
     pub async fn link_blob(&self, repository: &str, digest: &str, size: u64) -> Result<()> {
         self.ensure_repository(repository).await?;
-        sqlx::query("INSERT INTO repo_blobs (repository, digest, size) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        sqlx::query(
+            "INSERT INTO repo_blobs (repository, digest, size, linked_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repository, digest) DO UPDATE SET linked_at = excluded.linked_at",
+        )
+        .bind(repository)
+        .bind(digest)
+        .bind(size as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("linking a blob"))?;
+        Ok(())
+    }
+
+    /// Claims a blob for a push about to store or link it: records it as live and touched now. `false` while
+    /// the garbage collector is deleting it (the caller waits and claims again, or stores it anew after).
+    /// The collector only deletes blobs untouched for its grace period, so a claim protects the blob until the
+    /// link that follows it is written.
+    pub async fn claim_blob(&self, digest: &str, size: u64) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO blobs (digest, size, state, touched_at) VALUES ($1, $2, 'live', $3)
+             ON CONFLICT (digest) DO UPDATE SET touched_at = excluded.touched_at WHERE blobs.state = 'live'",
+        )
+        .bind(digest)
+        .bind(size as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("claiming a blob"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A blob link: its size and when it was last linked or relied on (Unix ms).
+    pub async fn blob_link(&self, repository: &str, digest: &str) -> Result<Option<(u64, i64)>> {
+        let row = sqlx::query("SELECT size, linked_at FROM repo_blobs WHERE repository = $1 AND digest = $2")
             .bind(repository)
             .bind(digest)
-            .bind(size as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(ctx("reading a blob link"))?;
+        Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get::<i64, _>(1))))
+    }
+
+    /// Marks a blob link as relied on now (a client checked it before pushing a manifest that will use it).
+    pub async fn touch_link(&self, repository: &str, digest: &str) -> Result<()> {
+        sqlx::query("UPDATE repo_blobs SET linked_at = $1 WHERE repository = $2 AND digest = $3")
+            .bind(now_ms())
+            .bind(repository)
+            .bind(digest)
             .execute(&self.pool)
             .await
-            .map_err(ctx("linking a blob"))?;
+            .map_err(ctx("touching a blob link"))?;
         Ok(())
     }
 
@@ -380,28 +483,65 @@ impl MetaStore {
 
     // --- manifests and tags -----------------------------------------------------------------------------------
 
-    /// Stores a manifest and, when given, points `tag` at it, in one transaction; returns the digest the tag
-    /// pointed at before, when it moved.
+    /// Stores a manifest and, when given, points `tag` at it, in one transaction that also checks (and marks as
+    /// relied on now) every blob and child manifest it refers to, so the garbage collector cannot remove one
+    /// between the check and the store. Returns the digest the tag pointed at before, when it moved, or the
+    /// first reference that is not in the repository (nothing is stored then).
     pub async fn put_manifest(
         &self,
         repository: &str,
         manifest: &ManifestRow,
-        subject: Option<&str>,
+        references: &References<'_>,
         tag: Option<&str>,
-    ) -> Result<Option<String>> {
+    ) -> Result<std::result::Result<Option<String>, MissingReference>> {
         self.ensure_repository(repository).await?;
+        let at = now_ms();
         let mut tx = self.pool.begin().await.map_err(ctx("storing a manifest"))?;
+        for (digest, statement, manifest) in references
+            .blobs
+            .iter()
+            .map(|d| {
+                (
+                    d,
+                    "UPDATE repo_blobs SET linked_at = $1 WHERE repository = $2 AND digest = $3",
+                    false,
+                )
+            })
+            .chain(references.manifests.iter().map(|d| {
+                (
+                    d,
+                    "UPDATE manifests SET touched_at = $1 WHERE repository = $2 AND digest = $3",
+                    true,
+                )
+            }))
+        {
+            let done = sqlx::query(statement)
+                .bind(at)
+                .bind(repository)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("checking a manifest's references"))?;
+            if done.rows_affected() == 0 {
+                return Ok(Err(MissingReference {
+                    digest: digest.clone(),
+                    manifest,
+                }));
+            }
+        }
         sqlx::query(
-            "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, content, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            "INSERT INTO manifests (repository, digest, media_type, artifact_type, subject, content, created_at, touched_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (repository, digest) DO UPDATE SET touched_at = excluded.touched_at",
         )
         .bind(repository)
         .bind(&manifest.digest)
         .bind(&manifest.media_type)
         .bind(&manifest.artifact_type)
-        .bind(subject)
+        .bind(references.subject)
         .bind(&manifest.content)
         .bind(now())
+        .bind(at)
         .execute(&mut *tx)
         .await
         .map_err(ctx("storing a manifest"))?;
@@ -440,7 +580,7 @@ impl MetaStore {
             .map_err(ctx("tagging a manifest"))?;
         }
         tx.commit().await.map_err(ctx("storing a manifest"))?;
-        Ok(moved_from)
+        Ok(Ok(moved_from))
     }
 
     /// The digest a tag points at.
@@ -596,10 +736,11 @@ impl MetaStore {
 
     /// Starts an upload session.
     pub async fn create_upload(&self, id: &str, repository: &str) -> Result<()> {
-        sqlx::query("INSERT INTO uploads (id, repository, size, started_at) VALUES ($1, $2, 0, $3)")
+        sqlx::query("INSERT INTO uploads (id, repository, size, started_at, touched_at) VALUES ($1, $2, 0, $3, $4)")
             .bind(id)
             .bind(repository)
             .bind(now())
+            .bind(now_ms())
             .execute(&self.pool)
             .await
             .map_err(ctx("starting an upload"))?;
@@ -620,10 +761,11 @@ impl MetaStore {
     /// first (the caller then deletes its part object).
     pub async fn add_part(&self, id: &str, part: &UploadPart) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(ctx("recording an upload part"))?;
-        let done = sqlx::query("UPDATE uploads SET size = $1 WHERE id = $2 AND size = $3")
+        let done = sqlx::query("UPDATE uploads SET size = $1, touched_at = $4 WHERE id = $2 AND size = $3")
             .bind((part.offset + part.size) as i64)
             .bind(id)
             .bind(part.offset as i64)
+            .bind(now_ms())
             .execute(&mut *tx)
             .await
             .map_err(ctx("recording an upload part"))?;
@@ -677,5 +819,64 @@ impl MetaStore {
                 .map_err(ctx("ending an upload"))?;
         }
         tx.commit().await.map_err(ctx("ending an upload"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-4 database (before the collector's columns) opens, upgraded: its rows count as touched at the
+    /// upgrade and every linked blob has its row.
+    #[tokio::test]
+    async fn a_version_4_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        {
+            let options = SqliteConnectOptions::from_str("sqlite://")
+                .unwrap()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+            for statement in [
+                "CREATE TABLE schema_version (version BIGINT NOT NULL)",
+                "INSERT INTO schema_version (version) VALUES (4)",
+                "CREATE TABLE repo_blobs (repository TEXT NOT NULL, digest TEXT NOT NULL, size BIGINT NOT NULL,
+                    PRIMARY KEY (repository, digest))",
+                "CREATE TABLE manifests (repository TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
+                    artifact_type TEXT, subject TEXT, content BLOB NOT NULL, created_at TEXT NOT NULL,
+                    PRIMARY KEY (repository, digest))",
+                "CREATE TABLE uploads (id TEXT PRIMARY KEY, repository TEXT NOT NULL, size BIGINT NOT NULL,
+                    started_at TEXT NOT NULL)",
+                "INSERT INTO repo_blobs VALUES ('a', 'sha256:11', 5), ('b', 'sha256:11', 5), ('a', 'sha256:22', 7)",
+                "INSERT INTO uploads VALUES ('u1', 'a', 0, '2026-01-01T00:00:00Z')",
+            ] {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let before = now_ms();
+        let meta = MetaStore::open(&path).await.unwrap();
+        let version: i64 = sqlx::query_scalar("SELECT version FROM schema_version")
+            .fetch_one(meta.pool())
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let (size, linked_at) = meta.blob_link("a", "sha256:22").await.unwrap().unwrap();
+        assert_eq!(size, 7);
+        assert!(linked_at >= before, "old links count as linked at the upgrade");
+        let blobs: Vec<(String, i64)> = sqlx::query_as("SELECT digest, size FROM blobs ORDER BY digest")
+            .fetch_all(meta.pool())
+            .await
+            .unwrap();
+        assert_eq!(blobs, [("sha256:11".to_string(), 5), ("sha256:22".to_string(), 7)]);
+        let touched: i64 = sqlx::query_scalar("SELECT touched_at FROM uploads WHERE id = 'u1'")
+            .fetch_one(meta.pool())
+            .await
+            .unwrap();
+        assert!(touched >= before);
+        // Opening again changes nothing and does not fail on the columns that now exist.
+        drop(meta);
+        MetaStore::open(&path).await.unwrap();
     }
 }

@@ -71,12 +71,19 @@ pub struct Metrics {
     pub audit_checkpoints: Family<OutcomeLabels, Counter>,
     /// Sequence number of the newest checkpointed record.
     pub audit_checkpoint_seq: prometheus_client::metrics::gauge::Gauge,
+    /// Garbage-collection runs, by outcome (`completed`, `failed`).
+    pub gc_runs: Family<OutcomeLabels, Counter>,
+    /// What garbage collection deleted, by kind (`manifest`, `link`, `blob`, `upload`, `staging`).
+    pub gc_deleted: Family<KindLabels, Counter>,
+    /// Bytes garbage collection reclaimed.
+    pub gc_reclaimed_bytes: Counter,
 }
 
 /// Labels of an alert.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
-    /// The alert kind (`lockout`, `auth_failures`, `pull_spike`, `new_client_ip`, `repository_sweep`).
+    /// The alert kind (`lockout`, `auth_failures`, `pull_spike`, `new_client_ip`, `repository_sweep`), or what
+    /// garbage collection deleted.
     pub kind: &'static str,
 }
 
@@ -84,7 +91,8 @@ pub struct KindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     /// `scanned` or `failed` (scans); `delivered`, `retried` or `failed` (webhook deliveries); `updated`,
-    /// `unchanged` or `failed` (database updates); `written` or `failed` (audit checkpoints).
+    /// `unchanged` or `failed` (database updates); `written` or `failed` (audit checkpoints); `completed` or
+    /// `failed` (garbage collection).
     pub outcome: &'static str,
 }
 
@@ -167,7 +175,20 @@ impl Default for Metrics {
             "Sequence number of the newest audit record covered by a signed checkpoint",
             audit_checkpoint_seq.clone(),
         );
+        let gc_runs = Family::<OutcomeLabels, Counter>::default();
+        registry.register("gc_runs", "Garbage-collection runs, by outcome", gc_runs.clone());
+        let gc_deleted = Family::<KindLabels, Counter>::default();
+        registry.register("gc_deleted", "What garbage collection deleted, by kind", gc_deleted.clone());
+        let gc_reclaimed_bytes = Counter::default();
+        registry.register(
+            "gc_reclaimed_bytes",
+            "Bytes reclaimed by garbage collection",
+            gc_reclaimed_bytes.clone(),
+        );
         Metrics {
+            gc_runs,
+            gc_deleted,
+            gc_reclaimed_bytes,
             audit_checkpoints,
             audit_checkpoint_seq,
             alerts,
@@ -249,6 +270,7 @@ mod tests {
             &metrics.webhook_deliveries,
             &metrics.db_updates,
             &metrics.audit_checkpoints,
+            &metrics.gc_runs,
         ] {
             family.get_or_create(&OutcomeLabels { outcome: "failed" }).inc();
         }

@@ -78,6 +78,8 @@ pub struct Registry {
     audit_ok: std::sync::atomic::AtomicBool,
     /// Signs the audit chain's head, when `[audit.checkpoints]` is configured.
     pub checkpoints: Option<Arc<crate::checkpoint::Checkpointer>>,
+    /// Garbage collection (`[gc]`).
+    pub gc: crate::gc::Collector,
 }
 
 fn no_tls() -> StartError {
@@ -164,7 +166,13 @@ impl Registry {
         let lockout = crate::lockout::Lockout::new(&config.lockout, meta.clone()).map_err(StartError)?;
         let anomaly = crate::anomaly::Detector::new(&config.anomaly).map_err(StartError)?;
         let (alert_queue, alert_inbox) = tokio::sync::mpsc::channel(1024);
+        let gc = crate::gc::Collector::new(
+            meta.clone(),
+            blobs.clone(),
+            crate::gc::GcSettings::from_config(&config.gc).map_err(StartError)?,
+        );
         Ok(Arc::new(Registry {
+            gc,
             anomaly,
             alert_queue,
             alert_inbox: std::sync::Mutex::new(Some(alert_inbox)),
@@ -292,6 +300,8 @@ pub async fn serve(
         let signing = registry.clone();
         tokio::spawn(async move { crate::checkpoint::run(&signing, &checkpointer).await });
     }
+    let collecting = registry.clone();
+    tokio::spawn(async move { crate::gc::run_scheduled(&collecting, collecting.gc.clone()).await });
     let inbox = registry.alert_inbox.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(mut inbox) = inbox {
         let raising = registry.clone();

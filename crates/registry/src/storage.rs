@@ -36,15 +36,42 @@ pub enum StorageError {
     TooLarge(u64),
 }
 
-/// The outcome of committing an upload.
+/// An upload's bytes, checked: ready to become the blob, or why not.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Commit {
-    /// The blob is stored under the expected digest.
-    Stored,
+pub enum Assembly {
+    /// The bytes hash to the expected digest; [`BlobStore::publish`] makes them the blob.
+    Verified(Verified),
     /// The uploaded bytes hash to something else; nothing was stored.
     DigestMismatch(Digest),
     /// The parts do not cover `0..size` contiguously.
     Incomplete,
+}
+
+/// Verified bytes of an upload, not yet visible as a blob.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The object holding them; `None` for the empty blob.
+    source: Option<ObjectPath>,
+    /// Whether `source` was assembled for this commit (else it is the upload's only part).
+    assembled: bool,
+}
+
+/// An object found while listing storage, for the garbage collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Its key (for a local filesystem's own staging file, the path below the root).
+    pub key: String,
+    /// Bytes.
+    pub size: u64,
+    /// Last written, Unix milliseconds.
+    pub modified_ms: i64,
+}
+
+impl StoredObject {
+    /// The upload an object under `uploads/<id>/` belongs to.
+    pub fn upload_id(&self) -> Option<&str> {
+        self.key.strip_prefix("uploads/")?.split('/').next().filter(|id| !id.is_empty())
+    }
 }
 
 /// Bytes per read when streaming a local file.
@@ -84,6 +111,9 @@ fn read_file(mut file: std::fs::File, range: Range<u64>) -> BoxStream<'static, R
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store: its multipart staging files (`<key>#<n>`) are invisible to listing,
+    /// and a process killed mid-upload leaves them behind for the collector to find here.
+    local_root: Option<std::path::PathBuf>,
 }
 
 fn blob_key(digest: &Digest) -> ObjectPath {
@@ -101,12 +131,15 @@ impl BlobStore {
         let store = LocalFileSystem::new_with_prefix(root)?
             .with_fsync(fsync)
             .with_automatic_cleanup(true);
-        Ok(BlobStore { store: Arc::new(store) })
+        Ok(BlobStore {
+            store: Arc::new(store),
+            local_root: Some(root.to_path_buf()),
+        })
     }
 
-    /// Blobs in any object store.
+    /// Blobs in any object store (its service cleans up abandoned multipart uploads, e.g. an S3 lifecycle rule).
     pub fn new(store: Arc<dyn ObjectStore>) -> BlobStore {
-        BlobStore { store }
+        BlobStore { store, local_root: None }
     }
 
     /// Size of a stored blob.
@@ -205,36 +238,40 @@ impl BlobStore {
         }
     }
 
-    /// Verifies that `parts` hold `size` bytes hashing to `expected` and makes them the blob.
-    pub async fn commit(&self, id: &str, parts: &[UploadPart], size: u64, expected: &Digest) -> Result<Commit, StorageError> {
+    /// Verifies that `parts` hold `size` bytes hashing to `expected`, assembling several parts into one object.
+    /// Nothing is visible as a blob until [`BlobStore::publish`].
+    pub async fn assemble(&self, id: &str, parts: &[UploadPart], size: u64, expected: &Digest) -> Result<Assembly, StorageError> {
         let mut at = 0;
         for part in parts {
             if part.offset != at {
-                return Ok(Commit::Incomplete);
+                return Ok(Assembly::Incomplete);
             }
             at += part.size;
         }
         if at != size {
-            return Ok(Commit::Incomplete);
+            return Ok(Assembly::Incomplete);
         }
-        let target = blob_key(expected);
         if let [part] = parts
             && expected.algorithm() == crate::digest::Algorithm::Sha256
         {
             // One part: its digest was computed while it streamed in, so no second read.
             if part.digest != expected.as_str() {
-                return Ok(Commit::DigestMismatch(part.digest.parse().expect("computed digest")));
+                return Ok(Assembly::DigestMismatch(part.digest.parse().expect("computed digest")));
             }
-            self.store.rename(&ObjectPath::from(part.key.as_str()), &target).await?;
-            return Ok(Commit::Stored);
+            return Ok(Assembly::Verified(Verified {
+                source: Some(ObjectPath::from(part.key.as_str())),
+                assembled: false,
+            }));
         }
         if parts.is_empty() {
             let actual = Digest::of_with(expected.algorithm(), b"");
             if &actual != expected {
-                return Ok(Commit::DigestMismatch(actual));
+                return Ok(Assembly::DigestMismatch(actual));
             }
-            self.store.put(&target, object_store::PutPayload::default()).await?;
-            return Ok(Commit::Stored);
+            return Ok(Assembly::Verified(Verified {
+                source: None,
+                assembled: false,
+            }));
         }
         let assembled = ObjectPath::from(format!("uploads/{id}/assembled-{}", uuid::Uuid::new_v4().simple()));
         let mut writer = WriteMultipart::new_with_chunk_size(self.store.put_multipart(&assembled).await?, CHUNK);
@@ -259,9 +296,157 @@ impl BlobStore {
         let actual = hasher.finish();
         if &actual != expected {
             let _ = self.store.delete(&assembled).await;
-            return Ok(Commit::DigestMismatch(actual));
+            return Ok(Assembly::DigestMismatch(actual));
         }
-        self.store.rename(&assembled, &target).await?;
-        Ok(Commit::Stored)
+        Ok(Assembly::Verified(Verified {
+            source: Some(assembled),
+            assembled: true,
+        }))
     }
+
+    /// Makes verified bytes the blob `digest` (claim it in the metadata store first: see `MetaStore::claim_blob`).
+    pub async fn publish(&self, verified: &Verified, digest: &Digest) -> Result<(), StorageError> {
+        let target = blob_key(digest);
+        match &verified.source {
+            Some(source) => self.store.rename(source, &target).await?,
+            None => {
+                self.store.put(&target, object_store::PutPayload::default()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops verified bytes that will not be published (an assembled copy; a single part stays with its upload).
+    pub async fn discard(&self, verified: &Verified) {
+        if verified.assembled
+            && let Some(source) = &verified.source
+        {
+            let _ = self.store.delete(source).await;
+        }
+    }
+
+    // --- garbage collection -----------------------------------------------------------------------------------
+
+    /// Every stored blob with its size and write time; objects under `blobs/` whose key is not a digest are
+    /// skipped (they are not this registry's).
+    pub async fn list_blobs(&self) -> Result<Vec<(Digest, StoredObject)>, StorageError> {
+        let mut listing = self.store.list(Some(&ObjectPath::from("blobs")));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let key = meta.location.to_string();
+            let mut segments = key.split('/').skip(1);
+            let (Some(algorithm), Some(_), Some(hex), None) = (segments.next(), segments.next(), segments.next(), segments.next()) else {
+                continue;
+            };
+            let Ok(digest) = format!("{algorithm}:{hex}").parse::<Digest>() else {
+                continue;
+            };
+            if blob_key(&digest).as_ref() != key {
+                continue;
+            }
+            found.push((
+                digest,
+                StoredObject {
+                    key,
+                    size: meta.size,
+                    modified_ms: meta.last_modified.timestamp_millis(),
+                },
+            ));
+        }
+        Ok(found)
+    }
+
+    /// Every object of upload staging (parts and assembled copies), and on a local filesystem its own staging
+    /// files of writes that never finished.
+    pub async fn list_staging(&self) -> Result<Vec<StoredObject>, StorageError> {
+        let mut listing = self.store.list(Some(&ObjectPath::from("uploads")));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            found.push(StoredObject {
+                key: meta.location.to_string(),
+                size: meta.size,
+                modified_ms: meta.last_modified.timestamp_millis(),
+            });
+        }
+        if let Some(root) = self.local_root.clone() {
+            let unfinished = tokio::task::spawn_blocking(move || unfinished_local_writes(&root))
+                .await
+                .map_err(|e| StorageError::Body(e.to_string()))?;
+            found.extend(unfinished);
+        }
+        Ok(found)
+    }
+
+    /// Deletes a blob's bytes; `false` when they were already gone.
+    pub async fn delete_blob(&self, digest: &Digest) -> Result<bool, StorageError> {
+        match self.store.delete(&blob_key(digest)).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a staging object listed by [`BlobStore::list_staging`].
+    pub async fn delete_staging(&self, object: &StoredObject) -> Result<(), StorageError> {
+        if object.key.contains('#')
+            && let Some(root) = &self.local_root
+        {
+            let path = root.join(&object.key);
+            return match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    // Leave no empty upload directory behind (fails harmlessly while it still holds files).
+                    if let Some(parent) = path.parent() {
+                        let _ = std::fs::remove_dir(parent);
+                    }
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StorageError::Store(object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(e),
+                })),
+            };
+        }
+        match self.store.delete(&ObjectPath::from(object.key.as_str())).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A local filesystem's staging files of multipart writes (`uploads/<id>/<name>#<digits>`), which its listing
+/// hides: only two levels are walked, so the cost is bounded by the number of uploads.
+fn unfinished_local_writes(root: &Path) -> Vec<StoredObject> {
+    let mut found = Vec::new();
+    let Ok(uploads) = std::fs::read_dir(root.join("uploads")) else {
+        return found;
+    };
+    for upload in uploads.flatten() {
+        let Ok(files) = std::fs::read_dir(upload.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Some((_, suffix)) = name.split_once('#') else {
+                continue;
+            };
+            if suffix.is_empty() || !suffix.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(meta) = file.metadata() else { continue };
+            let modified_ms = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as i64);
+            found.push(StoredObject {
+                key: format!("uploads/{}/{name}", upload.file_name().to_string_lossy()),
+                size: meta.len(),
+                modified_ms,
+            });
+        }
+    }
+    found
 }

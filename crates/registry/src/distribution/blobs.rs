@@ -68,13 +68,13 @@ fn wanted(value: &str, size: u64) -> Wanted {
 pub(super) async fn blob_get(ctx: &Ctx<'_>, repo: &str, digest: &str, head: bool) -> Result<Response, ApiError> {
     ctx.require(repo, Action::Pull)?;
     let digest = parse_digest(digest)?;
-    let size = ctx
-        .reg
-        .meta
-        .blob_in_repository(repo, digest.as_str())
-        .await
-        .map_err(ApiError::internal)?;
-    let size = size.ok_or_else(|| ApiError::not_found("BLOB_UNKNOWN", format!("blob {digest} is not in {repo}")))?;
+    let link = ctx.reg.meta.blob_link(repo, digest.as_str()).await.map_err(ApiError::internal)?;
+    let (size, linked_at) = link.ok_or_else(|| ApiError::not_found("BLOB_UNKNOWN", format!("blob {digest} is not in {repo}")))?;
+    // A client checking a blob may be about to push a manifest that uses it: an old link is refreshed so the
+    // collector leaves it for another grace period (one write per link per half period, not per request).
+    if linked_at < crate::meta::now_ms() - ctx.reg.gc.refresh_links_after_ms() {
+        ctx.reg.meta.touch_link(repo, digest.as_str()).await.map_err(ApiError::internal)?;
+    }
     let value = ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let range = match value.map_or(Wanted::Whole, |v| wanted(v, size)) {
         Wanted::Whole => None,

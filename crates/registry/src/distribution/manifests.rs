@@ -118,41 +118,35 @@ pub(super) async fn manifest_put(
     if !(may_push || may_sign_this) {
         return Err(ctx.refuse(repo, Action::Push));
     }
-    for blob in &info.blobs {
-        if ctx
-            .reg
-            .meta
-            .blob_in_repository(repo, blob.as_str())
-            .await
-            .map_err(ApiError::internal)?
-            .is_none()
-        {
-            return Err(ApiError::bad_request(
-                "MANIFEST_BLOB_UNKNOWN",
-                format!("blob {blob} is not in {repo}; push it first"),
-            ));
-        }
-    }
-    for child in &info.manifests {
-        if !ctx.reg.meta.has_manifest(repo, child.as_str()).await.map_err(ApiError::internal)? {
-            return Err(ApiError::bad_request(
-                "MANIFEST_BLOB_UNKNOWN",
-                format!("manifest {child} is not in {repo}; push it first"),
-            ));
-        }
-    }
     let row = ManifestRow {
         digest: digest.to_string(),
         media_type: info.media_type,
         artifact_type: info.artifact_type,
         content: bytes.to_vec(),
     };
-    let moved_from = ctx
+    let blobs: Vec<String> = info.blobs.iter().map(|d| d.to_string()).collect();
+    let manifests: Vec<String> = info.manifests.iter().map(|d| d.to_string()).collect();
+    let references = crate::meta::References {
+        blobs: &blobs,
+        manifests: &manifests,
+        subject: info.subject.as_deref(),
+    };
+    let moved_from = match ctx
         .reg
         .meta
-        .put_manifest(repo, &row, info.subject.as_deref(), tag)
+        .put_manifest(repo, &row, &references, tag)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::internal)?
+    {
+        Ok(moved_from) => moved_from,
+        Err(missing) => {
+            let what = if missing.manifest { "manifest" } else { "blob" };
+            return Err(ApiError::bad_request(
+                "MANIFEST_BLOB_UNKNOWN",
+                format!("{what} {} is not in {repo}; push it first", missing.digest),
+            ));
+        }
+    };
     let image = crate::scanning::is_image(&row);
     if image && let Err(e) = crate::lineage::record(ctx.reg, repo, &row, &ctx.reg.clock.now_rfc3339()).await {
         // Lineage informs rebuild triggers; an image it cannot be read for is still stored and scanned.

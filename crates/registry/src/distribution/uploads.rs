@@ -11,7 +11,7 @@ use crate::audit::AuditEvent;
 use crate::digest::Digest;
 use crate::error::ApiError;
 use crate::route::{self, first};
-use crate::storage::Commit;
+use crate::storage::Assembly;
 
 fn upload_response(status: StatusCode, repo: &str, id: &str, size: u64) -> Response {
     Response::builder()
@@ -60,7 +60,9 @@ pub(super) async fn upload_start(
                 .blob_in_repository(from, digest.as_str())
                 .await
                 .map_err(ApiError::internal)?
+                && ctx.reg.meta.claim_blob(digest.as_str(), size).await.map_err(ApiError::internal)?
             {
+                // (A blob the collector is deleting is not mounted: the client uploads it instead.)
                 ctx.reg
                     .meta
                     .link_blob(repo, digest.as_str(), size)
@@ -252,9 +254,15 @@ pub(super) async fn upload_finish(
 async fn finish(ctx: &Ctx<'_>, repo: &str, id: &str, digest: &Digest) -> Result<Response, ApiError> {
     let (_, size) = ctx.reg.meta.upload(id).await.map_err(ApiError::internal)?.unwrap_or_default();
     let parts = ctx.reg.meta.parts(id).await.map_err(ApiError::internal)?;
-    let outcome = ctx.reg.blobs.commit(id, &parts, size, digest).await.map_err(ApiError::internal)?;
+    let outcome = ctx.reg.blobs.assemble(id, &parts, size, digest).await.map_err(ApiError::internal)?;
     match outcome {
-        Commit::Stored => {
+        Assembly::Verified(verified) => {
+            // Claimed before it becomes visible, linked after: the collector never deletes a blob in between.
+            if let Err(refused) = claim(ctx, digest, size).await {
+                ctx.reg.blobs.discard(&verified).await;
+                return Err(refused);
+            }
+            ctx.reg.blobs.publish(&verified, digest).await.map_err(ApiError::internal)?;
             ctx.reg
                 .meta
                 .link_blob(repo, digest.as_str(), size)
@@ -266,7 +274,7 @@ async fn finish(ctx: &Ctx<'_>, repo: &str, id: &str, digest: &Digest) -> Result<
             }
             Ok(blob_created(repo, digest))
         }
-        Commit::DigestMismatch(actual) => {
+        Assembly::DigestMismatch(actual) => {
             ctx.reg.meta.delete_upload(id).await.map_err(ApiError::internal)?;
             ctx.reg.blobs.delete_parts(&parts).await;
             Err(ApiError::bad_request(
@@ -274,10 +282,32 @@ async fn finish(ctx: &Ctx<'_>, repo: &str, id: &str, digest: &Digest) -> Result<
                 format!("uploaded content has digest {actual}, not {digest}; the upload was discarded"),
             ))
         }
-        Commit::Incomplete => Err(ApiError::bad_request(
+        Assembly::Incomplete => Err(ApiError::bad_request(
             "BLOB_UPLOAD_INVALID",
             "the upload's chunks do not cover the blob contiguously",
         )),
+    }
+}
+
+/// How long a push waits for the garbage collector to finish deleting a blob it is storing again.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Claims `digest` for this push ([`crate::meta::MetaStore::claim_blob`]), waiting while the collector deletes
+/// it; past [`CLAIM_WAIT`] the client is told to retry (503), the upload kept for the retry.
+async fn claim(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        if ctx.reg.meta.claim_blob(digest.as_str(), size).await.map_err(ApiError::internal)? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                format!("blob {digest} is being garbage-collected; retry the request"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
