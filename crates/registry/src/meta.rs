@@ -451,17 +451,6 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Size of a blob linked into `repository`.
-    pub async fn blob_in_repository(&self, repository: &str, digest: &str) -> Result<Option<u64>> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM repo_blobs WHERE repository = $1 AND digest = $2")
-            .bind(repository)
-            .bind(digest)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(ctx("reading a blob link"))?;
-        Ok(size.map(|s| s as u64))
-    }
-
     /// Removes a blob link; `false` when there was none.
     pub async fn unlink_blob(&self, repository: &str, digest: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM repo_blobs WHERE repository = $1 AND digest = $2")
@@ -643,17 +632,6 @@ impl MetaStore {
             artifact_type: r.get(2),
             content: r.get(3),
         }))
-    }
-
-    /// Whether a manifest is stored, without reading its content (index pushes check every child).
-    pub async fn has_manifest(&self, repository: &str, digest: &str) -> Result<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2")
-            .bind(repository)
-            .bind(digest)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(ctx("reading a manifest"))?;
-        Ok(found.is_some())
     }
 
     /// Deletes a manifest, every tag pointing at it and its lineage; `false` when there was none.

@@ -67,6 +67,11 @@ fn blob_status(reg: &TestRegistry, repo: &str, d: &str, cred: &Cred) -> u16 {
     reg.request("GET", &format!("/v2/{repo}/blobs/{d}"), cred, &[], None).status
 }
 
+/// PUTs an OCI image manifest at `path` (`/v2/REPO/manifests/REFERENCE`).
+fn put_manifest(reg: &TestRegistry, path: &str, cred: &Cred, manifest: &str) -> support::Reply {
+    reg.request("PUT", path, cred, &[("Content-Type", OCI_MANIFEST)], Some(manifest.as_bytes()))
+}
+
 fn image_parts(seed: &str) -> (String, Vec<u8>, String) {
     let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#);
     let layer = format!("layer of {seed}").into_bytes();
@@ -146,13 +151,7 @@ fn a_manifest_pushed_between_plan_and_sweep_keeps_its_blobs() {
         "both blobs look unused at the plan"
     );
     // The client pushes the manifest that uses them after the plan, before the sweep.
-    let put = reg.request(
-        "PUT",
-        "/v2/team/app/manifests/v1",
-        &w,
-        &[("Content-Type", OCI_MANIFEST)],
-        Some(manifest.as_bytes()),
-    );
+    let put = put_manifest(&reg, "/v2/team/app/manifests/v1", &w, &manifest);
     assert_eq!(put.status, 201);
     let swept = block(gc.sweep(&plan)).unwrap();
     assert_eq!((swept.links, swept.blobs), (0, 0), "{swept:?}");
@@ -181,13 +180,7 @@ fn a_blob_checked_before_its_manifest_is_refreshed_and_kept() {
         assert_eq!(head.status, 200);
     }
     assert_eq!(block(gc.run(false)).unwrap(), GcReport::default());
-    let put = reg.request(
-        "PUT",
-        "/v2/team/app/manifests/v1",
-        &w,
-        &[("Content-Type", OCI_MANIFEST)],
-        Some(manifest.as_bytes()),
-    );
+    let put = put_manifest(&reg, "/v2/team/app/manifests/v1", &w, &manifest);
     assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
 }
 
@@ -246,13 +239,7 @@ fn untagged_manifests_go_parents_first_and_one_tagged_meanwhile_keeps_what_it_ne
     }
     let referrer = image_manifest(&sig_config, &sig_layer, Some((&first_digest, first_manifest.len())));
     let referrer_digest = digest(referrer.as_bytes());
-    let put = reg.request(
-        "PUT",
-        &format!("/v2/team/app/manifests/{referrer_digest}"),
-        &w,
-        &[("Content-Type", OCI_MANIFEST)],
-        Some(referrer.as_bytes()),
-    );
+    let put = put_manifest(&reg, &format!("/v2/team/app/manifests/{referrer_digest}"), &w, &referrer);
     assert_eq!(put.status, 201);
     // v1 moves on: the first image and its referrer are untagged now.
     assert_eq!(reg.push_image("team/app", "v1", &w, "b").status, 201);
@@ -269,13 +256,7 @@ fn untagged_manifests_go_parents_first_and_one_tagged_meanwhile_keeps_what_it_ne
 
     // Forced interleaving: the first image is tagged again after the plan.
     let plan = block(gc.plan()).unwrap();
-    let retag = reg.request(
-        "PUT",
-        "/v2/team/app/manifests/v0",
-        &w,
-        &[("Content-Type", OCI_MANIFEST)],
-        Some(first_manifest.as_bytes()),
-    );
+    let retag = put_manifest(&reg, "/v2/team/app/manifests/v0", &w, &first_manifest);
     assert_eq!(retag.status, 201);
     let swept = block(gc.sweep(&plan)).unwrap();
     assert!(swept.manifests.is_empty(), "{swept:?}");

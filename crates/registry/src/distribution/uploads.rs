@@ -54,12 +54,7 @@ pub(super) async fn upload_start(
         let digest = parse_digest(mount)?;
         note.reference = digest.to_string();
         if route::valid_repository(from) && ctx.allows(from, Action::Pull) {
-            if let Some(size) = ctx
-                .reg
-                .meta
-                .blob_in_repository(from, digest.as_str())
-                .await
-                .map_err(ApiError::internal)?
+            if let Some((size, _)) = ctx.reg.meta.blob_link(from, digest.as_str()).await.map_err(ApiError::internal)?
                 && ctx.reg.meta.claim_blob(digest.as_str(), size).await.map_err(ApiError::internal)?
             {
                 // (A blob the collector is deleting is not mounted: the client uploads it instead.)

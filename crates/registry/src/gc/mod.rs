@@ -177,8 +177,8 @@ pub struct Plan {
     links: Vec<(String, String, u64, bool)>,
     /// Blobs `(digest, size, case)`.
     blobs: Vec<(String, u64, BlobCase)>,
-    /// Abandoned uploads `(id, repository, bytes)`.
-    uploads: Vec<(String, String, u64)>,
+    /// Abandoned uploads, by id.
+    uploads: Vec<String>,
     /// Staging objects.
     staging: Vec<(StoredObject, StagingOwner)>,
     /// Repositories left out of link collection, with why.
@@ -359,7 +359,7 @@ impl Collector {
         plan.uploads = uploads
             .iter()
             .filter(|u| stale.contains(u.id.as_str()))
-            .map(|u| (u.id.clone(), u.repository.clone(), u.size))
+            .map(|u| u.id.clone())
             .collect();
         for object in self.blobs.list_staging().await? {
             let Some(id) = object.upload_id() else { continue };
@@ -502,7 +502,7 @@ impl Collector {
         }
         let mut ended: HashSet<&str> = HashSet::new();
         let mut counted: HashSet<String> = HashSet::new();
-        for (id, _, _) in &plan.uploads {
+        for id in &plan.uploads {
             match self.store.end_stale_upload(id, plan.upload_cutoff).await? {
                 Some(parts) => {
                     report.uploads += 1;

@@ -33,8 +33,6 @@ pub(crate) struct BlobRow {
 #[derive(Clone, Debug)]
 pub(crate) struct UploadRow {
     pub id: String,
-    pub repository: String,
-    pub size: u64,
     pub touched_at: i64,
 }
 
@@ -97,7 +95,7 @@ impl GcStore {
     }
 
     pub async fn uploads(&self) -> Result<Vec<UploadRow>> {
-        let rows = sqlx::query("SELECT id, repository, size, touched_at FROM uploads")
+        let rows = sqlx::query("SELECT id, touched_at FROM uploads")
             .fetch_all(self.meta.pool())
             .await
             .map_err(ctx("listing uploads for garbage collection"))?;
@@ -105,9 +103,7 @@ impl GcStore {
             .into_iter()
             .map(|r| UploadRow {
                 id: r.get(0),
-                repository: r.get(1),
-                size: r.get::<i64, _>(2) as u64,
-                touched_at: r.get(3),
+                touched_at: r.get(1),
             })
             .collect())
     }

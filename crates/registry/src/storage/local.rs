@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use sha2::{Digest as _, Sha256};
 
 use super::StorageError;
@@ -166,14 +166,10 @@ where
     let mut batched = 0usize;
     let mut received = 0u64;
     let failure = loop {
-        match body.next().await {
-            None => break None,
-            Some(Err(e)) => break Some(StorageError::Body(e.to_string())),
-            Some(Ok(chunk)) => {
-                received += chunk.len() as u64;
-                if received > limit {
-                    break Some(StorageError::TooLarge(limit));
-                }
+        match super::next_chunk(&mut body, &mut received, limit).await {
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+            Ok(Some(chunk)) => {
                 batched += chunk.len();
                 batch.push(chunk);
                 if batched >= BATCH {

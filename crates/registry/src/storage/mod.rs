@@ -76,6 +76,26 @@ impl StoredObject {
     }
 }
 
+/// The next chunk of a request body, counted into `received`; `None` at its end, an error when the client
+/// broke off or the body passed `limit` bytes.
+async fn next_chunk<S, E>(body: &mut S, received: &mut u64, limit: u64) -> Result<Option<Bytes>, StorageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    match body.next().await {
+        None => Ok(None),
+        Some(Err(e)) => Err(StorageError::Body(e.to_string())),
+        Some(Ok(chunk)) => {
+            *received += chunk.len() as u64;
+            if *received > limit {
+                return Err(StorageError::TooLarge(limit));
+            }
+            Ok(Some(chunk))
+        }
+    }
+}
+
 /// Bytes per read when streaming a local file.
 const READ_CHUNK: usize = 1 << 20;
 
@@ -227,14 +247,10 @@ impl BlobStore {
         let mut size = 0u64;
         let mut body = body;
         let failure = loop {
-            match body.next().await {
-                None => break None,
-                Some(Err(e)) => break Some(StorageError::Body(e.to_string())),
-                Some(Ok(chunk)) => {
-                    size += chunk.len() as u64;
-                    if size > limit {
-                        break Some(StorageError::TooLarge(limit));
-                    }
+            match next_chunk(&mut body, &mut size, limit).await {
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+                Ok(Some(chunk)) => {
                     hasher.update(&chunk);
                     writer.put(chunk);
                     if let Err(e) = writer.wait_for_capacity(4).await {
