@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::fs::{Change, EntryKind, EntryMeta, FileEntry, classify};
 use crate::path::normalize_entry;
+use crate::tar_entries::{MemberType, TarEntries};
 
 /// Decides which files' bytes a scan keeps, so one pass over each layer feeds every consumer.
 pub trait Interest: Sync {
@@ -207,11 +208,9 @@ pub fn read_layer_tar<R: Read>(reader: R, input: &str, layer: usize, interest: &
     let mut out = LayerChanges::default();
     // One buffer for every file of the layer: no allocation (and page faults) per file.
     let mut buf = Vec::new();
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(|e| tar_error(input, e))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| tar_error(input, e))?;
-        let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let mut members = TarEntries::new(reader);
+    while let Some(member) = members.next_member().map_err(|e| tar_error(input, e))? {
+        let raw_name = String::from_utf8_lossy(&member.path).into_owned();
         let path = normalize_entry(&raw_name).map_err(|why| Error::UnsafePath {
             input: input.to_string(),
             path: raw_name.clone(),
@@ -224,19 +223,17 @@ pub fn read_layer_tar<R: Read>(reader: R, input: &str, layer: usize, interest: &
             out.changes.push(change);
             continue;
         }
-        let header = entry.header();
-        let mode = header.mode().unwrap_or(0);
         let link_target = || {
-            entry
-                .link_name_bytes()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .ok_or_else(|| Error::invalid(input, format!("link {raw_name:?} has no target")))
+            if member.link.is_empty() {
+                return Err(Error::invalid(input, format!("link {raw_name:?} has no target")));
+            }
+            Ok(String::from_utf8_lossy(&member.link).into_owned())
         };
-        let kind = match header.entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => EntryKind::File,
-            tar::EntryType::Directory => EntryKind::Dir,
-            tar::EntryType::Symlink => EntryKind::Symlink(link_target()?),
-            tar::EntryType::Link => {
+        let kind = match member.kind {
+            MemberType::File | MemberType::Sparse => EntryKind::File,
+            MemberType::Dir => EntryKind::Dir,
+            MemberType::Symlink => EntryKind::Symlink(link_target()?),
+            MemberType::Hardlink => {
                 let target = link_target()?;
                 let normalized = normalize_entry(&target).map_err(|why| Error::UnsafePath {
                     input: input.to_string(),
@@ -245,23 +242,22 @@ pub fn read_layer_tar<R: Read>(reader: R, input: &str, layer: usize, interest: &
                 })?;
                 EntryKind::Hardlink(normalized)
             }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => EntryKind::Other,
-            _ => continue,
+            MemberType::Special => EntryKind::Other,
+            MemberType::Other => continue,
         };
-        let size = entry.size();
         let buf = &mut buf;
-        out.put(&Origin { input, layer, interest }, path, kind, size, mode, move |size| {
-            // The header's size is only a claim: grow as bytes arrive instead of trusting it.
-            buf.clear();
-            (&mut entry).take(size).read_to_end(buf)?;
-            if (buf.len() as u64) < size {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "layer ends inside this file",
-                ));
-            }
-            Ok(&buf[..])
-        })?;
+        let members = &mut members;
+        out.put(
+            &Origin { input, layer, interest },
+            path,
+            kind,
+            member.size,
+            member.mode,
+            move |size| {
+                members.read_content(buf, size)?;
+                Ok(&buf[..])
+            },
+        )?;
     }
     Ok(out)
 }

@@ -21,6 +21,7 @@ pub mod path;
 mod registry;
 mod rootfs;
 mod source;
+mod tar_entries;
 
 pub use config::{History, ImageConfig, RootFs, RuntimeConfig};
 pub use digest::{Algorithm, Digest, ParseDigestError, VerifyingReader};
