@@ -338,7 +338,7 @@ fn check_name(name: &str, what: &str) -> Result<()> {
 fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
     let config = load(path)?;
     runtime()?.block_on(async {
-        let meta = MetaStore::open(&config.database.path).await?;
+        let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
         let second_factor = SecondFactorStore::new(meta.clone());
         match command {
             PrincipalCommand::Create { name, kind, description } => {
@@ -458,7 +458,7 @@ fn principal(path: &Path, command: PrincipalCommand) -> Result<ExitCode> {
 fn group(path: &Path, command: GroupCommand) -> Result<ExitCode> {
     let config = load(path)?;
     runtime()?.block_on(async {
-        let meta = MetaStore::open(&config.database.path).await?;
+        let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
         match command {
             GroupCommand::Add { group, principals } => {
                 check_name(&group, "group")?;
@@ -497,7 +497,7 @@ fn access(path: &Path, command: AccessCommand) -> Result<ExitCode> {
     let config = load(path)?;
     let policy = config.access_policy().map_err(anyhow::Error::msg)?;
     runtime()?.block_on(async {
-        let meta = MetaStore::open(&config.database.path).await?;
+        let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
         let caller_of = |name: &str, db_groups: Vec<String>| {
             if name == "anonymous" {
                 return Caller::anonymous();
@@ -593,7 +593,7 @@ fn alerts(config: &RegistryConfig, since: &str, limit: i64, format: &str) -> Res
         Err(_) => parse_since(since)?,
     };
     let rows = runtime()?.block_on(async {
-        let meta = MetaStore::open(&config.database.path).await?;
+        let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
         let since = customs_registry::clock::format(since);
         Ok::<_, anyhow::Error>(customs_registry::alerts::recent(&meta, &since, limit).await?)
     })?;

@@ -13,8 +13,8 @@ use customs_registry::storage::BlobStore;
 pub(crate) fn gc(config: &RegistryConfig, dry_run: bool, format: &str) -> Result<ExitCode> {
     let settings = GcSettings::from_config(&config.gc).map_err(anyhow::Error::msg)?;
     let report = crate::registry::runtime()?.block_on(async {
-        let meta = MetaStore::open(&config.database.path).await?;
-        let blobs = BlobStore::local(&config.storage.root, config.storage.fsync)?;
+        let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
+        let blobs = BlobStore::from_config(&config.storage).map_err(anyhow::Error::msg)?;
         Ok::<_, anyhow::Error>(Collector::new(meta, blobs, settings).run(dry_run).await?)
     })?;
     if !dry_run {

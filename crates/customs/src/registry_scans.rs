@@ -84,7 +84,7 @@ async fn resolve(meta: &MetaStore, reference: &str) -> Result<(String, String)> 
 /// the result and prints its verdict.
 pub(crate) fn scan(config: &RegistryConfig, reference: &str, wait: bool) -> Result<ExitCode> {
     crate::registry::runtime()?.block_on(async {
-        let meta = MetaStore::open(&config.database.path).await?;
+        let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
         let scanning = scanning(config, &meta)?;
         let (repository, digest) = resolve(&meta, reference).await?;
         let before = scanning.store.latest(&digest).await?.map(|r| r.finished_at);
@@ -189,7 +189,7 @@ pub(crate) fn scans(config: &RegistryConfig, command: ScansCommand) -> Result<Ex
         return scan(config, reference, *wait);
     }
     crate::registry::runtime()?.block_on(async {
-        let meta = MetaStore::open(&config.database.path).await?;
+        let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
         let scanning = scanning(config, &meta)?;
         match command {
             ScansCommand::List { state, limit } => {
@@ -231,7 +231,7 @@ pub(crate) fn scans(config: &RegistryConfig, command: ScansCommand) -> Result<Ex
 /// `customs registry exceptions …`.
 pub(crate) fn exceptions(config: &RegistryConfig, command: ExceptionsCommand) -> Result<ExitCode> {
     crate::registry::runtime()?.block_on(async {
-        let meta = MetaStore::open(&config.database.path).await?;
+        let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
         let scanning = scanning(config, &meta)?;
         let protection = config.protection().map_err(anyhow::Error::msg)?;
         match command {

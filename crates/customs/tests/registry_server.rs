@@ -57,6 +57,11 @@ fn serve(dir: &Path, base: &str, agent: &ureq::Agent) -> Server {
 /// What an operator does first: a dev certificate, a config granting principal `ci` pull and push on
 /// `repositories`, and the principal itself. Returns the folder, the port and `ci`'s secret.
 fn operator_setup(repositories: &str) -> (tempfile::TempDir, u16, String) {
+    operator_setup_with(repositories, "")
+}
+
+/// [`operator_setup`] with `extra` config (a `[database]` section) in `registry.toml`.
+fn operator_setup_with(repositories: &str, extra: &str) -> (tempfile::TempDir, u16, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let certs = customs()
@@ -69,7 +74,7 @@ fn operator_setup(repositories: &str) -> (tempfile::TempDir, u16, String) {
         dir.path().join("registry.toml"),
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n\
-             [[grant]]\nto = \"ci\"\nrepositories = [\"{repositories}\"]\nactions = [\"pull\", \"push\"]\n"
+             {extra}[[grant]]\nto = \"ci\"\nrepositories = [\"{repositories}\"]\nactions = [\"pull\", \"push\"]\n"
         ),
     )
     .unwrap();
@@ -141,7 +146,36 @@ fn staged_parts(dir: &Path, id: &str, offset: u64) -> Vec<(std::path::PathBuf, u
 
 #[test]
 fn kill_9_during_a_chunked_upload_then_resume() {
-    let (dir, port, secret) = operator_setup("project1");
+    kill_9_then_resume("");
+}
+
+/// The same with the metadata in PostgreSQL (a database of its own, made with `psql`, dropped afterwards).
+#[test]
+fn kill_9_during_a_chunked_upload_then_resume_on_postgres() {
+    let Some(admin) = customs_testkit::postgres() else { return };
+    let Some(psql) = customs_testkit::tool("psql", "apt-get install postgresql-client") else {
+        return;
+    };
+    let name = format!("customs_cli_test_{}", std::process::id());
+    let run = |sql: String| {
+        let out = Command::new(&psql)
+            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-c", &sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    run(format!("CREATE DATABASE {name}"));
+    let url = match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("CUSTOMS_TEST_POSTGRES has no database part: {admin}"),
+    };
+    kill_9_then_resume(&format!("[database]\nurl = \"{url}\"\n"));
+    run(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+fn kill_9_then_resume(database: &str) {
+    let (dir, port, secret) = operator_setup_with("project1", database);
     let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("ci:{secret}")));
 
     let base = format!("https://localhost:{port}");
@@ -316,6 +350,11 @@ fn kill_9_during_a_chunked_upload_then_resume() {
             .as_str()
             .unwrap()
             .starts_with("deleted 0 untagged manifests, 1 blob links, 1 blobs")
+    );
+    assert_eq!(
+        dir.path().join("data/registry.db").exists(),
+        database.is_empty(),
+        "the metadata went where [database] says"
     );
 }
 

@@ -151,23 +151,54 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
-/// `[storage]`.
+/// `[storage]`: where blobs and upload parts live.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Local directory for blobs and upload staging.
+    /// `local` (a directory, the default), `s3` (S3 or an S3-compatible service) or `azure` (Azure Blob).
+    #[serde(default)]
+    pub backend: StorageBackend,
+    /// Local directory for blobs and upload staging (`local`).
     #[serde(default = "default_storage_root")]
     pub root: PathBuf,
     /// Flush every completed blob to stable storage before answering (the durability S3 and GCS give).
     #[serde(default = "default_true")]
     pub fsync: bool,
+    /// The S3 bucket or the Azure container (`s3`, `azure`).
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// A key prefix inside the bucket, so several registries (or tests) can share one.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// `object_store` settings by their documented names: `endpoint`, `region`, `azure_storage_account_name`,
+    /// `azure_storage_account_key`, `azure_client_id`, `aws_access_key_id`, `allow_http` (loopback only), …
+    /// Unset ones come from the environment (`AWS_*`, `AZURE_*`), managed identity included.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// The blob store kinds.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// A local (or shared) directory.
+    #[default]
+    Local,
+    /// Amazon S3 or a compatible service.
+    S3,
+    /// Azure Blob Storage.
+    Azure,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            backend: StorageBackend::Local,
             root: default_storage_root(),
             fsync: true,
+            bucket: None,
+            prefix: None,
+            options: Default::default(),
         }
     }
 }
@@ -178,19 +209,47 @@ fn default_storage_root() -> PathBuf {
     "data/blobs".into()
 }
 
-/// `[database]`.
+/// `[database]`: an embedded SQLite file (the default), or a PostgreSQL server that several replicas share.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// SQLite file.
+    /// SQLite file, used when `url` is not set.
     #[serde(default = "default_db_path")]
     pub path: PathBuf,
+    /// `postgres://user:password@host:5432/database?sslmode=verify-full`: metadata in PostgreSQL. The password
+    /// may be left out of the URL and given in `PGPASSWORD` instead.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Connections each process keeps open at most (PostgreSQL; SQLite uses 8).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// How long one statement may run before PostgreSQL cancels it (`30s`, `2m`).
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout: String,
+    /// How long a request waits for a free connection before it fails.
+    #[serde(default = "default_acquire_timeout")]
+    pub acquire_timeout: String,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { path: default_db_path() }
+        DatabaseConfig {
+            path: default_db_path(),
+            url: None,
+            max_connections: default_max_connections(),
+            statement_timeout: default_statement_timeout(),
+            acquire_timeout: default_acquire_timeout(),
+        }
     }
+}
+fn default_max_connections() -> u32 {
+    16
+}
+fn default_statement_timeout() -> String {
+    "30s".into()
+}
+fn default_acquire_timeout() -> String {
+    "10s".into()
 }
 fn default_db_path() -> PathBuf {
     "data/registry.db".into()

@@ -1,12 +1,15 @@
 //! Metadata in SQL: principals, group memberships, repositories, blob links, manifests, tags and uploads.
 //!
-//! SQLite (WAL) by default. Queries use `$N` placeholders and portable SQL so a PostgreSQL backend can share them.
+//! SQLite (WAL) by default, PostgreSQL when `[database] url` names one, through sqlx's `Any` driver: every query
+//! is written once, with `$N` placeholders and SQL both engines run ([`Engine::ddl`] adapts the few column types
+//! that differ), and the integration tests run against both.
 
+use std::borrow::Cow;
 use std::path::Path;
-use std::str::FromStr;
 
+use sqlx::AnyPool;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -179,36 +182,204 @@ pub struct UploadPart {
     pub digest: String,
 }
 
+/// The SQL engine holding the metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// An embedded file: one machine.
+    Sqlite,
+    /// A server that several replicas share.
+    Postgres,
+}
+
+impl Engine {
+    /// A schema statement as this engine spells it: the only difference in the schema is the type of binary
+    /// columns (`BLOB` in SQLite, `BYTEA` in PostgreSQL).
+    pub fn ddl(self, statement: &str) -> Cow<'_, str> {
+        match self {
+            Engine::Sqlite => Cow::Borrowed(statement),
+            Engine::Postgres => Cow::Owned(statement.replace(" BLOB ", " BYTEA ")),
+        }
+    }
+
+    /// Ends the `SELECT … LIMIT 1` that picks a queue row to claim. On PostgreSQL two replicas claiming at once
+    /// would both pick the oldest row and the second, once the first commits, claim it again (the outer
+    /// `UPDATE` re-checks only its own `WHERE`): the row lock makes the second skip to the next row instead.
+    /// SQLite has one writer, so nothing is needed there.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "",
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// Whether a process starting up may take back every claimed job: only when no other process can be
+    /// working on them (SQLite, one machine); on PostgreSQL other replicas hold leases, so only expired ones are.
+    pub fn single_process(self) -> bool {
+        self == Engine::Sqlite
+    }
+}
+
+/// Where to find the database and how to use it: [`crate::config::DatabaseConfig`] checked.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// A SQLite file path or a `postgres://` URL.
+    pub target: Target,
+    /// Pool size.
+    pub max_connections: u32,
+    /// PostgreSQL's `statement_timeout`.
+    pub statement_timeout: std::time::Duration,
+    /// How long to wait for a pooled connection.
+    pub acquire_timeout: std::time::Duration,
+}
+
+/// The database a [`Connection`] names.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// An embedded SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl Connection {
+    /// Checks `[database]`; an error names the setting.
+    pub fn from_config(config: &crate::config::DatabaseConfig) -> std::result::Result<Connection, String> {
+        let span = |what: &str, text: &str| {
+            let d = crate::protect::parse_age(text).map_err(|e| format!("[database] {what} {e}"))?;
+            std::time::Duration::try_from(d)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("[database] {what} must be positive"))
+        };
+        let target = match &config.url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Target::Postgres(url.clone()),
+            Some(_) => return Err("[database] url must start with postgres:// (leave it out for SQLite at `path`)".into()),
+            None => Target::Sqlite(config.path.clone()),
+        };
+        if config.max_connections == 0 {
+            return Err("[database] max_connections must be at least 1".into());
+        }
+        Ok(Connection {
+            target,
+            max_connections: config.max_connections,
+            statement_timeout: span("statement_timeout", &config.statement_timeout)?,
+            acquire_timeout: span("acquire_timeout", &config.acquire_timeout)?,
+        })
+    }
+
+    /// What to name in an error about this database (never the password in a URL).
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Target::Sqlite(path) => path.display().to_string(),
+            Target::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    let _ = u.set_password(None);
+                    u.to_string()
+                }
+                Err(_) => "the PostgreSQL URL in [database] url".into(),
+            },
+        }
+    }
+}
+
+/// A SQLite file as a URL sqlx reads back to the same path (it percent-decodes the path part).
+fn sqlite_url(path: &Path) -> Result<String> {
+    let text = path.to_str().ok_or_else(|| MetaError {
+        doing: "opening",
+        source: sqlx::Error::Configuration(format!("{}: the database path must be UTF-8", path.display()).into()),
+    })?;
+    let mut url = String::from("sqlite://");
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url.push_str("?mode=rwc");
+    Ok(url)
+}
+
+/// Fixed key of the advisory lock replicas take while they create or upgrade the PostgreSQL schema.
+const SCHEMA_LOCK: i64 = 0x6375_7374_6f6d_7301;
+
 /// The metadata store.
 #[derive(Clone)]
 pub struct MetaStore {
-    pool: SqlitePool,
+    pool: AnyPool,
+    engine: Engine,
 }
 
 impl MetaStore {
     /// The connection pool, for the modules that keep their own tables here (scan jobs and results).
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Which engine this store runs on.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// Opens (or creates) the SQLite database at `path` and applies the schema.
     pub async fn open(path: &Path) -> Result<MetaStore> {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(ctx("opening"))?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(10));
+        MetaStore::connect(&Connection {
+            target: Target::Sqlite(path.to_path_buf()),
+            max_connections: 8,
+            statement_timeout: std::time::Duration::from_secs(30),
+            acquire_timeout: std::time::Duration::from_secs(10),
+        })
+        .await
+    }
+
+    /// Opens the database `[database]` names; an error says which (never with a password).
+    pub async fn from_config(config: &crate::config::DatabaseConfig) -> std::result::Result<MetaStore, String> {
+        let connection = Connection::from_config(config)?;
+        MetaStore::connect(&connection)
+            .await
+            .map_err(|e| format!("{}: {e}", connection.describe()))
+    }
+
+    /// Opens the database `connection` names (creating a SQLite file when missing) and applies the schema.
+    pub async fn connect(connection: &Connection) -> Result<MetaStore> {
+        sqlx::any::install_default_drivers();
+        let (url, engine, max) = match &connection.target {
+            Target::Sqlite(path) => {
+                if let Some(parent) = path.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                (sqlite_url(path)?, Engine::Sqlite, 8)
+            }
+            Target::Postgres(url) => (url.clone(), Engine::Postgres, connection.max_connections),
+        };
+        let options: AnyConnectOptions = url.parse().map_err(ctx("reading the database URL"))?;
+        let statement_timeout = connection.statement_timeout.as_millis();
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(connection.acquire_timeout)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    let settings: &[String] = &match engine {
+                        // busy_timeout first, so the journal-mode switch waits for another process's lock.
+                        Engine::Sqlite => vec![
+                            "PRAGMA busy_timeout = 10000".into(),
+                            "PRAGMA journal_mode = WAL".into(),
+                            "PRAGMA synchronous = NORMAL".into(),
+                        ],
+                        Engine::Postgres => vec![format!("SET statement_timeout = {statement_timeout}")],
+                    };
+                    for setting in settings {
+                        sqlx::query(sqlx::AssertSqlSafe(setting.clone())).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
         // Another process (the server, or a CLI command beside it) may hold the lock while connections set
         // their pragmas, and SQLite answers a busy journal-mode switch at once instead of waiting: retry a
         // bounded number of times.
         let mut attempt = 0;
         let pool = loop {
-            match SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await {
+            match pool_options.clone().connect_with(options.clone()).await {
                 Ok(pool) => break pool,
                 Err(e) if attempt < 50 && e.to_string().contains("database is locked") => {
                     attempt += 1;
@@ -217,30 +388,61 @@ impl MetaStore {
                 Err(e) => return Err(ctx("opening")(e)),
             }
         };
+        let store = MetaStore { pool, engine };
+        store.apply_schema().await?;
+        Ok(store)
+    }
+
+    /// Creates the tables and upgrades an older schema, on one connection; on PostgreSQL under an advisory lock,
+    /// so replicas starting together do not race on `CREATE TABLE IF NOT EXISTS` or the upgrade.
+    async fn apply_schema(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(ctx("creating the schema"))?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(SCHEMA_LOCK)
+                .execute(&mut *conn)
+                .await
+                .map_err(ctx("locking the schema"))?;
+        }
+        let applied = self.apply_schema_on(&mut conn).await;
+        if self.engine == Engine::Postgres {
+            // The lock ends with the session anyway; unlocking lets the pooled connection be reused.
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(SCHEMA_LOCK)
+                .execute(&mut *conn)
+                .await;
+        }
+        applied
+    }
+
+    async fn apply_schema_on(&self, conn: &mut sqlx::AnyConnection) -> Result<()> {
         for statement in SCHEMA
             .iter()
             .chain(crate::lockout::SCHEMA)
             .chain(crate::alerts::SCHEMA)
             .chain(crate::second_factor::SCHEMA)
         {
-            sqlx::query(*statement).execute(&pool).await.map_err(ctx("creating the schema"))?;
+            sqlx::query(sqlx::AssertSqlSafe(self.engine.ddl(statement).into_owned()))
+                .execute(&mut *conn)
+                .await
+                .map_err(ctx("creating the schema"))?;
         }
         let version: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_version")
-            .fetch_optional(&pool)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(ctx("reading the schema version"))?;
         match version {
             None => {
                 sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
                     .bind(SCHEMA_VERSION)
-                    .execute(&pool)
+                    .execute(&mut *conn)
                     .await
                     .map_err(ctx("writing the schema version"))?;
             }
             Some(v) if v < SCHEMA_VERSION => {
                 // One transaction that first moves the version (taking the write lock): a second process
                 // opening the same old database at the same time finds nothing left to do.
-                let mut tx = pool.begin().await.map_err(ctx("upgrading the schema"))?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(ctx("upgrading the schema"))?;
                 let moved = sqlx::query("UPDATE schema_version SET version = $1 WHERE version = $2")
                     .bind(SCHEMA_VERSION)
                     .bind(v)
@@ -259,7 +461,7 @@ impl MetaStore {
             }
             Some(_) => {}
         }
-        Ok(MetaStore { pool })
+        Ok(())
     }
 
     /// Whether the database answers (readiness).
@@ -309,7 +511,7 @@ impl MetaStore {
         Ok(done.rows_affected() == 1)
     }
 
-    fn principal_from(row: sqlx::sqlite::SqliteRow) -> PrincipalRow {
+    fn principal_from(row: AnyRow) -> PrincipalRow {
         PrincipalRow {
             name: row.get("name"),
             kind: row.get("kind"),
@@ -803,6 +1005,73 @@ impl MetaStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use std::str::FromStr;
+
+    fn database(toml_text: &str) -> crate::config::DatabaseConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn database_settings_are_checked_and_a_password_is_never_named() {
+        let pg = Connection::from_config(&database(
+            "url = \"postgres://customs:hunter2@db:5432/registry\"\nmax_connections = 4\nstatement_timeout = \"2m\"",
+        ))
+        .unwrap();
+        assert!(matches!(pg.target, Target::Postgres(_)));
+        assert_eq!((pg.max_connections, pg.statement_timeout.as_secs()), (4, 120));
+        assert_eq!(pg.describe(), "postgres://customs@db:5432/registry");
+        for (text, says) in [
+            ("url = \"mysql://db/registry\"", "must start with postgres://"),
+            ("max_connections = 0", "max_connections"),
+            ("statement_timeout = \"0s\"", "statement_timeout must be positive"),
+            ("acquire_timeout = \"soon\"", "acquire_timeout"),
+        ] {
+            let err = Connection::from_config(&database(text)).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        assert!(matches!(Connection::from_config(&database("")).unwrap().target, Target::Sqlite(_)));
+    }
+
+    /// The SQLite path travels to sqlx as a URL: characters a URL gives meaning to must come back as written.
+    #[tokio::test]
+    async fn a_sqlite_path_with_url_characters_opens_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a dir?#%41/regis try.db");
+        let meta = MetaStore::open(&path).await.unwrap();
+        assert!(meta.create_principal("p", "user", "h", "").await.unwrap());
+        assert!(path.exists(), "{}", path.display());
+        drop(meta);
+        assert!(MetaStore::open(&path).await.unwrap().principal("p").await.unwrap().is_some());
+    }
+
+    /// On PostgreSQL every pooled connection runs with the configured statement timeout.
+    #[tokio::test]
+    async fn postgres_connections_carry_the_statement_timeout() {
+        let Some(admin) = customs_testkit::postgres() else { return };
+        let name = format!("customs_meta_test_{}", std::process::id());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.unwrap();
+        let create = format!("CREATE DATABASE {name}");
+        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await.unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        let meta = MetaStore::connect(&Connection {
+            target: Target::Postgres(url.to_string()),
+            max_connections: 2,
+            statement_timeout: std::time::Duration::from_millis(1500),
+            acquire_timeout: std::time::Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        assert_eq!(meta.engine(), Engine::Postgres);
+        let shown: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(meta.pool()).await.unwrap();
+        assert_eq!(shown, "1500ms");
+        let slow = sqlx::query("SELECT pg_sleep(3)").execute(meta.pool()).await.unwrap_err();
+        assert!(slow.to_string().contains("statement timeout"), "{slow}");
+        meta.pool().close().await;
+        let drop = format!("DROP DATABASE {name} WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.unwrap();
+    }
 
     /// A version-4 database (before the collector's columns) opens, upgraded: its rows count as touched at the
     /// upgrade and every linked blob has its row.

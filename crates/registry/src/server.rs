@@ -126,11 +126,8 @@ impl Registry {
             return Err(no_tls());
         }
         let policy = config.access_policy().map_err(StartError)?;
-        let meta = MetaStore::open(&config.database.path)
-            .await
-            .map_err(|e| StartError(format!("{}: {e}", config.database.path.display())))?;
-        let blobs = BlobStore::local(&config.storage.root, config.storage.fsync)
-            .map_err(|e| StartError(format!("storage {}: {e}", config.storage.root.display())))?;
+        let meta = MetaStore::from_config(&config.database).await.map_err(StartError)?;
+        let blobs = BlobStore::from_config(&config.storage).map_err(StartError)?;
         let key = token_key(&config.auth.token_key_file)?;
         let rate_limits = crate::rate_limit::RateLimiter::new(config.rate_limits.clone()).map_err(StartError)?;
         let seed_key = crate::second_factor::SeedKey::load_or_create(&config.auth.second_factor_key_file).map_err(StartError)?;

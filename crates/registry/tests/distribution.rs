@@ -80,9 +80,7 @@ fn challenge_and_token_flow() {
     // A disabled principal cannot log in, and unknown names are refused the same way.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let meta = customs_registry::meta::MetaStore::open(&reg.dir.path().join("data/registry.db"))
-            .await
-            .unwrap();
+        let meta = reg.open_meta().await;
         assert!(meta.set_disabled("disabled", true).await.unwrap());
     });
     for cred in [reg.basic("disabled"), Cred::Basic("nobody".into(), "x".into())] {

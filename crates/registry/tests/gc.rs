@@ -21,14 +21,6 @@ actions = ["pull", "push", "delete"]
 /// Short enough for a test, far longer than a push's claim-to-link step.
 const GRACE: Duration = Duration::from_millis(300);
 
-fn block<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
 fn collector(reg: &TestRegistry, upload_ttl: Duration, untagged: Option<Duration>) -> Collector {
     let settings = GcSettings {
         grace: GRACE,
@@ -64,7 +56,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn blob_status(reg: &TestRegistry, repo: &str, d: &str, cred: &Cred) -> u16 {
-    reg.request("GET", &format!("/v2/{repo}/blobs/{d}"), cred, &[], None).status
+    let reply = reg.request("GET", &format!("/v2/{repo}/blobs/{d}"), cred, &[], None);
+    assert!(reply.status != 500, "GET {repo} {d}: {}", String::from_utf8_lossy(&reply.body));
+    reply.status
 }
 
 /// PUTs an OCI image manifest at `path` (`/v2/REPO/manifests/REFERENCE`).
@@ -100,19 +94,22 @@ fn unused_blobs_and_links_go_used_ones_stay_and_a_dry_run_deletes_nothing() {
     let stray_digest = digest(stray);
     assert!(blob_file(&reg, &stray_digest).exists());
     // Just pushed: inside the grace period nothing is garbage.
-    let fresh = block(collector(&reg, Duration::from_secs(3600), None).run(true)).unwrap();
+    let fresh = reg
+        .runtime
+        .block_on(collector(&reg, Duration::from_secs(3600), None).run(true))
+        .unwrap();
     assert_eq!((fresh.links, fresh.blobs), (0, 0), "{fresh:?}");
 
     age();
     let gc = collector(&reg, Duration::from_secs(3600), None);
-    let dry = block(gc.run(true)).unwrap();
+    let dry = reg.runtime.block_on(gc.run(true)).unwrap();
     assert!(dry.dry_run);
     assert_eq!(dry.links, 3, "the stray link and team/other's two: {dry:?}");
     assert_eq!((dry.blobs, dry.blob_bytes), (1, stray.len() as u64), "{dry:?}");
     assert_eq!(blob_status(&reg, "team/app", &stray_digest, &w), 200, "a dry run deletes nothing");
     assert!(blob_file(&reg, &stray_digest).exists());
 
-    let done = block(gc.run(false)).unwrap();
+    let done = reg.runtime.block_on(gc.run(false)).unwrap();
     assert_eq!(
         (done.links, done.blobs, done.blob_bytes, done.kept_by_pushes),
         (3, 1, stray.len() as u64, 0),
@@ -130,7 +127,7 @@ fn unused_blobs_and_links_go_used_ones_stay_and_a_dry_run_deletes_nothing() {
         assert!(blob_file(&reg, &digest(blob)).exists());
     }
     // Nothing left to do.
-    let again = block(gc.run(false)).unwrap();
+    let again = reg.runtime.block_on(gc.run(false)).unwrap();
     assert_eq!(again, GcReport::default(), "a second run finds nothing");
 }
 
@@ -144,7 +141,7 @@ fn a_manifest_pushed_between_plan_and_sweep_keeps_its_blobs() {
     }
     age();
     let gc = collector(&reg, Duration::from_secs(3600), None);
-    let plan = block(gc.plan()).unwrap();
+    let plan = reg.runtime.block_on(gc.plan()).unwrap();
     assert_eq!(
         (plan.report().links, plan.report().blobs),
         (2, 2),
@@ -153,7 +150,7 @@ fn a_manifest_pushed_between_plan_and_sweep_keeps_its_blobs() {
     // The client pushes the manifest that uses them after the plan, before the sweep.
     let put = put_manifest(&reg, "/v2/team/app/manifests/v1", &w, &manifest);
     assert_eq!(put.status, 201);
-    let swept = block(gc.sweep(&plan)).unwrap();
+    let swept = reg.runtime.block_on(gc.sweep(&plan)).unwrap();
     assert_eq!((swept.links, swept.blobs), (0, 0), "{swept:?}");
     assert_eq!(swept.kept_by_pushes, 4, "two links and two blobs left alone: {swept:?}");
     for blob in [config.as_bytes(), &layer[..]] {
@@ -172,14 +169,18 @@ fn a_blob_checked_before_its_manifest_is_refreshed_and_kept() {
     }
     std::thread::sleep(Duration::from_millis(700));
     let gc = collector(&reg, Duration::from_secs(3600), None);
-    assert_eq!(block(gc.plan()).unwrap().report().links, 2, "old links no manifest uses");
+    assert_eq!(
+        reg.runtime.block_on(gc.plan()).unwrap().report().links,
+        2,
+        "old links no manifest uses"
+    );
     // The client checks the blobs before pushing the manifest (as docker and podman do): the links are
     // relied on again, so a collection now leaves them alone.
     for blob in [config.as_bytes(), &layer[..]] {
         let head = reg.request("HEAD", &format!("/v2/team/app/blobs/{}", digest(blob)), &w, &[], None);
         assert_eq!(head.status, 200);
     }
-    assert_eq!(block(gc.run(false)).unwrap(), GcReport::default());
+    assert_eq!(reg.runtime.block_on(gc.run(false)).unwrap(), GcReport::default());
     let put = put_manifest(&reg, "/v2/team/app/manifests/v1", &w, &manifest);
     assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
 }
@@ -203,7 +204,8 @@ fn a_blob_pushed_again_while_it_is_being_deleted_waits_and_is_stored() {
         hold.0.send(digest.to_string()).unwrap();
         hold.1.recv_timeout(Duration::from_secs(60)).unwrap();
     }));
-    let sweeping = std::thread::spawn(move || block(gc.run(false)).unwrap());
+    let runtime = reg.runtime.clone();
+    let sweeping = std::thread::spawn(move || runtime.block_on(gc.run(false)).unwrap());
     assert_eq!(marked_rx.recv_timeout(Duration::from_secs(30)).unwrap(), d);
 
     // The same blob is pushed now: the push must not be acknowledged before the collector is done with it.
@@ -246,7 +248,7 @@ fn untagged_manifests_go_parents_first_and_one_tagged_meanwhile_keeps_what_it_ne
     age();
 
     let gc = collector(&reg, Duration::from_secs(3600), Some(Duration::ZERO));
-    let dry = block(gc.run(true)).unwrap();
+    let dry = reg.runtime.block_on(gc.run(true)).unwrap();
     assert_eq!(
         dry.manifests,
         [format!("team/app@{first_digest}"), format!("team/app@{referrer_digest}")],
@@ -255,10 +257,10 @@ fn untagged_manifests_go_parents_first_and_one_tagged_meanwhile_keeps_what_it_ne
     assert_eq!((dry.links, dry.blobs), (4, 4), "{dry:?}");
 
     // Forced interleaving: the first image is tagged again after the plan.
-    let plan = block(gc.plan()).unwrap();
+    let plan = reg.runtime.block_on(gc.plan()).unwrap();
     let retag = put_manifest(&reg, "/v2/team/app/manifests/v0", &w, &first_manifest);
     assert_eq!(retag.status, 201);
-    let swept = block(gc.sweep(&plan)).unwrap();
+    let swept = reg.runtime.block_on(gc.sweep(&plan)).unwrap();
     assert!(swept.manifests.is_empty(), "{swept:?}");
     assert_eq!((swept.links, swept.blobs), (0, 0), "{swept:?}");
     assert!(swept.kept_by_pushes >= 1);
@@ -278,7 +280,7 @@ fn untagged_manifests_go_parents_first_and_one_tagged_meanwhile_keeps_what_it_ne
     // Untagged again and aged: both go, with their blobs; v1 stays whole.
     assert_eq!(reg.request("DELETE", "/v2/team/app/manifests/v0", &w, &[], None).status, 202);
     age();
-    let done = block(gc.run(false)).unwrap();
+    let done = reg.runtime.block_on(gc.run(false)).unwrap();
     assert_eq!(done.manifests.len(), 2, "{done:?}");
     assert_eq!((done.links, done.blobs), (4, 4), "{done:?}");
     assert_eq!(
@@ -328,7 +330,7 @@ fn abandoned_uploads_and_crash_leftovers_go_live_uploads_stay() {
     std::fs::write(uploads.join(live_id).join("00000000000000000200-cafe#3"), [2u8; 50]).unwrap();
 
     let gc = collector(&reg, GRACE, None);
-    let dry = block(gc.run(true)).unwrap();
+    let dry = reg.runtime.block_on(gc.run(true)).unwrap();
     assert_eq!(dry.uploads, 1, "{dry:?}");
     assert_eq!((dry.staging_objects, dry.staging_bytes), (2, 1500), "{dry:?}");
     assert_eq!(
@@ -337,7 +339,7 @@ fn abandoned_uploads_and_crash_leftovers_go_live_uploads_stay() {
         "a dry run deletes nothing"
     );
 
-    let done = block(gc.run(false)).unwrap();
+    let done = reg.runtime.block_on(gc.run(false)).unwrap();
     assert_eq!(done.uploads, 1, "{done:?}");
     assert_eq!((done.staging_objects, done.staging_bytes), (2, 1500), "{done:?}");
     assert_eq!(reg.request("GET", &abandoned, &w, &[], None).status, 404);

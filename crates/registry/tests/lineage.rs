@@ -82,13 +82,10 @@ fn push(
     reply.header("docker-content-digest").unwrap().to_string()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
 /// (repository, tags, found by, on the current base) of each dependent.
 fn dependents(reg: &TestRegistry, repo: &str, digest: &str, tag: Option<&str>) -> Vec<(String, Vec<String>, String, bool)> {
-    let found = runtime()
+    let found = reg
+        .runtime
         .block_on(customs_registry::lineage::dependents(&reg.registry.meta, repo, digest, tag))
         .unwrap();
     found
@@ -338,7 +335,7 @@ fn a_moved_base_tag_tells_each_dependent_repository_and_scans_recommend_the_newe
     assert_eq!(latest, expected);
 
     // Lineage of images stored before it was kept is recorded at start-up (an upgrade): forget one, backfill.
-    let runtime = runtime();
+    let runtime = reg.runtime.clone();
     runtime.block_on(reg.registry.lineage.delete("team/svc", &annotated)).unwrap();
     runtime.block_on(customs_registry::lineage::backfill(&reg.registry));
     let row = runtime.block_on(reg.registry.lineage.get("team/svc", &annotated)).unwrap().unwrap();
@@ -386,7 +383,7 @@ fn long_layer_lists_match_across_query_chunks_and_oversized_ones_get_no_lineage(
         json!({}),
         Some(app_ids),
     );
-    let row = runtime().block_on(reg.registry.lineage.get("prod/tall", &app)).unwrap().unwrap();
+    let row = reg.runtime.block_on(reg.registry.lineage.get("prod/tall", &app)).unwrap().unwrap();
     assert_eq!(
         (row.base_digest.as_deref(), row.base_layers, row.layer_count),
         (Some(base.as_str()), Some(300), 450)
@@ -400,7 +397,12 @@ fn long_layer_lists_match_across_query_chunks_and_oversized_ones_get_no_lineage(
         json!({}),
         Some(ids(10_001, "huge")),
     );
-    assert!(runtime().block_on(reg.registry.lineage.get("prod/huge", &huge)).unwrap().is_none());
+    assert!(
+        reg.runtime
+            .block_on(reg.registry.lineage.get("prod/huge", &huge))
+            .unwrap()
+            .is_none()
+    );
     let reply = reg.request("GET", "/v2/prod/huge/manifests/1", &ci, &[("Accept", OCI_MANIFEST)], None);
     assert_eq!(reply.status, 200);
 }

@@ -142,7 +142,7 @@ fn pushed_images_are_scanned_and_failing_ones_cannot_be_pulled_from_protected_re
     let scans_before = reg.registry.scanning.as_ref().unwrap().store.results(&prod);
     reg.registry.clock.advance(time::Duration::days(2));
     assert_eq!(ok(&ci, "prod/app"), 403);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = reg.runtime.clone();
     let store = &reg.registry.scanning.as_ref().unwrap().store;
     let before = runtime.block_on(scans_before).unwrap();
     assert_eq!(before.len(), 1, "one scan result for the digest");
@@ -187,7 +187,7 @@ fn a_database_change_rescans_images_used_in_the_window_only() {
     let (reg, db_dir) = start_with_database();
     let ci = reg.basic("ci");
     let scanning = reg.registry.scanning.as_ref().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = reg.runtime.clone();
     let recent = push_marked(&reg, "prod/recent", "1", &ci, "1.0-2", "recent");
     let old = push_marked(&reg, "prod/old", "1", &ci, "1.0-2", "old");
     assert_ne!(recent, old);
@@ -383,7 +383,7 @@ fn images_in_the_window_are_rescanned_daily_against_an_unchanged_database() {
     let (reg, _database) = start_with_database();
     let ci = reg.basic("ci");
     let scanning = reg.registry.scanning.as_ref().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = reg.runtime.clone();
     let digest = push_debian(&reg, "dev/app", "1", &ci, "1.0-2");
     let first = wait_for_scan(&reg, "dev/app", &digest, &ci)["scan"].clone();
     // A day and an hour on, with the same database, the image used within the window is scanned again.

@@ -250,7 +250,7 @@ fn exceptions_set_and_expired_flip_verdicts_without_a_rescan_and_say_so() {
     let reg = support::start(&config, &["ci", "security"]);
     let ci = reg.basic("ci");
     let scanning = reg.registry.scanning.as_ref().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = reg.runtime.clone();
     let check = || runtime.block_on(scanning.exception_watch.check(&reg.registry)).unwrap();
     let digest = push_marked(&reg, "prod/app", "1", &ci, "1.0-1", "app");
     assert_eq!(wait_for_scan(&reg, "prod/app", &digest, &ci)["verdict"]["pass"], false);

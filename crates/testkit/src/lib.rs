@@ -16,6 +16,18 @@ pub const REQUIRE_ALL: &str = "CUSTOMS_REQUIRE_ALL";
 static SKIPS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static SUMMARY: Once = Once::new();
 
+/// The PostgreSQL server tests may create databases on, from `CUSTOMS_TEST_POSTGRES`
+/// (`postgres://user@127.0.0.1:5432/postgres`, a role with CREATEDB); a [`skip`] when it is not set.
+pub fn postgres() -> Option<String> {
+    match std::env::var("CUSTOMS_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            skip("CUSTOMS_TEST_POSTGRES is not set (a PostgreSQL server; .ci/run starts one)");
+            None
+        }
+    }
+}
+
 /// True when skips are failures (`CUSTOMS_REQUIRE_ALL=1`).
 pub fn required() -> bool {
     std::env::var(REQUIRE_ALL).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))

@@ -57,7 +57,7 @@ pub struct LineageStore {
     meta: MetaStore,
 }
 
-fn from_row(r: sqlx::sqlite::SqliteRow) -> LineageRow {
+fn from_row(r: sqlx::any::AnyRow) -> LineageRow {
     LineageRow {
         repository: r.get("repository"),
         digest: r.get("digest"),
@@ -147,8 +147,9 @@ impl LineageStore {
         let mut best: Option<(bool, LineageRow)> = None;
         for chunk in prefixes.chunks(CHUNK) {
             let sql = format!(
-                "SELECT l.*, EXISTS (SELECT 1 FROM tags t WHERE t.repository = l.repository AND t.digest = l.digest)
-                     AS tagged
+                // CASE keeps the flag an integer on both engines (EXISTS is a boolean in PostgreSQL).
+                "SELECT l.*, CASE WHEN EXISTS (SELECT 1 FROM tags t WHERE t.repository = l.repository
+                     AND t.digest = l.digest) THEN 1 ELSE 0 END AS tagged
                  FROM image_lineage l WHERE l.digest <> $1 AND l.chain_id IN ({})",
                 placeholders(2, chunk.len())
             );
@@ -192,7 +193,7 @@ impl LineageStore {
         let (digests, chains) = base;
         let mut found: Vec<LineageRow> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut keep = |rows: Vec<sqlx::sqlite::SqliteRow>, found: &mut Vec<LineageRow>| {
+        let mut keep = |rows: Vec<sqlx::any::AnyRow>, found: &mut Vec<LineageRow>| {
             for r in rows {
                 let row = from_row(r);
                 if seen.insert((row.repository.clone(), row.digest.clone())) {

@@ -335,10 +335,12 @@ fn read_db_version(path: &std::path::Path) -> String {
         .unwrap_or_else(|| NO_DATABASE.to_string())
 }
 
-/// Starts the worker pool: jobs a stopped process left running are queued again first.
+/// Starts the worker pool: jobs a stopped process left running are queued again first (on PostgreSQL, those
+/// whose lease ran out: other replicas may be running the rest).
 pub async fn start_workers(registry: &Arc<Registry>) {
     let Some(scanning) = &registry.scanning else { return };
-    match scanning.store.requeue_abandoned(None).await {
+    let expired_before = (!registry.meta.engine().single_process()).then(|| crate::clock::format(registry.clock.now()));
+    match scanning.store.requeue_abandoned(expired_before.as_deref()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!("{n} scan job(s) interrupted by the last stop are queued again"),
         Err(e) => tracing::error!("{e}"),

@@ -95,7 +95,7 @@ pub struct ScanStore {
     meta: MetaStore,
 }
 
-fn job_row(r: &sqlx::sqlite::SqliteRow) -> JobRow {
+fn job_row(r: &sqlx::any::AnyRow) -> JobRow {
     JobRow {
         id: r.get(0),
         digest: r.get(1),
@@ -110,7 +110,7 @@ fn job_row(r: &sqlx::sqlite::SqliteRow) -> JobRow {
     }
 }
 
-fn result_row(r: &sqlx::sqlite::SqliteRow) -> ResultRow {
+fn result_row(r: &sqlx::any::AnyRow) -> ResultRow {
     ResultRow {
         digest: r.get(0),
         db_version: r.get(1),
@@ -169,11 +169,13 @@ impl ScanStore {
 
     /// Takes the oldest queued job, leasing it until `lease_until`.
     pub async fn claim(&self, now: &str, lease_until: &str) -> Result<Option<Job>> {
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE scan_jobs SET state = 'running', attempts = attempts + 1, started_at = $1, lease_until = $2
-             WHERE id = (SELECT id FROM scan_jobs WHERE state = 'queued' ORDER BY enqueued_at, id LIMIT 1)
+             WHERE id = (SELECT id FROM scan_jobs WHERE state = 'queued' ORDER BY enqueued_at, id LIMIT 1{})
+               AND state = 'queued'
              RETURNING id, digest, repository, db_version, reason, attempts",
-        )
+            self.meta.engine().skip_locked()
+        )))
         .bind(now)
         .bind(lease_until)
         .fetch_optional(self.meta.pool())

@@ -20,6 +20,7 @@ use crate::digest::Digest;
 use crate::meta::UploadPart;
 
 mod local;
+mod remote;
 
 /// Bytes per multipart chunk handed to the object store.
 const CHUNK: usize = 8 << 20;
@@ -173,6 +174,16 @@ impl BlobStore {
             local_root: Some(root.to_path_buf()),
             fsync,
         })
+    }
+
+    /// The blob store `[storage]` names; an error names the setting or the directory.
+    pub fn from_config(config: &crate::config::StorageConfig) -> Result<BlobStore, String> {
+        match config.backend {
+            crate::config::StorageBackend::Local => {
+                BlobStore::local(&config.root, config.fsync).map_err(|e| format!("storage {}: {e}", config.root.display()))
+            }
+            _ => Ok(BlobStore::new(remote::build(config)?)),
+        }
     }
 
     /// Blobs in any object store (its service cleans up abandoned multipart uploads, e.g. an S3 lifecycle rule).

@@ -90,12 +90,14 @@ impl DeliveryStore {
 
     /// Takes the delivery due longest, leasing it until `lease_until`.
     pub async fn claim(&self, now: &str, lease_until: &str) -> Result<Option<Claimed>> {
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE webhook_deliveries SET state = 'sending', attempts = attempts + 1, lease_until = $2
              WHERE id = (SELECT id FROM webhook_deliveries WHERE state = 'queued' AND next_attempt_at <= $1
-                         ORDER BY next_attempt_at, id LIMIT 1)
+                         ORDER BY next_attempt_at, id LIMIT 1{})
+               AND state = 'queued'
              RETURNING id, webhook, event_id, body, attempts",
-        )
+            self.meta.engine().skip_locked()
+        )))
         .bind(now)
         .bind(lease_until)
         .fetch_optional(self.meta.pool())
@@ -215,7 +217,7 @@ impl DeliveryStore {
     }
 }
 
-fn delivery_row(r: &sqlx::sqlite::SqliteRow) -> DeliveryRow {
+fn delivery_row(r: &sqlx::any::AnyRow) -> DeliveryRow {
     DeliveryRow {
         id: r.get(0),
         webhook: r.get(1),

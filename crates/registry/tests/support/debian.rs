@@ -109,7 +109,7 @@ pub fn pull_40_and_3_days_ago_then_add_advisory(
     db_dir: &std::path::Path,
 ) {
     let scanning = reg.registry.scanning.as_ref().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = reg.runtime.clone();
     let pull = |repo: &str| {
         reg.request("GET", &format!("/v2/{repo}/manifests/1"), cred, &[("Accept", OCI_MANIFEST)], None)
             .status

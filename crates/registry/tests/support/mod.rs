@@ -16,6 +16,13 @@ use sha2::{Digest as _, Sha256};
 pub struct TestRegistry {
     pub host: String,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database of a `*_on_postgres` test, dropped with the registry.
+    pub database: Option<TestDatabase>,
+    /// Its `[storage]` section (a replica uses the same store).
+    pub storage: String,
+    /// The server's runtime: tests run the registry's own stores on it (a PostgreSQL pool's connections belong
+    /// to the runtime that opened them, so a runtime of the test's own would leave dead ones in the pool).
+    pub runtime: tokio::runtime::Handle,
     pub secrets: BTreeMap<String, String>,
     pub agent: ureq::Agent,
     /// The running registry (its clock, stores and scanner), shared with the server thread.
@@ -25,6 +32,12 @@ pub struct TestRegistry {
 }
 
 impl TestRegistry {
+    /// Opens the registry's database the way a CLI command beside the server does (from its `registry.toml`).
+    pub async fn open_meta(&self) -> customs_registry::meta::MetaStore {
+        let config = RegistryConfig::load(&self.dir.path().join("registry.toml")).unwrap();
+        customs_registry::meta::MetaStore::from_config(&config.database).await.unwrap()
+    }
+
     /// Stops the server and waits for it; the data directory stays until the value is dropped.
     pub fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -42,32 +55,177 @@ impl Drop for TestRegistry {
     }
 }
 
+/// Whether this test binary runs on PostgreSQL: the `*_on_postgres` twins of the test files `include!` their
+/// SQLite original, so the same tests run against both engines in one `cargo test`.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME").contains("_on_postgres")
+}
+
+/// The server `CUSTOMS_TEST_POSTGRES` names. Without it a PostgreSQL test binary stops here, successfully, with
+/// the skip printed (every test of it needs the server), except under `CUSTOMS_REQUIRE_ALL=1`, where it fails.
+pub fn postgres_admin_url() -> String {
+    customs_testkit::postgres().unwrap_or_else(|| std::process::exit(0))
+}
+
+/// Well-known credentials of the Azurite emulator (published in its documentation; not a secret).
+const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// `[storage]` for an object store under test: `kind` is `s3` (`CUSTOMS_TEST_S3`, moto) or `azure`
+/// (`CUSTOMS_TEST_AZURITE`), each `http://127.0.0.1:PORT/…/BUCKET` with the bucket made; a prefix of its own
+/// per call. `None` (a skip, or a failure under `CUSTOMS_REQUIRE_ALL=1`) when the variable is not set.
+pub fn object_storage(kind: &str) -> Option<customs_registry::config::StorageConfig> {
+    let var = if kind == "s3" { "CUSTOMS_TEST_S3" } else { "CUSTOMS_TEST_AZURITE" };
+    let Some(url) = std::env::var(var).ok().filter(|v| !v.is_empty()) else {
+        customs_testkit::skip(format!(
+            "{var} is not set (.ci/run starts {})",
+            if kind == "s3" { "moto" } else { "Azurite" }
+        ));
+        return None;
+    };
+    let (endpoint, bucket) = url.trim_end_matches('/').rsplit_once('/').expect("…/BUCKET");
+    let mut text = format!(
+        "backend = \"{kind}\"\nbucket = \"{bucket}\"\nprefix = \"test-{}\"\n[options]\nendpoint = \"{endpoint}\"\nallow_http = \"true\"\n",
+        uuid::Uuid::new_v4().simple()
+    );
+    if kind == "s3" {
+        text.push_str("region = \"us-east-1\"\naws_access_key_id = \"testing\"\naws_secret_access_key = \"testing\"\n");
+    } else {
+        let account = endpoint.rsplit('/').next().unwrap();
+        text.push_str(&format!(
+            "azure_storage_account_name = \"{account}\"\nazure_storage_account_key = \"{AZURITE_KEY}\"\n"
+        ));
+    }
+    Some(toml::from_str(&text).unwrap())
+}
+
+/// The `[storage]` section of this test binary: an object store for `*_on_postgres_s3` and
+/// `*_on_postgres_azurite` twins, else a local directory.
+fn storage_section() -> String {
+    let name = env!("CARGO_CRATE_NAME");
+    let kind = if name.ends_with("_s3") {
+        "s3"
+    } else if name.ends_with("_azurite") {
+        "azure"
+    } else {
+        return "[storage]\nfsync = false\n".into();
+    };
+    let config = object_storage(kind).unwrap_or_else(|| std::process::exit(0));
+    let mut text = format!(
+        "[storage]\nbackend = \"{kind}\"\nbucket = \"{}\"\nprefix = \"{}\"\n[storage.options]\n",
+        config.bucket.unwrap(),
+        config.prefix.unwrap()
+    );
+    for (k, v) in &config.options {
+        text.push_str(&format!("{k} = \"{v}\"\n"));
+    }
+    text
+}
+
+/// A database of its own for one test on the PostgreSQL server, dropped afterwards.
+pub struct TestDatabase {
+    admin: String,
+    name: String,
+    /// Its URL, for `[database] url`.
+    pub url: String,
+}
+
+fn admin_execute(admin: &str, sql: String) {
+    use sqlx::Connection;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to CUSTOMS_TEST_POSTGRES");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+    });
+}
+
+impl TestDatabase {
+    pub fn create() -> TestDatabase {
+        let admin = postgres_admin_url();
+        let name = format!("customs_test_{}", uuid::Uuid::new_v4().simple());
+        admin_execute(&admin, format!("CREATE DATABASE {name}"));
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        TestDatabase {
+            admin,
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        admin_execute(&self.admin, format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
 pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// Starts a registry whose config is `grants` (TOML) plus TLS, with the named principals created.
 pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
-    let dir = tempfile::tempdir().unwrap();
-    customs_registry::tls::write_dev_certificates(&dir.path().join("tls"), &["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let path = dir.path().join("registry.toml");
-    std::fs::write(
-        &path,
-        format!("[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n[storage]\nfsync = false\n{grants}"),
-    )
-    .unwrap();
-    let config = RegistryConfig::load(&path).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let database = on_postgres().then(TestDatabase::create);
+    let database_section = match &database {
+        Some(db) => format!("[database]\nurl = \"{}\"\n", db.url),
+        None => String::new(),
+    };
     // `scraper` reads /metrics (authenticated by default) for the tests that look at metrics.
     let secrets: BTreeMap<String, String> = principals
         .iter()
         .chain(&["scraper"])
         .map(|p| (p.to_string(), generate_secret()))
         .collect();
+    let storage = storage_section();
+    let mut reg = serve_in_thread(&format!("{storage}{database_section}{grants}"), secrets.clone());
+    reg.database = database;
+    reg.secrets = secrets;
+    reg.storage = storage;
+    reg
+}
+
+impl TestRegistry {
+    /// A second replica of this registry, as a load balancer would have beside it: its own address, TLS
+    /// certificate and audit log; the same PostgreSQL database, blob store, token key and seal key. Only for
+    /// `*_on_postgres` tests (two processes cannot share a SQLite registry).
+    pub fn replica(&self, grants: &str) -> TestRegistry {
+        let db = self.database.as_ref().expect("replicas share a PostgreSQL database");
+        let data = self.dir.path().join("data");
+        // A local store is shared as a directory; an object store's section names the same bucket and prefix.
+        let storage = if self.storage.contains("backend") {
+            self.storage.clone()
+        } else {
+            format!("[storage]\nfsync = false\nroot = \"{}\"\n", data.join("blobs").display())
+        };
+        let shared = format!(
+            "{storage}[database]\nurl = \"{url}\"\n\
+             [auth]\ntoken_key_file = \"{token}\"\nsecond_factor_key_file = \"{totp}\"\n{grants}",
+            url = db.url,
+            token = data.join("token.key").display(),
+            totp = data.join("second-factor.key").display(),
+        );
+        let mut reg = serve_in_thread(&shared, BTreeMap::new());
+        reg.secrets = self.secrets.clone();
+        reg
+    }
+}
+
+/// Writes `registry.toml` (TLS plus `config`) in a new directory and serves it on a loopback port from a thread
+/// of its own, with the principals in `to_create` created first.
+fn serve_in_thread(config: &str, to_create: BTreeMap<String, String>) -> TestRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    customs_registry::tls::write_dev_certificates(&dir.path().join("tls"), &["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let path = dir.path().join("registry.toml");
+    std::fs::write(
+        &path,
+        format!("[tls]\ncert = \"tls/server-cert.pem\"\nkey = \"tls/server-key.pem\"\n{config}"),
+    )
+    .unwrap();
+    let config = RegistryConfig::load(&path).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let (ready_tx, ready_rx) = mpsc::channel();
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let to_create = secrets.clone();
     let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -85,7 +243,7 @@ pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
                         .unwrap()
                 );
             }
-            ready_tx.send(registry.clone()).unwrap();
+            ready_tx.send((registry.clone(), tokio::runtime::Handle::current())).unwrap();
             customs_registry::serve(registry, listener, async {
                 let _ = shutdown_rx.await;
             })
@@ -93,7 +251,7 @@ pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
             .unwrap();
         });
     });
-    let registry = ready_rx.recv().unwrap();
+    let (registry, runtime) = ready_rx.recv().unwrap();
     let pem = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
         .filter_map(|i| match i {
@@ -112,7 +270,10 @@ pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
     TestRegistry {
         host: format!("localhost:{port}"),
         dir,
-        secrets,
+        database: None,
+        storage: String::new(),
+        runtime,
+        secrets: BTreeMap::new(),
         agent,
         registry,
         shutdown: Some(shutdown_tx),

@@ -1,0 +1,5 @@
+//! `clients.rs` on PostgreSQL with blobs in Azure Blob (Azurite): the same tests, the store from `support::storage_section`
+//! (told by this crate's name).
+
+#[path = "clients.rs"]
+mod suite;

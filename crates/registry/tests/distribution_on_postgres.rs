@@ -1,0 +1,5 @@
+//! `distribution.rs` on PostgreSQL: the same tests, with the metadata in a database of their own on the server
+//! `CUSTOMS_TEST_POSTGRES` names (support::on_postgres tells by this crate's name).
+
+#[path = "distribution.rs"]
+mod suite;
