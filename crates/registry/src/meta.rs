@@ -212,10 +212,11 @@ impl Engine {
         }
     }
 
-    /// Whether a process starting up may take back every claimed job: only when no other process can be
-    /// working on them (SQLite, one machine); on PostgreSQL other replicas hold leases, so only expired ones are.
-    pub fn single_process(self) -> bool {
-        self == Engine::Sqlite
+    /// Which claimed jobs a process starting up takes back: all of them (`None`) when no other process can be
+    /// working on them (SQLite, one machine); on PostgreSQL other replicas hold leases, so only those expired
+    /// before `now`.
+    pub fn startup_requeue_cutoff(self, now: String) -> Option<String> {
+        (self == Engine::Postgres).then_some(now)
     }
 }
 
@@ -245,9 +246,7 @@ impl Connection {
     /// Checks `[database]`; an error names the setting.
     pub fn from_config(config: &crate::config::DatabaseConfig) -> std::result::Result<Connection, String> {
         let span = |what: &str, text: &str| {
-            let d = crate::protect::parse_age(text).map_err(|e| format!("[database] {what} {e}"))?;
-            std::time::Duration::try_from(d)
-                .ok()
+            Some(crate::protect::setting_duration("[database]", what, text)?)
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| format!("[database] {what} must be positive"))
         };
@@ -323,13 +322,12 @@ impl MetaStore {
 
     /// Opens (or creates) the SQLite database at `path` and applies the schema.
     pub async fn open(path: &Path) -> Result<MetaStore> {
-        MetaStore::connect(&Connection {
-            target: Target::Sqlite(path.to_path_buf()),
-            max_connections: 8,
-            statement_timeout: std::time::Duration::from_secs(30),
-            acquire_timeout: std::time::Duration::from_secs(10),
-        })
-        .await
+        let config = crate::config::DatabaseConfig {
+            path: path.to_path_buf(),
+            ..Default::default()
+        };
+        let connection = Connection::from_config(&config).expect("the default [database] settings are valid");
+        MetaStore::connect(&connection).await
     }
 
     /// Opens the database `[database]` names; an error says which (never with a password).

@@ -76,6 +76,13 @@ pub struct Protection {
     rules: Vec<Rule>,
 }
 
+/// A `registry.toml` duration setting (`7d`, `12h`, `30m`, `90s`) as a std duration; an error names
+/// `section` and `what`.
+pub(crate) fn setting_duration(section: &str, what: &str, text: &str) -> Result<std::time::Duration, String> {
+    let d = parse_age(text).map_err(|e| format!("{section} {what} {e}"))?;
+    std::time::Duration::try_from(d).map_err(|_| format!("{section} {what} must not be negative"))
+}
+
 /// Parses `7d`, `12h`, `30m`, `90s`.
 pub fn parse_age(s: &str) -> Result<time::Duration, String> {
     let s = s.trim();

@@ -101,8 +101,7 @@ pub struct GcSettings {
 }
 
 fn span(what: &str, text: &str) -> Result<std::time::Duration, String> {
-    let d = crate::protect::parse_age(text).map_err(|e| format!("[gc] {what} {e}"))?;
-    std::time::Duration::try_from(d).map_err(|_| format!("[gc] {what} must not be negative"))
+    crate::protect::setting_duration("[gc]", what, text)
 }
 
 impl GcSettings {

@@ -339,7 +339,10 @@ fn read_db_version(path: &std::path::Path) -> String {
 /// whose lease ran out: other replicas may be running the rest).
 pub async fn start_workers(registry: &Arc<Registry>) {
     let Some(scanning) = &registry.scanning else { return };
-    let expired_before = (!registry.meta.engine().single_process()).then(|| crate::clock::format(registry.clock.now()));
+    let expired_before = registry
+        .meta
+        .engine()
+        .startup_requeue_cutoff(crate::clock::format(registry.clock.now()));
     match scanning.store.requeue_abandoned(expired_before.as_deref()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!("{n} scan job(s) interrupted by the last stop are queued again"),

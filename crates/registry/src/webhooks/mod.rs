@@ -263,7 +263,10 @@ impl Webhooks {
 /// Starts the senders: deliveries a stopped process was sending are queued again first.
 pub async fn start_senders(registry: &Arc<Registry>) {
     let Some(webhooks) = &registry.webhooks else { return };
-    let expired_before = (!registry.meta.engine().single_process()).then(|| crate::clock::format(registry.clock.now()));
+    let expired_before = registry
+        .meta
+        .engine()
+        .startup_requeue_cutoff(crate::clock::format(registry.clock.now()));
     match webhooks.store.requeue_abandoned(expired_before.as_deref()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!("{n} webhook deliveries interrupted by the last stop are queued again"),
