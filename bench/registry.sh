@@ -12,8 +12,11 @@
 # customs runs with its defaults (fsync on blob commit, which docker-registry does not do; the audit log on)
 # except its rate limits and the audit budget of anonymous clients, turned off: this measures serving.
 # Usage: bench/registry.sh   (installs wrk and docker-registry with apt when missing)
+#        bench/registry.sh --replicas   (1 vs 2 replicas on PostgreSQL + Azurite next to SQLite + local disk:
+#                                        bench/registry-replicas.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "${1:-}" = --replicas ] && exec bash bench/registry-replicas.sh
 command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 command -v docker-registry >/dev/null || apt-get install -y -q docker-registry >/dev/null
 cargo build -q --release

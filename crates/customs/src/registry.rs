@@ -232,7 +232,7 @@ pub(crate) fn operator() -> String {
 }
 
 pub(crate) fn audit_cli(config: &RegistryConfig, action: &str, detail: String) -> Result<()> {
-    let log = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes)?;
+    let log = AuditLog::from_config(config)?;
     log.append(AuditEvent {
         principal: operator(),
         action: action.into(),

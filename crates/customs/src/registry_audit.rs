@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use customs_registry::RegistryConfig;
-use customs_registry::audit::{Anchor, AuditLog, AuditQuery};
+use customs_registry::audit::{Anchor, AuditError, AuditLog, AuditQuery, AuditRecord, AuditStore, VerifySummary};
 use customs_registry::checkpoint::{self, Checkpointer, SigningKey};
+use customs_registry::meta::MetaStore;
 
 #[derive(Subcommand)]
 pub(crate) enum AuditCommand {
@@ -24,6 +25,12 @@ pub(crate) enum AuditCommand {
         /// A head hash written down earlier (an earlier `verify`'s output): the chain must still hold it.
         #[arg(long, value_name = "HASH")]
         expect_head: Vec<String>,
+        /// Check the segments exported to `[audit] export` instead of the chain in the registry database.
+        #[arg(long, conflicts_with = "dir")]
+        exported: bool,
+        /// Check the segments in this folder (a directory log, or a copy of the export) instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Print matching records: a table on a terminal, JSON lines otherwise or with `--format json`.
     Query {
@@ -62,14 +69,78 @@ pub(crate) enum AuditCommand {
     Checkpoint,
 }
 
+/// Which form of the chain a command reads.
+enum Chain {
+    /// Segments in a folder.
+    Directory(PathBuf),
+    /// Records in the registry database.
+    Database,
+    /// Segments exported to this URL.
+    Exported(String),
+}
+
+impl Chain {
+    fn configured(config: &RegistryConfig) -> Result<Chain> {
+        Ok(match config.audit_store().map_err(anyhow::Error::msg)? {
+            AuditStore::Directory => Chain::Directory(config.audit.dir.clone()),
+            AuditStore::Database => Chain::Database,
+        })
+    }
+
+    fn verify(&self, config: &RegistryConfig, anchors: &[Anchor]) -> Result<(Result<VerifySummary, AuditError>, String)> {
+        Ok(match self {
+            Chain::Directory(dir) => {
+                let summary = customs_registry::audit::verify_anchored(dir, anchors);
+                let place = summary.as_ref().map(|s| format!("in {} segments", s.segments)).unwrap_or_default();
+                (summary, place)
+            }
+            Chain::Database => crate::registry::runtime()?.block_on(async {
+                let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
+                let summary = customs_registry::audit::verify_database(&meta, anchors).await;
+                Ok::<_, anyhow::Error>((summary, "in the registry database".to_string()))
+            })?,
+            Chain::Exported(url) => crate::registry::runtime()?.block_on(async {
+                let summary = customs_registry::audit::verify_exported(url, anchors).await;
+                let place = summary
+                    .as_ref()
+                    .map(|s| format!("in {} segments at {url}", s.segments))
+                    .unwrap_or_default();
+                (summary, place)
+            }),
+        })
+    }
+}
+
+/// Calls `f` with every record of the configured store matching `query`, oldest first.
+fn query(config: &RegistryConfig, query: &AuditQuery, f: impl FnMut(&AuditRecord)) -> Result<()> {
+    match config.audit_store().map_err(anyhow::Error::msg)? {
+        AuditStore::Directory => Ok(customs_registry::audit::query(&config.audit.dir, query, f)?),
+        AuditStore::Database => crate::registry::runtime()?.block_on(async {
+            let meta = MetaStore::from_config(&config.database).await.map_err(anyhow::Error::msg)?;
+            Ok(customs_registry::audit::query_database(&meta, query, f).await?)
+        }),
+    }
+}
+
 pub(crate) fn audit(config: &RegistryConfig, command: AuditCommand) -> Result<ExitCode> {
-    let dir = &config.audit.dir;
     match command {
         AuditCommand::Verify {
             checkpoint,
             key,
             expect_head,
-        } => verify(config, &checkpoint, key.as_deref(), &expect_head),
+            exported,
+            dir,
+        } => {
+            let chain = match (dir, exported) {
+                (Some(dir), _) => Chain::Directory(dir),
+                (None, true) => match &config.audit.export {
+                    Some(url) => Chain::Exported(url.clone()),
+                    None => bail!("--exported: no [audit] export is configured"),
+                },
+                (None, false) => Chain::configured(config)?,
+            };
+            verify(config, &chain, &checkpoint, key.as_deref(), &expect_head)
+        }
         AuditCommand::Query {
             format,
             principal,
@@ -93,18 +164,18 @@ pub(crate) fn audit(config: &RegistryConfig, command: AuditCommand) -> Result<Ex
                 None => std::io::stdout().is_terminal(),
             };
             if table {
-                print_table(dir, &query)
+                print_table(config, &query)
             } else {
-                print_records(dir, &query)
+                print_records(config, &query)
             }
         }
-        AuditCommand::Export => print_records(dir, &AuditQuery::default()),
+        AuditCommand::Export => print_records(config, &AuditQuery::default()),
         AuditCommand::Keygen { name, out } => keygen(&name, &out),
         AuditCommand::Checkpoint => sign_now(config),
     }
 }
 
-fn verify(config: &RegistryConfig, checkpoints: &[PathBuf], key: Option<&str>, expect: &[String]) -> Result<ExitCode> {
+fn verify(config: &RegistryConfig, chain: &Chain, checkpoints: &[PathBuf], key: Option<&str>, expect: &[String]) -> Result<ExitCode> {
     let mut anchors = Vec::new();
     let mut newest: Option<checkpoint::Checkpoint> = None;
     if !checkpoints.is_empty() {
@@ -141,12 +212,10 @@ fn verify(config: &RegistryConfig, checkpoints: &[PathBuf], key: Option<&str>, e
             source: "--expect-head".into(),
         });
     }
-    match customs_registry::audit::verify_anchored(&config.audit.dir, &anchors) {
+    let (summary, place) = chain.verify(config, &anchors)?;
+    match summary {
         Ok(summary) => {
-            let mut line = format!(
-                "audit log intact: {} records in {} segments; head {}",
-                summary.records, summary.segments, summary.head
-            );
+            let mut line = format!("audit log intact: {} records {place}; head {}", summary.records, summary.head);
             if let Some(c) = &newest {
                 line.push_str(&format!(
                     "; agrees with {} signed checkpoints (newest: record {} signed {})",
@@ -196,8 +265,8 @@ fn sign_now(config: &RegistryConfig) -> Result<ExitCode> {
         bail!("no [audit.checkpoints] section: add key = \"...\" (from `customs registry audit keygen`)");
     };
     let checkpointer = Checkpointer::new(settings, &config.audit.dir, &config.server.service).map_err(anyhow::Error::msg)?;
-    let log = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes)?;
-    let (seq, head) = log.head();
+    let log = AuditLog::from_config(config)?;
+    let (seq, head) = log.head()?;
     if seq == 0 {
         bail!("the audit log is empty: nothing to checkpoint");
     }
@@ -213,12 +282,12 @@ fn sign_now(config: &RegistryConfig) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_records(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
+fn print_records(config: &RegistryConfig, records: &AuditQuery) -> Result<ExitCode> {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = None;
-    customs_registry::audit::query(dir, query, |record| {
+    query(config, records, |record| {
         if failed.is_none()
             && let Err(e) = serde_json::to_writer(&mut out, record)
                 .map_err(std::io::Error::from)
@@ -235,7 +304,7 @@ fn print_records(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
 }
 
 /// Records for people: one line each, newest last, the fields an investigation starts from.
-fn print_table(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
+fn print_table(config: &RegistryConfig, records: &AuditQuery) -> Result<ExitCode> {
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::NOTHING)
         .force_no_tty()
@@ -253,7 +322,7 @@ fn print_table(dir: &Path, query: &AuditQuery) -> Result<ExitCode> {
         "DETAIL",
     ]);
     let mut n = 0usize;
-    customs_registry::audit::query(dir, query, |r| {
+    query(config, records, |r| {
         n += 1;
         let e = &r.event;
         t.add_row(vec![

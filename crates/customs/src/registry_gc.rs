@@ -18,7 +18,7 @@ pub(crate) fn gc(config: &RegistryConfig, dry_run: bool, format: &str) -> Result
         Ok::<_, anyhow::Error>(Collector::new(meta, blobs, settings).run(dry_run).await?)
     })?;
     if !dry_run {
-        let log = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes)?;
+        let log = AuditLog::from_config(config)?;
         for event in report.audit_events(&crate::registry::operator()) {
             log.append(event)?;
         }

@@ -36,9 +36,15 @@ fn agent(ca: &Path) -> ureq::Agent {
 }
 
 fn serve(dir: &Path, base: &str, agent: &ureq::Agent) -> Server {
+    serve_with(dir, base, agent, &[])
+}
+
+/// [`serve`] with more arguments (`--listen` for a second replica on the same config).
+fn serve_with(dir: &Path, base: &str, agent: &ureq::Agent, args: &[&str]) -> Server {
     let child = customs()
         .current_dir(dir)
         .args(["registry", "serve"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -152,26 +158,343 @@ fn kill_9_during_a_chunked_upload_then_resume() {
 /// The same with the metadata in PostgreSQL (a database of its own, made with `psql`, dropped afterwards).
 #[test]
 fn kill_9_during_a_chunked_upload_then_resume_on_postgres() {
-    let Some(admin) = customs_testkit::postgres() else { return };
-    let Some(psql) = customs_testkit::tool("psql", "apt-get install postgresql-client") else {
-        return;
-    };
-    let name = format!("customs_cli_test_{}", std::process::id());
-    let run = |sql: String| {
-        let out = Command::new(&psql)
-            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-c", &sql])
+    let Some(db) = PostgresDatabase::create("resume") else { return };
+    kill_9_then_resume(&format!("[database]\nurl = \"{}\"\n", db.url));
+}
+
+/// A PostgreSQL database of one test's own on the server `CUSTOMS_TEST_POSTGRES` names, made and dropped with
+/// `psql`; `None` (a printed skip, a failure in CI) without a server.
+struct PostgresDatabase {
+    url: String,
+    admin: String,
+    psql: std::path::PathBuf,
+    name: String,
+}
+
+impl PostgresDatabase {
+    fn create(test: &str) -> Option<PostgresDatabase> {
+        let admin = customs_testkit::postgres()?;
+        let psql = customs_testkit::tool("psql", "apt-get install postgresql-client")?;
+        let name = format!("customs_cli_{test}_{}", std::process::id());
+        let url = match admin.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("CUSTOMS_TEST_POSTGRES has no database part: {admin}"),
+        };
+        let db = PostgresDatabase { url, admin, psql, name };
+        db.run(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+        db.run(&format!("CREATE DATABASE {}", db.name));
+        Some(db)
+    }
+
+    fn run(&self, sql: &str) {
+        let out = Command::new(&self.psql)
+            .args([self.admin.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .unwrap();
         assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.psql)
+            .args([
+                self.admin.as_str(),
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// Sends chunk `range` of `blob` from `from` to `location`, and `kill -9`s `server` once the server has written
+/// more than a part chunk of it to the staged part object: the PATCH must then fail.
+fn kill_9_mid_chunk(server: Server, upload: &Upload, from: usize, head: usize, range: &str) {
+    const PART_CHUNK: u64 = 8 << 20;
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let (agent, auth, location, range) = (
+        upload.agent.clone(),
+        upload.auth.clone(),
+        upload.location.clone(),
+        range.to_string(),
+    );
+    let body = Stalling {
+        head: upload.blob[from..from + head].to_vec(),
+        tail: upload.blob[from + head..].to_vec(),
+        at: 0,
+        sent: Some(sent_tx),
+        release: release_rx,
     };
-    run(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-    run(format!("CREATE DATABASE {name}"));
-    let url = match admin.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("CUSTOMS_TEST_POSTGRES has no database part: {admin}"),
+    let sender = std::thread::spawn(move || {
+        agent
+            .patch(&location)
+            .header("Authorization", &auth)
+            .header("Content-Range", &range)
+            .send(ureq::SendBody::from_owned_reader(body))
+    });
+    sent_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the client sent the head of the chunk");
+    // Not a sleep: wait until the server has written part of the chunk into its staged part object.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !staged_parts(&upload.dir, &upload.id, from as u64)
+        .iter()
+        .any(|(_, size)| *size >= PART_CHUNK)
+    {
+        assert!(Instant::now() < deadline, "the server never staged part of the chunk");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    release_tx.send(()).unwrap();
+    let interrupted = sender.join().unwrap();
+    assert!(
+        interrupted.is_err(),
+        "the rest of the body went to a killed server, so the PATCH cannot have succeeded: {interrupted:?}"
+    );
+}
+
+/// A chunked upload in progress, as its client knows it.
+struct Upload {
+    agent: ureq::Agent,
+    auth: String,
+    /// The upload's URL on the replica it was started on.
+    location: String,
+    /// Its path (the same on every replica).
+    path: String,
+    id: String,
+    blob: Vec<u8>,
+    dir: std::path::PathBuf,
+}
+
+/// 20 MB that do not compress.
+fn test_blob() -> Vec<u8> {
+    (0..20_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+/// Starts an upload of `blob` to `project1` at `base` and sends its first `first` bytes.
+fn begin_upload(dir: &Path, base: &str, agent: &ureq::Agent, auth: &str, blob: Vec<u8>, first: usize) -> Upload {
+    let start = agent
+        .post(format!("{base}/v2/project1/blobs/uploads/"))
+        .header("Authorization", auth)
+        .send_empty()
+        .unwrap();
+    assert_eq!(start.status(), 202);
+    let path = start.headers()["location"].to_str().unwrap().to_string();
+    let id = path.rsplit('/').next().unwrap().to_string();
+    let location = format!("{base}{path}");
+    let chunk = agent
+        .patch(&location)
+        .header("Authorization", auth)
+        .header("Content-Range", &format!("0-{}", first - 1))
+        .send(&blob[..first])
+        .unwrap();
+    assert_eq!(chunk.status(), 202);
+    Upload {
+        agent: agent.clone(),
+        auth: auth.to_string(),
+        location,
+        path,
+        id,
+        blob,
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// Pushes a one-layer image `project1:TAG` through `base`; returns the manifest and its blobs' bytes.
+fn push_image(base: &str, agent: &ureq::Agent, auth: &str, tag: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","tag":"{tag}"}}"#).into_bytes();
+    let layer = format!("layer of {tag}").into_bytes();
+    for blob in [&config, &layer] {
+        let start = agent
+            .post(format!("{base}/v2/project1/blobs/uploads/"))
+            .header("Authorization", auth)
+            .send_empty()
+            .unwrap();
+        let location = format!("{base}{}", start.headers()["location"].to_str().unwrap());
+        let put = agent
+            .put(format!("{location}?digest={}", digest(blob)))
+            .header("Authorization", auth)
+            .send(&blob[..])
+            .unwrap();
+        assert_eq!(put.status(), 201);
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
+    }))
+    .unwrap();
+    let put = agent
+        .put(format!("{base}/v2/project1/manifests/{tag}"))
+        .header("Authorization", auth)
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&manifest[..])
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    (manifest, vec![config, layer])
+}
+
+/// Two replicas (two `serve` processes on one config: one PostgreSQL database, one blob folder, one token key)
+/// behind a client that fails over: replica A is killed with `kill -9` halfway through a chunk, and the client
+/// retries through B, which knows the upload, resumes it from the last committed chunk and finishes it. What A
+/// acknowledged before it died is served by B, the half-sent chunk never becomes a blob, and the one audit chain
+/// both replicas wrote verifies.
+#[test]
+fn kill_9_of_replica_a_during_a_push_then_the_retry_through_b_succeeds_on_postgres() {
+    let Some(db) = PostgresDatabase::create("failover") else { return };
+    let (dir, port_a, secret) = operator_setup_with("project1", &format!("[database]\nurl = \"{}\"\n", db.url));
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("ci:{secret}")));
+    let agent = agent(&dir.path().join("tls/ca.crt"));
+    let port_b = free_port();
+    let (a, b) = (format!("https://localhost:{port_a}"), format!("https://localhost:{port_b}"));
+    let replica_a = serve(dir.path(), &a, &agent);
+    let _replica_b = serve_with(dir.path(), &b, &agent, &["--listen", &format!("127.0.0.1:{port_b}")]);
+
+    let (manifest, blobs) = push_image(&a, &agent, &auth, "before-the-kill");
+    const FIRST: usize = 2_000_000;
+    const HEAD: usize = 10_000_000;
+    let upload = begin_upload(dir.path(), &a, &agent, &auth, test_blob(), FIRST);
+    let rest = format!("{FIRST}-{}", upload.blob.len() - 1);
+    kill_9_mid_chunk(replica_a, &upload, FIRST, HEAD, &rest);
+    let d = digest(&upload.blob);
+
+    // The retry through B: the upload stands at the last committed chunk; no blob exists yet.
+    let at_b = format!("{b}{}", upload.path);
+    let status = agent.get(&at_b).header("Authorization", &auth).call().unwrap();
+    assert_eq!(status.status(), 204);
+    assert_eq!(status.headers()["range"], format!("0-{}", FIRST - 1).as_str());
+    let blob_url = format!("{b}/v2/project1/blobs/{d}");
+    assert_eq!(agent.head(&blob_url).header("Authorization", &auth).call().unwrap().status(), 404);
+    let patched = agent
+        .patch(&at_b)
+        .header("Authorization", &auth)
+        .header("Content-Range", &rest)
+        .send(&upload.blob[FIRST..])
+        .unwrap();
+    assert_eq!(patched.status(), 202);
+    let done = agent
+        .put(format!("{at_b}?digest={d}"))
+        .header("Authorization", &auth)
+        .send_empty()
+        .unwrap();
+    assert_eq!(done.status(), 201);
+    let mut got = agent.get(&blob_url).header("Authorization", &auth).call().unwrap();
+    assert_eq!(got.body_mut().with_config().limit(30_000_000).read_to_vec().unwrap(), upload.blob);
+
+    // What A acknowledged before it died, through B, byte for byte.
+    let mut pulled = agent
+        .get(format!("{b}/v2/project1/manifests/before-the-kill"))
+        .header("Authorization", &auth)
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .unwrap();
+    assert_eq!(pulled.body_mut().read_to_vec().unwrap(), manifest);
+    for blob in &blobs {
+        let mut got = agent
+            .get(format!("{b}/v2/project1/blobs/{}", digest(blob)))
+            .header("Authorization", &auth)
+            .call()
+            .unwrap();
+        assert_eq!(&got.body_mut().read_to_vec().unwrap(), blob);
+    }
+
+    // One chain, written by both replicas and the CLI, in the database.
+    let verify = customs()
+        .current_dir(dir.path())
+        .args(["registry", "audit", "verify"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success() && said.contains("in the registry database"), "{said}");
+    let export = customs()
+        .current_dir(dir.path())
+        .args(["registry", "audit", "export"])
+        .output()
+        .unwrap();
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pushes = |reference: &str| {
+        records
+            .iter()
+            .filter(|r| r["action"] == "push" && r["result"] == "allowed" && r["reference"] == reference)
+            .count()
     };
-    kill_9_then_resume(&format!("[database]\nurl = \"{url}\"\n"));
-    run(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    assert_eq!(pushes("before-the-kill"), 1, "the manifest push A acknowledged");
+    assert_eq!(pushes(&d), 1, "the upload B finished");
+    assert!(!dir.path().join("data/audit").exists() || std::fs::read_dir(dir.path().join("data/audit")).unwrap().count() == 0);
+}
+
+/// The chain in the database (here SQLite) is exported by the server as segments; `audit verify --exported`
+/// checks them where they went, `--dir` a copy, and a tampered segment is named.
+#[test]
+fn the_server_exports_the_database_chain_and_verify_checks_the_export() {
+    let export = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", export.path().display());
+    let (dir, port, secret) = operator_setup_with(
+        "project1",
+        &format!("[audit]\nstore = \"database\"\nexport = \"{url}\"\nexport_interval = \"1s\"\n"),
+    );
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("ci:{secret}")));
+    let agent = agent(&dir.path().join("tls/ca.crt"));
+    let base = format!("https://localhost:{port}");
+    let server = serve(dir.path(), &base, &agent);
+    push_image(&base, &agent, &auth, "exported");
+    let verify = |args: &[&str]| {
+        let out = customs()
+            .current_dir(dir.path())
+            .args(["registry", "audit", "verify"])
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, said) = verify(&[]);
+    assert!(code == Some(0) && said.contains("in the registry database"), "{said}");
+    let records = |said: &str| -> u64 {
+        said.split("intact: ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    // Everything up to the push reaches the export within a few intervals.
+    let in_database = records(&said);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exported = loop {
+        let (code, said) = verify(&["--exported"]);
+        if code == Some(0) && records(&said) >= in_database {
+            break said;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the export did not catch up with {in_database} records: {said}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(exported.contains(&format!("segments at {url}")), "{exported}");
+    drop(server);
+    let (code, said) = verify(&["--dir", export.path().to_str().unwrap()]);
+    assert!(
+        code == Some(0) && said.contains("segments;"),
+        "a copy of the export is a directory log: {said}"
+    );
+
+    let first = export.path().join("audit-000000000001.jsonl");
+    let text = std::fs::read_to_string(&first).unwrap();
+    let edited = text.replacen("\"time\":\"20", "\"time\":\"19", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&first, edited).unwrap();
+    let (code, said) = verify(&["--exported"]);
+    assert!(
+        code == Some(1) && said.contains("BROKEN") && said.contains("audit-000000000001.jsonl"),
+        "{said}"
+    );
 }
 
 fn kill_9_then_resume(database: &str) {
@@ -185,68 +508,17 @@ fn kill_9_then_resume(database: &str) {
     const FIRST: usize = 2_000_000;
     const HEAD: usize = 10_000_000;
     const PART_CHUNK: u64 = 8 << 20;
-    let blob: Vec<u8> = (0..20_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let blob = test_blob();
     let d = digest(&blob);
     let blob_url = format!("{base}/v2/project1/blobs/{d}");
     let second_range = format!("{FIRST}-{}", blob.len() - 1);
 
     let server = serve(dir.path(), &base, &agent);
-    let start = agent
-        .post(format!("{base}/v2/project1/blobs/uploads/"))
-        .header("Authorization", &auth)
-        .send_empty()
-        .unwrap();
-    assert_eq!(start.status(), 202);
-    let path = start.headers()["location"].to_str().unwrap().to_string();
-    let id = path.rsplit('/').next().unwrap().to_string();
-    let location = format!("{base}{path}");
-    let first = agent
-        .patch(&location)
-        .header("Authorization", &auth)
-        .header("Content-Range", &format!("0-{}", FIRST - 1))
-        .send(&blob[..FIRST])
-        .unwrap();
-    assert_eq!(first.status(), 202);
-
+    let upload = begin_upload(dir.path(), &base, &agent, &auth, blob, FIRST);
+    let (id, location) = (upload.id.clone(), upload.location.clone());
     // The second chunk is half sent when the server dies.
-    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel();
-    let (agent2, auth2, location2, range2) = (agent.clone(), auth.clone(), location.clone(), second_range.clone());
-    let body = Stalling {
-        head: blob[FIRST..FIRST + HEAD].to_vec(),
-        tail: blob[FIRST + HEAD..].to_vec(),
-        at: 0,
-        sent: Some(sent_tx),
-        release: release_rx,
-    };
-    let sender = std::thread::spawn(move || {
-        agent2
-            .patch(&location2)
-            .header("Authorization", &auth2)
-            .header("Content-Range", &range2)
-            .send(ureq::SendBody::from_owned_reader(body))
-    });
-    sent_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the client sent the head of the second chunk");
-    // Not a sleep: wait until the server has written part of the second chunk into its staged part object.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !staged_parts(dir.path(), &id, FIRST as u64)
-        .iter()
-        .any(|(_, size)| *size >= PART_CHUNK)
-    {
-        assert!(Instant::now() < deadline, "the server never staged part of the second chunk");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut server = server;
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
-    release_tx.send(()).unwrap();
-    let interrupted = sender.join().unwrap();
-    assert!(
-        interrupted.is_err(),
-        "the rest of the body went to a killed server, so the PATCH cannot have succeeded: {interrupted:?}"
-    );
+    kill_9_mid_chunk(server, &upload, FIRST, HEAD, &second_range);
+    let blob = upload.blob;
 
     // After the restart: the half-written part is still on disk but ignored; the upload stands at the last
     // committed chunk and the blob does not exist.

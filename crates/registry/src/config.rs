@@ -334,6 +334,17 @@ pub struct AuditConfig {
     /// Signed checkpoints of the chain head, when `[audit.checkpoints]` is configured.
     #[serde(default)]
     pub checkpoints: Option<crate::checkpoint::CheckpointConfig>,
+    /// `directory` (segments in `dir`) or `database` (the `[database]`, one chain for every replica)
+    /// [default: `database` when `[database] url` is set, else `directory`].
+    #[serde(default)]
+    pub store: Option<String>,
+    /// An object store URL the database chain is copied to as segments, create-only
+    /// (`s3://bucket/audit`, `az://container/audit`, `file:///mnt/worm/audit`). Only with the database store.
+    #[serde(default)]
+    pub export: Option<String>,
+    /// How often new records are exported (`1m`).
+    #[serde(default = "default_export_interval")]
+    pub export_interval: String,
 }
 
 impl Default for AuditConfig {
@@ -343,8 +354,14 @@ impl Default for AuditConfig {
             rotate_bytes: default_rotate(),
             unauthenticated_bytes_per_minute: default_unauthenticated_budget(),
             checkpoints: None,
+            store: None,
+            export: None,
+            export_interval: default_export_interval(),
         }
     }
+}
+fn default_export_interval() -> String {
+    "1m".into()
 }
 fn default_audit_dir() -> PathBuf {
     "data/audit".into()
@@ -441,6 +458,24 @@ impl RegistryConfig {
             return Err("a [[protect]] rule with require_signature needs the trust root: add [trust] root = \"root.pub\" (from `customs trust init`)".into());
         }
         crate::protect::Protection::new(&self.protect)
+    }
+
+    /// Where the audit chain is kept. Replicas on PostgreSQL keep it there by default: a directory per replica
+    /// would be a chain per replica, and a shared folder's file locks are not to be trusted across machines.
+    pub fn audit_store(&self) -> Result<crate::audit::AuditStore, String> {
+        use crate::audit::AuditStore;
+        let store = match self.audit.store.as_deref() {
+            None if self.database.url.is_some() => AuditStore::Database,
+            None | Some("directory") => AuditStore::Directory,
+            Some("database") => AuditStore::Database,
+            Some(other) => return Err(format!("[audit] store = \"{other}\": expected \"directory\" or \"database\"")),
+        };
+        if self.audit.export.is_some() && store == AuditStore::Directory {
+            return Err("[audit] export copies the database chain: set store = \"database\", or copy the \
+                        directory's segments with the tools that back it up"
+                .into());
+        }
+        Ok(store)
     }
 
     /// The groups and grants as an [`AccessPolicy`]; an error names the bad grant.

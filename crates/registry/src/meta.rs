@@ -419,6 +419,7 @@ impl MetaStore {
             .chain(crate::lockout::SCHEMA)
             .chain(crate::alerts::SCHEMA)
             .chain(crate::second_factor::SCHEMA)
+            .chain(crate::audit::SCHEMA)
         {
             sqlx::query(sqlx::AssertSqlSafe(self.engine.ddl(statement).into_owned()))
                 .execute(&mut *conn)

@@ -71,6 +71,10 @@ pub struct Metrics {
     pub audit_checkpoints: Family<OutcomeLabels, Counter>,
     /// Sequence number of the newest checkpointed record.
     pub audit_checkpoint_seq: prometheus_client::metrics::gauge::Gauge,
+    /// Sequence number of the newest audit record exported to `[audit] export`.
+    pub audit_exported_seq: prometheus_client::metrics::gauge::Gauge,
+    /// Audit export rounds that failed.
+    pub audit_export_failures: Counter,
     /// Garbage-collection runs, by outcome (`completed`, `failed`).
     pub gc_runs: Family<OutcomeLabels, Counter>,
     /// What garbage collection deleted, by kind (`manifest`, `link`, `blob`, `upload`, `staging`).
@@ -175,6 +179,18 @@ impl Default for Metrics {
             "Sequence number of the newest audit record covered by a signed checkpoint",
             audit_checkpoint_seq.clone(),
         );
+        let audit_exported_seq = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "audit_exported_record",
+            "Sequence number of the newest audit record exported as a segment to [audit] export",
+            audit_exported_seq.clone(),
+        );
+        let audit_export_failures = Counter::default();
+        registry.register(
+            "audit_export_failures",
+            "Rounds of the audit export that failed (tried again at the next interval)",
+            audit_export_failures.clone(),
+        );
         let gc_runs = Family::<OutcomeLabels, Counter>::default();
         registry.register("gc_runs", "Garbage-collection runs, by outcome", gc_runs.clone());
         let gc_deleted = Family::<KindLabels, Counter>::default();
@@ -191,6 +207,8 @@ impl Default for Metrics {
             gc_reclaimed_bytes,
             audit_checkpoints,
             audit_checkpoint_seq,
+            audit_exported_seq,
+            audit_export_failures,
             alerts,
             audit_throttled,
             locked_logins,

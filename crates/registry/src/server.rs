@@ -80,6 +80,8 @@ pub struct Registry {
     pub checkpoints: Option<Arc<crate::checkpoint::Checkpointer>>,
     /// Garbage collection (`[gc]`).
     pub gc: crate::gc::Collector,
+    /// Copies the database chain to `[audit] export`, and how often.
+    audit_export: Option<(Arc<crate::audit::Exporter>, Duration)>,
 }
 
 fn no_tls() -> StartError {
@@ -132,7 +134,21 @@ impl Registry {
         let rate_limits = crate::rate_limit::RateLimiter::new(config.rate_limits.clone()).map_err(StartError)?;
         let seed_key = crate::second_factor::SeedKey::load_or_create(&config.auth.second_factor_key_file).map_err(StartError)?;
         let tokens = TokenIssuer::new(&key, &config.server.service, config.auth.token_ttl_seconds);
-        let audit = AuditLog::open(&config.audit.dir, config.audit.rotate_bytes).map_err(|e| StartError(e.to_string()))?;
+        let audit = AuditLog::from_config(&config).map_err(|e| StartError(e.to_string()))?;
+        let audit_export = config
+            .audit
+            .export
+            .as_deref()
+            .map(|url| {
+                let exporter = crate::audit::Exporter::new(url).map_err(|e| StartError(format!("[audit] export {e}")))?;
+                let interval =
+                    crate::protect::setting_duration("[audit]", "export_interval", &config.audit.export_interval).map_err(StartError)?;
+                if interval.is_zero() {
+                    return Err(StartError("[audit] export_interval must be positive".into()));
+                }
+                Ok::<_, StartError>((Arc::new(exporter), interval))
+            })
+            .transpose()?;
         let checkpoints = config
             .audit
             .checkpoints
@@ -169,6 +185,7 @@ impl Registry {
             crate::gc::GcSettings::from_config(&config.gc).map_err(StartError)?,
         );
         Ok(Arc::new(Registry {
+            audit_export,
             gc,
             anomaly,
             alert_queue,
@@ -296,6 +313,10 @@ pub async fn serve(
     if let Some(checkpointer) = registry.checkpoints.clone() {
         let signing = registry.clone();
         tokio::spawn(async move { crate::checkpoint::run(&signing, &checkpointer).await });
+    }
+    if let Some((exporter, interval)) = registry.audit_export.clone() {
+        let exporting = registry.clone();
+        tokio::spawn(async move { crate::audit::export::run(&exporting, &exporter, interval).await });
     }
     let collecting = registry.clone();
     tokio::spawn(async move { crate::gc::run_scheduled(&collecting, collecting.gc.clone()).await });

@@ -46,7 +46,7 @@ fn pull_at(reg: &support::TestRegistry, cred: &Cred, per_second: u32, seconds: u
 }
 
 fn spikes(reg: &support::TestRegistry) -> Vec<customs_registry::audit::AuditRecord> {
-    support::audit_records(&reg.audit_dir())
+    reg.audit_records()
         .into_iter()
         .filter(|r| r.event.action == "alert.pull_spike")
         .collect()

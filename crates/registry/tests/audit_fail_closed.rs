@@ -58,7 +58,7 @@ fn an_unwritable_audit_log_refuses_requests_and_recovers_by_itself() {
     assert_eq!(reg.request("GET", "/readyz", &Cred::None, &[], None).status, 200);
     let tag_2 = reg.request("GET", "/v2/project1/app/manifests/2", &ci, &[("Accept", OCI_MANIFEST)], None);
     assert_eq!(tag_2.status, 404, "nothing of the refused push was stored but its first upload");
-    let records = support::audit_records(&reg.audit_dir());
+    let records = reg.audit_records();
     assert!(records.iter().any(|r| r.event.action == "audit.recovered"), "{records:?}");
-    customs_registry::audit::verify(&reg.audit_dir()).unwrap();
+    reg.verify_audit();
 }

@@ -47,7 +47,7 @@ actions = ["pull", "push"]
     assert_eq!(reg.push_image("app/one", "1", &ci, "one").status, 201);
 
     // Wait until a checkpoint covers the push's records.
-    let pushed = reg.registry.audit.head().0;
+    let pushed = reg.registry.audit.head().unwrap().0;
     let deadline = Instant::now() + Duration::from_secs(30);
     let origin = checkpoint::origin("customs-registry");
     let verifier = key.verifier();

@@ -115,7 +115,8 @@ fn skopeo_push_and_pull_round_trip() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    let denied = support::audit_records(&reg.audit_dir())
+    let denied = reg
+        .audit_records()
         .into_iter()
         .filter(|r| r.event.principal == "other" && r.event.repository == "project1/demo" && r.event.result == "denied")
         .count();

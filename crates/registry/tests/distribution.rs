@@ -90,7 +90,8 @@ fn challenge_and_token_flow() {
         );
     }
 
-    let logins: Vec<_> = support::audit_records(&reg.audit_dir())
+    let logins: Vec<_> = reg
+        .audit_records()
         .into_iter()
         .filter(|r| r.event.action == "login" && r.event.result == "denied")
         .map(|r| (r.event.principal, r.event.detail))
@@ -449,6 +450,6 @@ fn manifests_tags_catalog_mounts_referrers_and_deletes() {
     );
     assert!(metrics.contains("customs_registry_denials_total{action=\"push\"}"), "{metrics}");
 
-    let summary = customs_registry::audit::verify(&reg.audit_dir()).unwrap();
+    let summary = reg.verify_audit();
     assert!(summary.records > 20);
 }

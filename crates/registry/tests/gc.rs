@@ -374,7 +374,7 @@ fn scheduled_collection_is_audited_and_counted() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(blob_status(&reg, "team/app", &digest(stray), &w), 404);
-    let records = support::audit_records(&reg.audit_dir());
+    let records = reg.audit_records();
     let run = records
         .iter()
         .find(|r| r.event.action == "gc" && r.event.detail.contains("1 blobs"))

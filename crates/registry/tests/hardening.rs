@@ -34,7 +34,7 @@ fn refused_before_authorization_is_audited_and_failed_logins_are_logins() {
     assert_eq!(reg.request("GET", "/v2/project1/app/tags/list", &wrong, &[], None).status, 401);
     assert_eq!(reg.request("GET", "/v2/", &Cred::None, &[], None).status, 401);
 
-    let records = support::audit_records(&reg.audit_dir());
+    let records = reg.audit_records();
     let find = |f: &dyn Fn(&customs_registry::audit::AuditRecord) -> bool| records.iter().find(|r| f(r)).cloned();
     let traversal = find(&|r| r.event.status == 400).expect("the NAME_INVALID request is audited");
     assert!(
@@ -71,7 +71,7 @@ fn a_huge_reference_makes_a_small_record_and_anonymous_growth_is_bounded() {
     assert!(throttled > 0, "20,000 bytes a minute cannot hold 100 records");
     // The budget plus one record of overshoot and the throttling record.
     assert!(grown < 20_000 + 4_000, "the log grew {grown} bytes");
-    let records = support::audit_records(&reg.audit_dir());
+    let records = reg.audit_records();
     let long = records.iter().find(|r| r.event.reference.starts_with("sha256:aaaa")).unwrap();
     assert!(
         long.event.reference.len() < 400 && long.event.reference.contains("60007 bytes"),

@@ -84,7 +84,7 @@ fn a_burst_of_failed_logins_locks_the_principal_for_new_addresses_alerts_and_end
     assert_eq!(data["client_ip"], "127.0.0.2");
     assert_eq!(data["failures"], 5);
 
-    let records = support::audit_records(&reg.audit_dir());
+    let records = reg.audit_records();
     let attempts = records
         .iter()
         .filter(|r| r.event.client_ip == "127.0.0.2" && r.event.principal == "ci" && !r.event.action.starts_with("alert."))

@@ -49,7 +49,7 @@ actions = ["pull"]
         200
     );
 
-    let records = support::audit_records(&reg.audit_dir());
+    let records = reg.audit_records();
     let throttled: Vec<_> = records
         .iter()
         .filter(|r| r.event.result == "throttled" && r.event.principal == "ci")
@@ -65,11 +65,7 @@ actions = ["pull"]
 
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(reg.request("GET", "/v2/app/one/tags/list", &ci, &[], None).status, 200);
-    let last = support::audit_records(&reg.audit_dir())
-        .into_iter()
-        .rev()
-        .find(|r| r.event.principal == "ci")
-        .unwrap();
+    let last = reg.audit_records().into_iter().rev().find(|r| r.event.principal == "ci").unwrap();
     assert!(
         last.event.detail.contains("3 requests were refused (429) by a rate limit"),
         "{}",

@@ -115,7 +115,7 @@ fn pushed_images_are_scanned_and_failing_ones_cannot_be_pulled_from_protected_re
     assert!(value("customs_registry_blocked_pulls_total") >= 5.0);
     assert_eq!(value("customs_registry_scans_total{outcome=\"scanned\"}"), 1.0);
     // The refusal is audited, and the scan itself.
-    let records = support::audit_records(&reg.audit_dir());
+    let records = reg.audit_records();
     assert!(
         records
             .iter()
@@ -149,7 +149,7 @@ fn pushed_images_are_scanned_and_failing_ones_cannot_be_pulled_from_protected_re
     let jobs = runtime.block_on(store.jobs(None, 100)).unwrap();
     assert_eq!(jobs.len(), 1, "one job for one digest pushed to two repositories: {jobs:?}");
     assert_eq!(jobs[0].state, "done");
-    let audit = support::audit_records(&reg.audit_dir());
+    let audit = reg.audit_records();
     assert!(
         audit
             .iter()
@@ -325,7 +325,8 @@ fn a_scheduled_update_from_a_mirror_fills_the_database_and_the_image_is_rescanne
         1,
         "one download; the next is due in 6 h"
     );
-    let updates: Vec<_> = support::audit_records(&reg.audit_dir())
+    let updates: Vec<_> = reg
+        .audit_records()
         .into_iter()
         .map(|r| r.event)
         .filter(|r| r.action == "db.update")
@@ -359,11 +360,7 @@ fn a_scheduled_update_from_a_mirror_fills_the_database_and_the_image_is_rescanne
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     let failure = loop {
-        if let Some(r) = support::audit_records(&reg.audit_dir())
-            .into_iter()
-            .map(|r| r.event)
-            .find(|r| r.action == "db.update")
-        {
+        if let Some(r) = reg.audit_records().into_iter().map(|r| r.event).find(|r| r.action == "db.update") {
             break r;
         }
         assert!(Instant::now() < deadline, "no db.update record in 60 s");

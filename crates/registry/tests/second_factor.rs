@@ -6,7 +6,7 @@ mod support;
 
 use customs_registry::identity::hash_secret;
 use customs_registry::second_factor::{STEP_SECONDS, SecondFactorStore, SeedKey, TotpSeed};
-use support::{Cred, TestRegistry, audit_records};
+use support::{Cred, TestRegistry};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -34,7 +34,7 @@ fn code_now(reg: &TestRegistry, seed: &TotpSeed, steps_later: i64) -> String {
 }
 
 fn last_login_detail(reg: &TestRegistry, principal: &str) -> String {
-    audit_records(&reg.audit_dir())
+    reg.audit_records()
         .into_iter()
         .rev()
         .find(|r| r.event.action == "login" && r.event.principal == principal)
@@ -156,7 +156,7 @@ actions = ["pull", "push"]
     let get = reg.request("GET", "/token/personal?username=alice", &Cred::None, &[], None);
     assert_eq!(get.status, 404);
     assert!(
-        audit_records(&reg.audit_dir())
+        reg.audit_records()
             .iter()
             .any(|r| r.event.reference == "/token/personal" && r.event.status == 404),
         "the refused GET is in the audit log"

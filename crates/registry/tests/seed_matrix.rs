@@ -92,7 +92,7 @@ fn seed_matrix_holds_over_http_and_denials_are_audited() {
     assert_eq!(denied.len(), 48 - 10);
 
     // Every denied attempt is in the audit log twice: the refused token scope and the refused request.
-    let records = support::audit_records(&reg.audit_dir());
+    let records = reg.audit_records();
     for (p, r, a) in &denied {
         let hits: Vec<_> = records
             .iter()
@@ -116,5 +116,5 @@ fn seed_matrix_holds_over_http_and_denials_are_audited() {
         let action: Action = x.event.action.parse().unwrap();
         assert!(!expected(&x.event.principal, &x.event.repository, action), "{x:?}");
     }
-    customs_registry::audit::verify(&reg.audit_dir()).unwrap();
+    reg.verify_audit();
 }

@@ -228,7 +228,10 @@ pub(crate) async fn run(registry: &crate::server::Registry, checkpointer: &Check
     let mut last = checkpointer.latest().unwrap_or(0);
     registry.metrics.audit_checkpoint_seq.set(last as i64);
     loop {
-        let (seq, head) = registry.audit.head();
+        let (seq, head) = registry.audit.head().unwrap_or_else(|e| {
+            tracing::error!("audit checkpoint: {e}");
+            (0, String::new())
+        });
         if seq > last {
             match checkpointer.write(seq, &head).await {
                 Ok(written) => {
@@ -393,7 +396,7 @@ mod tests {
         for i in 0..10 {
             log.append(event(i)).unwrap();
         }
-        let (seq, head) = log.head();
+        let (seq, head) = log.head().unwrap();
         let written = checkpointer.write(seq, &head).await.unwrap();
         assert_eq!(written.checkpoint.seq, 10);
         let exported = dir.path().join("worm").join("checkpoint-000000000010.note");
@@ -427,7 +430,7 @@ mod tests {
         for i in 0..6 {
             log.append(event(i)).unwrap();
         }
-        let (seq, head) = log.head();
+        let (seq, head) = log.head().unwrap();
         checkpointer.write(seq, &head).await.unwrap();
         let local = audit_dir.join("checkpoints");
         let segment = crate::audit::segments(&audit_dir).unwrap().remove(0);
@@ -456,7 +459,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (log, checkpointer, audit_dir) = setup(dir.path());
         log.append(event(0)).unwrap();
-        let (seq, head) = log.head();
+        let (seq, head) = log.head().unwrap();
         checkpointer.write(seq, &head).await.unwrap();
         checkpointer.write(seq, &head).await.unwrap();
         assert_eq!(checkpointer.latest(), Some(1));

@@ -5,7 +5,7 @@ pub mod debian;
 pub mod receiver;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 
 use base64::Engine;
@@ -185,9 +185,9 @@ pub fn start(grants: &str, principals: &[&str]) -> TestRegistry {
 }
 
 impl TestRegistry {
-    /// A second replica of this registry, as a load balancer would have beside it: its own address, TLS
-    /// certificate and audit log; the same PostgreSQL database, blob store, token key and seal key. Only for
-    /// `*_on_postgres` tests (two processes cannot share a SQLite registry).
+    /// A second replica of this registry, as a load balancer would have beside it: its own address and TLS
+    /// certificate; the same PostgreSQL database (metadata and the audit chain), blob store, token key and seal
+    /// key. Only for `*_on_postgres` tests (two processes cannot share a SQLite registry).
     pub fn replica(&self, grants: &str) -> TestRegistry {
         let db = self.database.as_ref().expect("replicas share a PostgreSQL database");
         let data = self.dir.path().join("data");
@@ -416,10 +416,38 @@ pub fn image_manifest(config: &[u8], layer: &[u8], subject: Option<(&str, usize)
 }
 
 /// Audit records as JSON values.
-pub fn audit_records(dir: &Path) -> Vec<customs_registry::audit::AuditRecord> {
-    let mut out = Vec::new();
-    customs_registry::audit::query(dir, &Default::default(), |r| out.push(r.clone())).unwrap();
-    out
+impl TestRegistry {
+    /// Every audit record, from the store the registry's config names (its directory, or the database).
+    pub fn audit_records(&self) -> Vec<customs_registry::audit::AuditRecord> {
+        use customs_registry::audit::AuditStore;
+        let config = RegistryConfig::load(&self.dir.path().join("registry.toml")).unwrap();
+        let mut out = Vec::new();
+        match config.audit_store().unwrap() {
+            AuditStore::Directory => {
+                customs_registry::audit::query(&self.audit_dir(), &Default::default(), |r| out.push(r.clone())).unwrap()
+            }
+            AuditStore::Database => self.runtime.block_on(async {
+                let meta = self.open_meta().await;
+                customs_registry::audit::query_database(&meta, &Default::default(), |r| out.push(r.clone()))
+                    .await
+                    .unwrap()
+            }),
+        }
+        out
+    }
+
+    /// Checks the audit chain where the registry keeps it; panics with the first break.
+    pub fn verify_audit(&self) -> customs_registry::audit::VerifySummary {
+        use customs_registry::audit::AuditStore;
+        let config = RegistryConfig::load(&self.dir.path().join("registry.toml")).unwrap();
+        match config.audit_store().unwrap() {
+            AuditStore::Directory => customs_registry::audit::verify(&self.audit_dir()).unwrap(),
+            AuditStore::Database => self.runtime.block_on(async {
+                let meta = self.open_meta().await;
+                customs_registry::audit::verify_database(&meta, &[]).await.unwrap()
+            }),
+        }
+    }
 }
 
 impl TestRegistry {

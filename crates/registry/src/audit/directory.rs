@@ -1,164 +1,13 @@
-//! Append-only, hash-chained audit log in JSON lines.
-//!
-//! Each record carries `prev` (the previous record's hash) and `hash` = SHA-256 over `prev` and the record's own
-//! fields, so editing, removing or reordering a record breaks the chain at that point. Segments rotate by size;
-//! the first record of a new segment chains to the last record of the previous one, so rotation keeps the chain.
-//! Rewriting the chain (editing a record and recomputing every later hash) or cutting its newest records cannot
-//! be detected from the log alone: [`verify_anchored`] checks it against heads kept elsewhere, signed checkpoints
-//! ([`crate::checkpoint`]) or a hash written down (a ticket, a SIEM).
+//! The audit log as a directory of `audit-NNNNNN.jsonl` segments, for a registry on one machine.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// The longest a field is stored: longer values (a 60,000-character reference in a hostile request) keep their
-/// start and a SHA-256 of the whole, so one record stays small and still identifies what was sent.
-const FIELD_LIMITS: [(&str, usize); 6] = [
-    ("client_ip", 64),
-    ("principal", 160),
-    ("action", 64),
-    ("repository", 300),
-    ("reference", 300),
-    ("detail", 1024),
-];
-
-/// Cuts `value` to `max` bytes at a character boundary, with the length and SHA-256 of the whole appended.
-fn bound(value: &mut String, max: usize) {
-    if value.len() <= max {
-        return;
-    }
-    let digest = hex::encode(Sha256::digest(value.as_bytes()));
-    let keep = max.saturating_sub(100).max(16);
-    let mut cut = keep.min(value.len());
-    while !value.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let total = value.len();
-    value.truncate(cut);
-    value.push_str(&format!("…[truncated: {total} bytes, sha256:{digest}]"));
-}
-
-/// What happened, as a caller gives it to [`AuditLog::append`].
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// Client IP address.
-    pub client_ip: String,
-    /// Authenticated principal, or `anonymous`, or the name a failed login claimed.
-    pub principal: String,
-    /// What was attempted: `pull`, `push`, `delete`, `sign`, `login`, `token`, `principal.create`, ...
-    pub action: String,
-    /// Repository, when the action touches one.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub repository: String,
-    /// Tag or digest, when there is one.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reference: String,
-    /// `allowed`, `denied` or `error`.
-    pub result: String,
-    /// HTTP status, 0 for non-HTTP actions (CLI identity changes).
-    pub status: u16,
-    /// Free text: why it was denied, which grant allowed it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub detail: String,
-}
-
-/// A record as stored: the event plus sequence number, time and chain hashes.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// Position in the chain, from 1.
-    pub seq: u64,
-    /// RFC 3339 UTC time.
-    pub time: String,
-    /// The event.
-    #[serde(flatten)]
-    pub event: AuditEvent,
-    /// Hash of the previous record (64 zeros for the first).
-    pub prev: String,
-    /// SHA-256 over `prev` and this record's other fields.
-    pub hash: String,
-}
-
-impl AuditEvent {
-    /// The event with every field within its stored limit.
-    fn bounded(mut self) -> AuditEvent {
-        for (field, max) in FIELD_LIMITS {
-            let value = match field {
-                "client_ip" => &mut self.client_ip,
-                "principal" => &mut self.principal,
-                "action" => &mut self.action,
-                "repository" => &mut self.repository,
-                "reference" => &mut self.reference,
-                _ => &mut self.detail,
-            };
-            bound(value, max);
-        }
-        self
-    }
-}
-
-impl AuditRecord {
-    /// The hash this record must carry: SHA-256 over `prev` and its other fields. Anyone can recompute it, so
-    /// the chain alone shows accidents and partial edits, not a rewrite (see [`verify_anchored`]).
-    pub fn compute_hash(&self) -> String {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            seq: u64,
-            time: &'a str,
-            #[serde(flatten)]
-            event: &'a AuditEvent,
-        }
-        let body = serde_json::to_vec(&Body {
-            seq: self.seq,
-            time: &self.time,
-            event: &self.event,
-        })
-        .expect("serialize");
-        let mut hasher = Sha256::new();
-        hasher.update(self.prev.as_bytes());
-        hasher.update(b"\n");
-        hasher.update(&body);
-        hex::encode(hasher.finalize())
-    }
-}
-
-/// Errors of the audit log, each naming the file.
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    /// Reading or writing a segment failed.
-    #[error("audit log {path}: {source}")]
-    Io {
-        /// The segment or directory.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A record is not valid JSON or breaks the chain.
-    #[error("audit log {path} line {line}: {message}")]
-    Broken {
-        /// The segment.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// The chain is intact in itself but disagrees with a head kept elsewhere.
-    #[error("audit log disagrees with {source_name}: {message}")]
-    Anchor {
-        /// The checkpoint file or `--expect-head`.
-        source_name: String,
-        /// What differs.
-        message: String,
-    },
-}
+use super::{Anchor, AuditError, AuditEvent, AuditQuery, AuditRecord, ChainCheck, GENESIS, VerifySummary, now_rfc3339};
 
 struct Writer {
     lock: File,
@@ -171,16 +20,16 @@ struct Writer {
 }
 
 /// The audit log of one registry: a directory of `audit-NNNNNN.jsonl` segments.
-pub struct AuditLog {
+pub struct DirectoryLog {
     writer: Mutex<Writer>,
     rotate_bytes: u64,
 }
 
-fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+pub(super) fn segment_path(dir: &Path, segment: u64) -> PathBuf {
     dir.join(format!("audit-{segment:06}.jsonl"))
 }
 
-fn segment_number(path: &Path) -> Option<u64> {
+pub(super) fn segment_number(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?;
     name.strip_prefix("audit-")?.strip_suffix(".jsonl")?.parse().ok()
 }
@@ -212,17 +61,13 @@ pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
-fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).expect("format time")
-}
-
-impl AuditLog {
+impl DirectoryLog {
     /// Opens (or creates) the log in `dir`, continuing the chain of the newest segment. A torn final line (a crash
     /// mid-write) is cut off and the cut is itself recorded as an `audit.recovered` event.
     ///
     /// Several processes may hold the same log open (the server and `customs registry principal ...`): appends
     /// take an exclusive lock on `dir/.lock` and pick up records other processes wrote, so the chain never forks.
-    pub fn open(dir: &Path, rotate_bytes: u64) -> Result<AuditLog, AuditError> {
+    pub fn open(dir: &Path, rotate_bytes: u64) -> Result<DirectoryLog, AuditError> {
         fs::create_dir_all(dir).map_err(|source| AuditError::Io {
             path: dir.to_path_buf(),
             source,
@@ -241,7 +86,7 @@ impl AuditLog {
         let writer = Self::load(dir, lock)?;
         let (writer, torn) = writer;
         let _ = writer.lock.unlock();
-        let log = AuditLog {
+        let log = DirectoryLog {
             writer: Mutex::new(writer),
             rotate_bytes,
         };
@@ -420,31 +265,6 @@ fn for_each_record(path: &Path, mut f: impl FnMut(usize, &AuditRecord) -> Result
     Ok(())
 }
 
-/// What `verify` found on an intact chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifySummary {
-    /// Segments read.
-    pub segments: usize,
-    /// Records checked.
-    pub records: u64,
-    /// Hash of the newest record: anchor it outside the log to detect truncation later.
-    pub head: String,
-    /// The anchors the chain agreed with, as `SOURCE: record N`.
-    pub anchored: Vec<String>,
-}
-
-/// A record the chain must hold: from a signed checkpoint (sequence number and hash) or a head written down
-/// earlier (the hash alone).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Anchor {
-    /// Where the record must be, when known.
-    pub seq: Option<u64>,
-    /// Its hash.
-    pub hash: String,
-    /// Where the anchor came from (a checkpoint file, `--expect-head`), for messages.
-    pub source: String,
-}
-
 /// Checks every record's hash and link, across segments. The first broken record is the error.
 pub fn verify(dir: &Path) -> Result<VerifySummary, AuditError> {
     verify_anchored(dir, &[])
@@ -454,107 +274,11 @@ pub fn verify(dir: &Path) -> Result<VerifySummary, AuditError> {
 /// log was rewritten after it was signed, and one past the end means newer records were cut.
 pub fn verify_anchored(dir: &Path, anchors: &[Anchor]) -> Result<VerifySummary, AuditError> {
     let files = segments(dir)?;
-    let (mut seq, mut head, mut records) = (0u64, GENESIS.to_string(), 0u64);
-    // Indexed so a year of checkpoints (10^5 of them) costs a lookup per record, not a scan.
-    let mut by_seq: std::collections::HashMap<u64, Vec<usize>> = std::collections::HashMap::new();
-    let mut by_hash: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
-    for (i, anchor) in anchors.iter().enumerate() {
-        match anchor.seq {
-            Some(n) => by_seq.entry(n).or_default().push(i),
-            None => by_hash.entry(anchor.hash.as_str()).or_default().push(i),
-        }
-    }
-    let mut anchored: Vec<Option<u64>> = vec![None; anchors.len()];
+    let mut check = ChainCheck::new(anchors);
     for path in &files {
-        for_each_record(path, |_, record| {
-            if record.seq != seq + 1 {
-                return Err(format!(
-                    "sequence jumps from {seq} to {}: records were removed or reordered",
-                    record.seq
-                ));
-            }
-            if record.prev != head {
-                return Err(format!(
-                    "record {} does not chain to record {seq}: a record before it was changed",
-                    record.seq
-                ));
-            }
-            if record.compute_hash() != record.hash {
-                return Err(format!("record {} was modified after it was written (hash mismatch)", record.seq));
-            }
-            for &i in by_seq.get(&record.seq).into_iter().flatten() {
-                if anchors[i].hash != record.hash {
-                    return Err(format!(
-                        "record {} has hash {}, but {} signed {} for it: the log was rewritten after that checkpoint",
-                        record.seq, record.hash, anchors[i].source, anchors[i].hash
-                    ));
-                }
-                anchored[i] = Some(record.seq);
-            }
-            for &i in by_hash.get(record.hash.as_str()).into_iter().flatten() {
-                anchored[i] = Some(record.seq);
-            }
-            seq = record.seq;
-            head = record.hash.clone();
-            records += 1;
-            Ok(())
-        })?;
+        for_each_record(path, |_, record| check.push(record))?;
     }
-    for (anchor, found) in anchors.iter().zip(&anchored) {
-        if found.is_some() {
-            continue;
-        }
-        let message = match anchor.seq {
-            Some(n) => format!("it covers record {n}, but the log ends at record {seq}: records after {seq} were removed"),
-            None => format!(
-                "no record has hash {}: the log was rewritten or cut since that head was written down",
-                anchor.hash
-            ),
-        };
-        return Err(AuditError::Anchor {
-            source_name: anchor.source.clone(),
-            message,
-        });
-    }
-    let anchored = anchors
-        .iter()
-        .zip(anchored)
-        .map(|(a, n)| format!("{}: record {}", a.source, n.unwrap_or_default()))
-        .collect();
-    Ok(VerifySummary {
-        segments: files.len(),
-        records,
-        head,
-        anchored,
-    })
-}
-
-/// Filters for [`query`].
-#[derive(Clone, Debug, Default)]
-pub struct AuditQuery {
-    /// Only this principal.
-    pub principal: Option<String>,
-    /// Only records at or after this RFC 3339 time.
-    pub since: Option<OffsetDateTime>,
-    /// Only this action.
-    pub action: Option<String>,
-    /// Only this result (`allowed`, `denied`, `error`).
-    pub result: Option<String>,
-    /// Only this repository.
-    pub repository: Option<String>,
-}
-
-impl AuditQuery {
-    fn matches(&self, r: &AuditRecord) -> bool {
-        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        eq(&self.principal, &r.event.principal)
-            && eq(&self.action, &r.event.action)
-            && eq(&self.result, &r.event.result)
-            && eq(&self.repository, &r.event.repository)
-            && self
-                .since
-                .is_none_or(|since| OffsetDateTime::parse(&r.time, &Rfc3339).is_ok_and(|t| t >= since))
-    }
+    check.finish(files.len())
 }
 
 /// Calls `f` with every record matching `q`, oldest first.
@@ -589,7 +313,7 @@ mod tests {
     #[test]
     fn long_fields_are_stored_cut_with_a_hash_of_the_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path(), 1 << 20).unwrap();
+        let log = DirectoryLog::open(dir.path(), 1 << 20).unwrap();
         let reference = format!("sha256:{}", "a".repeat(60_000));
         let record = log
             .append(AuditEvent {
@@ -611,12 +335,12 @@ mod tests {
     #[test]
     fn chain_survives_rotation_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path(), 400).unwrap();
+        let log = DirectoryLog::open(dir.path(), 400).unwrap();
         for i in 0..10 {
             log.append(event(&format!("sp{i}"), "allowed")).unwrap();
         }
         drop(log);
-        let log = AuditLog::open(dir.path(), 400).unwrap();
+        let log = DirectoryLog::open(dir.path(), 400).unwrap();
         log.append(event("sp-after-restart", "denied")).unwrap();
         let summary = verify(dir.path()).unwrap();
         assert_eq!(summary.records, 11);
@@ -638,7 +362,7 @@ mod tests {
     #[test]
     fn edits_and_removals_are_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        let log = DirectoryLog::open(dir.path(), u64::MAX).unwrap();
         for _ in 0..3 {
             log.append(event("sp1", "denied")).unwrap();
         }
@@ -658,8 +382,8 @@ mod tests {
     #[test]
     fn two_writers_share_one_chain() {
         let dir = tempfile::tempdir().unwrap();
-        let server = AuditLog::open(dir.path(), 300).unwrap();
-        let cli = AuditLog::open(dir.path(), 300).unwrap();
+        let server = DirectoryLog::open(dir.path(), 300).unwrap();
+        let cli = DirectoryLog::open(dir.path(), 300).unwrap();
         for i in 0..6 {
             server.append(event("server", "allowed")).unwrap();
             if i % 2 == 0 {
@@ -674,13 +398,13 @@ mod tests {
     #[test]
     fn torn_tail_is_cut_and_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        let log = DirectoryLog::open(dir.path(), u64::MAX).unwrap();
         log.append(event("sp1", "allowed")).unwrap();
         drop(log);
         let path = segment_path(dir.path(), 1);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"seq\":2,\"time\":\"2026").unwrap();
-        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        let log = DirectoryLog::open(dir.path(), u64::MAX).unwrap();
         assert_eq!(log.head().0, 2);
         let summary = verify(dir.path()).unwrap();
         assert_eq!(summary.records, 2);
@@ -692,7 +416,7 @@ mod tests {
     #[test]
     fn a_segment_larger_than_the_tail_window_reopens_from_its_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        let log = DirectoryLog::open(dir.path(), u64::MAX).unwrap();
         let detail = "x".repeat(1000);
         let count = TAIL_BYTES as usize / 1000 + 10;
         for _ in 0..count {
@@ -708,7 +432,7 @@ mod tests {
         assert!(fs::metadata(&path).unwrap().len() > TAIL_BYTES);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"seq\":").unwrap();
-        let log = AuditLog::open(dir.path(), u64::MAX).unwrap();
+        let log = DirectoryLog::open(dir.path(), u64::MAX).unwrap();
         assert_eq!(
             log.head().0,
             head.0 + 1,
