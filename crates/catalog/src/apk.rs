@@ -39,6 +39,9 @@ pub(crate) fn parse(text: &str, location: &str, distro: Option<&Distro>) -> Vec<
                 ),
                 location: location.to_string(),
                 layer: None,
+                line: None,
+                direct: None,
+                dev: false,
             });
         }
         fields.clear();

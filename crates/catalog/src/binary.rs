@@ -150,6 +150,9 @@ pub(crate) fn packages(kept: &[u8], location: &str) -> Vec<Package> {
             purl: purl(kind, ns, short, version, &[]),
             location: location.to_string(),
             layer: None,
+            line: None,
+            direct: None,
+            dev: false,
         }
     };
     if let Some(go) = info.go {

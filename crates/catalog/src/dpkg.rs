@@ -69,6 +69,9 @@ fn package(p: &Paragraph<'_>, location: &str, distro: Option<&Distro>) -> Option
         licenses: Vec::new(),
         location: location.to_string(),
         layer: None,
+        line: None,
+        direct: None,
+        dev: false,
     })
 }
 

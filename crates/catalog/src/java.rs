@@ -102,6 +102,9 @@ pub(crate) fn packages(kept: &[u8], location: &str) -> Vec<Package> {
             licenses: Vec::new(),
             location: format!("{location}!{}", c.inner),
             layer: None,
+            line: None,
+            direct: None,
+            dev: false,
         })
         .collect()
 }

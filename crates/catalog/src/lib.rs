@@ -14,6 +14,7 @@ mod binary;
 mod control;
 mod dpkg;
 mod java;
+pub mod lockfile;
 mod node;
 mod os_release;
 mod package;
@@ -43,6 +44,10 @@ pub struct Inventory {
     /// Problems that made the inventory incomplete.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub warnings: Vec<String>,
+    /// Files that name packages but could not be read (a lockfile that does not parse): a gate cannot pass
+    /// what it could not see, so it fails on these.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub unreadable: Vec<String>,
 }
 
 /// The files catalogers need, and how each is reduced before it is kept.
@@ -117,6 +122,61 @@ pub fn catalog(view: &FsView) -> Inventory {
         distro,
         packages,
         warnings,
+        unreadable: Vec::new(),
+    }
+}
+
+/// The files source mode reads: lockfiles and manifests, by name ([`lockfile::Format::of`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SourceInterest;
+
+impl Interest for SourceInterest {
+    fn wants(&self, entry: &EntryMeta) -> Option<u64> {
+        lockfile::Format::of(entry.path).map(|_| MAX_METADATA)
+    }
+
+    fn keep(&self, _: &EntryMeta, bytes: &[u8]) -> Option<Vec<u8>> {
+        Some(bytes.to_vec())
+    }
+}
+
+/// Folders whose lockfiles describe someone else's project: installed dependencies and vendored code, which
+/// the project's own lockfile already pins.
+fn is_dependency_folder(path: &str) -> bool {
+    path.split('/').any(|part| matches!(part, "node_modules" | "vendor" | ".git"))
+}
+
+/// Every package the lockfiles and manifests in `view` (a project folder read with [`SourceInterest`]) pin.
+/// A file its name calls a lockfile but that does not parse is a warning naming it: the inventory is then
+/// incomplete, and says so.
+pub fn catalog_source(view: &FsView) -> Inventory {
+    let mut packages = Vec::new();
+    let mut warnings = Vec::new();
+    let mut unreadable = Vec::new();
+    for entry in view.files() {
+        let (Some(format), Some(content)) = (lockfile::Format::of(&entry.path), &entry.content) else {
+            continue;
+        };
+        if is_dependency_folder(&entry.path) {
+            continue;
+        }
+        match lockfile::parse(format, content, &entry.path) {
+            Ok(parsed) => {
+                packages.extend(parsed.packages);
+                warnings.extend(parsed.warnings);
+            }
+            Err(e) => {
+                warnings.push(format!("{e}; its packages were not checked"));
+                unreadable.push(entry.path.clone());
+            }
+        }
+    }
+    packages.sort_by(|a, b| (a.kind, &a.name, &a.version, &a.location, a.line).cmp(&(b.kind, &b.name, &b.version, &b.location, b.line)));
+    Inventory {
+        distro: None,
+        packages,
+        warnings,
+        unreadable,
     }
 }
 

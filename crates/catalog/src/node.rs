@@ -58,6 +58,9 @@ pub(crate) fn parse(bytes: &[u8], location: &str) -> Option<Package> {
         licenses,
         location: location.to_string(),
         layer: None,
+        line: None,
+        direct: None,
+        dev: false,
     })
 }
 

@@ -73,6 +73,27 @@ pub struct Package {
     /// Index of the layer that added the package, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layer: Option<usize>,
+    /// The line of `location` that names the package (lockfiles and manifests), 1-based.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub line: Option<u32>,
+    /// Whether the project names it itself (`true`) or it comes in through another package (`false`), where the
+    /// lockfile says.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub direct: Option<bool>,
+    /// Needed only to develop or test the project (npm `devDependencies`, Poetry's dev group, …): not shipped,
+    /// so the gate leaves it out unless asked (`--include-dev-deps`).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub dev: bool,
+}
+
+impl Package {
+    /// `location`, with `:line` when the line is known: where to look.
+    pub fn place(&self) -> String {
+        match self.line {
+            Some(line) => format!("{}:{line}", self.location),
+            None => self.location.clone(),
+        }
+    }
 }
 
 /// The distribution an image is built on, from `os-release`.

@@ -46,6 +46,9 @@ pub(crate) fn parse(text: &str, location: &str) -> Option<Package> {
         purl: purl(PackageKind::Python, None, &normalize(name), version, &[]),
         location: location.to_string(),
         layer: None,
+        line: None,
+        direct: None,
+        dev: false,
     })
 }
 

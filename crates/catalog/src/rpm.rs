@@ -120,6 +120,9 @@ fn package(h: Header, location: &str, distro: Option<&Distro>) -> Package {
         licenses: h.license.into_iter().collect(),
         location: location.to_string(),
         layer: None,
+        line: None,
+        direct: None,
+        dev: false,
     }
 }
 

@@ -18,6 +18,18 @@ pub(crate) struct Target {
     pub(crate) platform: Option<Platform>,
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
+    /// Read a folder as source code: the packages its lockfiles and manifests pin (package-lock.json,
+    /// yarn.lock, Cargo.lock, poetry.lock, uv.lock, Pipfile.lock, requirements*.txt, go.mod), as `trivy fs`
+    /// does. A folder with a lockfile and no OS package database is read so without it.
+    #[arg(long, conflicts_with = "rootfs")]
+    pub(crate) source: bool,
+    /// Read a folder as an unpacked root filesystem (installed packages), even when it looks like source code.
+    #[arg(long)]
+    pub(crate) rootfs: bool,
+    /// Also check packages only development needs (npm devDependencies, Poetry's and uv's dev groups,
+    /// Pipfile's develop), as Trivy's --include-dev-deps; they are left out by default, as they do not ship.
+    #[arg(long)]
+    pub(crate) include_dev_deps: bool,
 }
 
 /// How old the vulnerability database may be.

@@ -428,6 +428,9 @@ pub(crate) fn check_exclusions(
                 ca_file: None,
                 plain_http: false,
             },
+            source: false,
+            rootfs: false,
+            include_dev_deps: false,
         };
         let freshness = Freshness {
             db_max_age: i64::MAX,

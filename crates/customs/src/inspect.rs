@@ -37,6 +37,16 @@ pub(crate) fn vulnerabilities(pass: &Pass<'_>) -> Result<ImageScan> {
                 .contains(if p.kind.is_os() { &PkgType::Os } else { &PkgType::Library })
         });
         let typed = inventory.packages.len();
+        if !pass.target.include_dev_deps {
+            inventory.packages.retain(|p| !p.dev);
+            let dev = typed - inventory.packages.len();
+            if dev > 0 {
+                warnings.push(format!(
+                    "{dev} packages only development needs (dev dependencies) were not checked (--include-dev-deps checks them)"
+                ));
+            }
+        }
+        let typed = inventory.packages.len();
         if let Some(skip) = &skip {
             // A package inside an archive (`app.jar!BOOT-INF/lib/x.jar!…`) is where the archive is.
             inventory
@@ -180,12 +190,63 @@ pub(crate) fn inventory(target: &Target, secrets: Option<&customs_secrets::Scann
         platform: target.platform.clone().unwrap_or_default(),
         registry: target.registry.options(&target.image),
     };
+    let source = reads_source(target)?;
     let img = open_image(&target.image, &options)?;
     check_platform(&img, target.platform.as_ref())?;
     let progress = crate::progress::LayerProgress::new(img.layers.len(), img.layer_bytes());
-    let scan = customs_inspect::survey(&img, secrets, &progress)?;
+    let scan = if source {
+        customs_inspect::survey_source(&img, secrets, &progress)?
+    } else {
+        customs_inspect::survey(&img, secrets, &progress)?
+    };
     drop(progress);
     Ok(scan)
+}
+
+/// Files whose presence makes a folder a root filesystem: an OS release file or a package database.
+const OS_MARKERS: [&str; 6] = [
+    "etc/os-release",
+    "usr/lib/os-release",
+    "var/lib/dpkg/status",
+    "lib/apk/db/installed",
+    "var/lib/rpm",
+    "usr/lib/sysimage/rpm",
+];
+
+/// Whether the target is read as source code: `--source`, or a folder (not an OCI layout) with no OS marker
+/// and a lockfile at its top or one level down; `--rootfs` says no. Which mode ran is said in a note.
+fn reads_source(target: &Target) -> Result<bool> {
+    let dir = Path::new(&target.image);
+    if target.source {
+        if !dir.is_dir() {
+            bail!("--source {}: not a folder (source mode reads a project's folder)", target.image);
+        }
+        return Ok(true);
+    }
+    if target.rootfs || !dir.is_dir() || dir.join("oci-layout").exists() || OS_MARKERS.iter().any(|m| dir.join(m).exists()) {
+        return Ok(false);
+    }
+    let lockfile_in = |d: &Path| {
+        std::fs::read_dir(d).into_iter().flatten().flatten().find_map(|e| {
+            let name = e.file_name();
+            customs_catalog::lockfile::Format::of(name.to_str()?).map(|_| e.path())
+        })
+    };
+    let found = lockfile_in(dir).or_else(|| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .find_map(|e| lockfile_in(&e.path()))
+    });
+    let Some(found) = found else { return Ok(false) };
+    crate::session::note(&format!(
+        "{} has no OS package database and holds {}: read as source code (lockfiles and manifests); --rootfs reads it as a root filesystem",
+        target.image,
+        found.strip_prefix(dir).unwrap_or(&found).display()
+    ));
+    Ok(true)
 }
 
 /// How many bottom layers belong to the base image with `--exclude-base`: `--base-layers`, else the layers of

@@ -382,6 +382,9 @@ pub fn run_secrets(a: SecretsArgs) -> Result<ExitCode> {
         image: image.expect("clap requires it without --list-rules"),
         platform,
         registry,
+        source: false,
+        rootfs: false,
+        include_dev_deps: false,
     };
     let scanner = secret_scanner(config.as_deref(), skip.secret_options(disable_rules))?;
     let options = OpenOptions {

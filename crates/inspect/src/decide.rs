@@ -145,6 +145,7 @@ pub fn decide(mut scan: ImageScan, policy: &GatePolicy, lint: Option<LintedFile>
         secrets_scanned,
         coverage,
         matched,
+        inventory,
         ..
     } = scan;
     let thresholds = &policy.thresholds;
@@ -192,6 +193,15 @@ pub fn decide(mut scan: ImageScan, policy: &GatePolicy, lint: Option<LintedFile>
             );
             fail_verdict(&mut verdict, reason, None);
         }
+    }
+    // Nor a lockfile it could not read.
+    if !thresholds.fail_on.is_empty() && !inventory.unreadable.is_empty() {
+        let reason = format!(
+            "fail: {} file(s) that pin packages could not be read, so their packages were not checked: {} (fix or remove them)",
+            inventory.unreadable.len(),
+            inventory.unreadable.join(", ")
+        );
+        fail_verdict(&mut verdict, reason, None);
     }
     let hits = secret_hits(&secrets);
     let (mut secret_failing, secret_suppressed) = customs_policy::decide_rule_hits(&hits, exceptions, thresholds, today);

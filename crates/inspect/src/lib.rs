@@ -63,15 +63,43 @@ pub enum InspectError {
 ///
 /// The inventory's own warnings (unreadable databases, layers not read) become the scan's warnings.
 pub fn survey(image: &Image, secrets: Option<&customs_secrets::Scanner>, progress: &dyn Progress) -> Result<ImageScan, InspectError> {
+    survey_with(image, CatalogInterest, catalog, secrets, progress)
+}
+
+/// [`survey`] of a project folder (opened as a rootfs image) read as source code: the packages its lockfiles
+/// and manifests pin ([`customs_catalog::catalog_source`]) instead of installed ones.
+pub fn survey_source(
+    image: &Image,
+    secrets: Option<&customs_secrets::Scanner>,
+    progress: &dyn Progress,
+) -> Result<ImageScan, InspectError> {
+    survey_with(
+        image,
+        customs_catalog::SourceInterest,
+        customs_catalog::catalog_source,
+        secrets,
+        progress,
+    )
+}
+
+fn survey_with<I: customs_oci::Interest + Copy>(
+    image: &Image,
+    packages: I,
+    catalog: fn(&customs_oci::FsView) -> Inventory,
+    secrets: Option<&customs_secrets::Scanner>,
+    progress: &dyn Progress,
+) -> Result<ImageScan, InspectError> {
     let (view, found) = match secrets {
-        None => (image.filesystem_with_progress(&CatalogInterest, progress)?, Vec::new()),
+        None => (image.filesystem_with_progress(&packages, progress)?, Vec::new()),
         Some(scanner) => {
-            type Pair<'a> = customs_oci::Both<CatalogInterest, customs_secrets::SecretInterest<'a>>;
-            let interest = customs_oci::Both(CatalogInterest, customs_secrets::SecretInterest { scanner, first_layer: 0 });
+            let interest = customs_oci::Both(packages, customs_secrets::SecretInterest { scanner, first_layer: 0 });
             let both = image.filesystem_with_progress(&interest, progress)?;
-            let secret_view = both.map_content(Pair::second);
+            let secret_view = both.map_content(customs_oci::Both::<I, customs_secrets::SecretInterest<'_>>::second);
             let found = customs_secrets::image_findings(&secret_view, &image.config, scanner, 0);
-            (both.map_content(Pair::first), found)
+            (
+                both.map_content(customs_oci::Both::<I, customs_secrets::SecretInterest<'_>>::first),
+                found,
+            )
         }
     };
     let mut inventory = catalog(&view);

@@ -51,7 +51,18 @@ pub fn findings_table_styled(subject: &Subject, findings: &[Finding], warnings: 
         if color {
             t.enforce_styling();
         }
-        t.set_header(["SEVERITY", "ID", "PACKAGE", "INSTALLED", "FIXED", "STATE", "LAYER", "TITLE"]);
+        // Lockfile findings (source mode) have a file and line where image findings have a layer.
+        let lines = findings.iter().any(|f| f.package.line.is_some());
+        t.set_header([
+            "SEVERITY",
+            "ID",
+            "PACKAGE",
+            "INSTALLED",
+            "FIXED",
+            "STATE",
+            if lines { "WHERE" } else { "LAYER" },
+            "TITLE",
+        ]);
         for f in findings {
             let title: String = f.title.chars().take(60).collect();
             let state = serde_json::to_value(f.fix_state)
@@ -74,7 +85,7 @@ pub fn findings_table_styled(subject: &Subject, findings: &[Finding], warnings: 
                 Cell::new(&f.package.version),
                 Cell::new(f.fixed_version.as_deref().unwrap_or("-")),
                 Cell::new(state),
-                Cell::new(f.package.layer.map_or_else(|| "-".into(), |l| l.to_string())),
+                Cell::new(crate::where_found(&f.package)),
                 Cell::new(title),
             ]);
         }

@@ -194,7 +194,7 @@ pub fn gate_junit(r: &GateResult<'_>) -> String {
                     f.title,
                     f.package.name,
                     f.package.version,
-                    f.package.location,
+                    f.package.place(),
                     f.fixed_version.as_deref().unwrap_or("none yet"),
                     f.package.layer.map_or_else(|| "-".into(), |l| l.to_string()),
                     f.references.join(" ")
@@ -311,7 +311,11 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
     }
     let rows: Vec<usize> = (0..r.findings.len()).filter(|&i| r.status(i) != "suppressed").collect();
     if !rows.is_empty() {
-        out.push_str("\n| | Severity | ID | Package | Installed | Fixed | Layer |\n|---|---|---|---|---|---|---|\n");
+        let lines = rows.iter().any(|&i| r.findings[i].package.line.is_some());
+        out.push_str(&format!(
+            "\n| | Severity | ID | Package | Installed | Fixed | {} |\n|---|---|---|---|---|---|---|\n",
+            if lines { "Where" } else { "Layer" }
+        ));
         for i in rows {
             let f = &r.findings[i];
             out.push_str(&format!(
@@ -322,7 +326,7 @@ pub fn gate_markdown(r: &GateResult<'_>) -> String {
                 md(&f.package.name),
                 md(&f.package.version),
                 md(f.fixed_version.as_deref().unwrap_or("-")),
-                f.package.layer.map_or_else(|| "-".into(), |l| l.to_string())
+                crate::where_found(&f.package)
             ));
         }
     }

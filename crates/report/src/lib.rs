@@ -85,6 +85,16 @@ impl DocumentStamp {
 /// The version written into generated documents.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Where a finding's package was found, for a table cell: `file:line` for a lockfile's package (source mode),
+/// else the image layer that added it.
+pub fn where_found(p: &customs_catalog::Package) -> String {
+    match (p.line, p.layer) {
+        (Some(_), _) => p.place(),
+        (None, Some(layer)) => layer.to_string(),
+        (None, None) => "-".into(),
+    }
+}
+
 /// The inventory as customs' own JSON: subject, distro, packages, warnings.
 pub fn json(subject: &Subject, inventory: &Inventory) -> String {
     #[derive(Serialize)]
@@ -163,6 +173,9 @@ pub(crate) mod fixture {
             purl: purl.into(),
             location: "var/lib/dpkg/status".into(),
             layer: Some(0),
+            line: None,
+            direct: None,
+            dev: false,
         };
         Inventory {
             distro: Some(Distro {
@@ -196,6 +209,7 @@ pub(crate) mod fixture {
                 ),
             ],
             warnings: vec![],
+            unreadable: vec![],
         }
     }
 }

@@ -72,7 +72,7 @@ pub fn findings_sarif(subject: &Subject, findings: &[Finding]) -> String {
             "message": {"text": format!("{} {} in {} is affected by {} ({}): {fixed}. Layer {}.",
                 f.package.name, f.installed, subject.name, f.id, f.severity.as_str(),
                 f.package.layer.map_or_else(|| "unknown".into(), |l| l.to_string()))},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.package.location.split('!').next().unwrap_or(&f.package.location)}, "region": {"startLine": 1}}}],
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.package.location.split('!').next().unwrap_or(&f.package.location)}, "region": {"startLine": f.package.line.unwrap_or(1)}}}],
             "partialFingerprints": {"customs/v1": format!("{}/{}/{}", f.id, f.package.purl, f.package.location)},
         });
         if !properties.is_empty() {

@@ -98,6 +98,7 @@ fn alpine_packages_one_release_below_a_secfix_get_exactly_those_fixes() {
         }),
         packages: parse_apk_installed(&installed, "lib/apk/db/installed"),
         warnings: Vec::new(),
+        unreadable: Vec::new(),
     };
     let ours: BTreeSet<(String, String, String)> = scan(&db, &inventory)
         .unwrap()

@@ -35,5 +35,6 @@ pub fn debian(release: &str, codename: &str, packages: &[(&str, &str, &str)]) ->
         }),
         packages: parse_dpkg_status(&status, "var/lib/dpkg/status"),
         warnings: Vec::new(),
+        unreadable: Vec::new(),
     }
 }
