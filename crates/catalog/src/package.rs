@@ -20,8 +20,12 @@ pub enum PackageKind {
     Maven,
     /// Go modules compiled into a binary.
     Go,
-    /// Rust crates recorded by cargo-auditable.
+    /// Rust crates recorded by cargo-auditable, or pinned in `Cargo.lock`.
     Cargo,
+    /// Ruby gems pinned in `Gemfile.lock`.
+    Gem,
+    /// PHP packages pinned in `composer.lock`.
+    Composer,
 }
 
 impl PackageKind {
@@ -36,6 +40,8 @@ impl PackageKind {
             PackageKind::Maven => "maven",
             PackageKind::Go => "golang",
             PackageKind::Cargo => "cargo",
+            PackageKind::Gem => "gem",
+            PackageKind::Composer => "composer",
         }
     }
 

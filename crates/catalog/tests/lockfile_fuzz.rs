@@ -4,7 +4,7 @@
 use customs_catalog::lockfile::{Format, parse};
 use proptest::prelude::*;
 
-const FORMATS: [Format; 8] = [
+const FORMATS: [Format; 10] = [
     Format::NpmLock,
     Format::YarnLock,
     Format::CargoLock,
@@ -13,6 +13,8 @@ const FORMATS: [Format; 8] = [
     Format::PipfileLock,
     Format::Requirements,
     Format::GoMod,
+    Format::GemfileLock,
+    Format::ComposerLock,
 ];
 
 /// A well-formed sample of each format, for mutation.
@@ -34,6 +36,12 @@ fn sample(format: Format) -> &'static str {
         Format::PipfileLock => "{\"default\": {\"a\": {\"version\": \"==1.0\"}}, \"develop\": {\"b\": {\"version\": \"==2.0\"}}}",
         Format::Requirements => "a==1.0\nb[x]==2.0 ; python_version > \"3\" \\\n  --hash=sha256:00\nc>=1\n",
         Format::GoMod => "module m\n\nrequire (\n\tgithub.com/a/b v1.0.0 // indirect\n)\nreplace github.com/a/b => github.com/c/d v1.1.0\n",
+        Format::GemfileLock => {
+            "GEM\n  remote: https://rubygems.org/\n  specs:\n    a (1.0)\n      b (>= 1)\n    b (2.0)\n\nDEPENDENCIES\n  a\n"
+        }
+        Format::ComposerLock => {
+            "{\"packages\": [{\"name\": \"v/a\", \"version\": \"1.0\"}], \"packages-dev\": [{\"name\": \"v/b\", \"version\": \"v2.0\"}]}"
+        }
     }
 }
 

@@ -19,7 +19,8 @@ pub(crate) struct Target {
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
     /// Read a folder as source code: the packages its lockfiles and manifests pin (package-lock.json,
-    /// yarn.lock, Cargo.lock, poetry.lock, uv.lock, Pipfile.lock, requirements*.txt, go.mod), as `trivy fs`
+    /// yarn.lock, Cargo.lock, poetry.lock, uv.lock, Pipfile.lock, requirements*.txt, go.mod, Gemfile.lock,
+    /// composer.lock), as `trivy fs`
     /// does. A folder with a lockfile and no OS package database is read so without it.
     #[arg(long, conflicts_with = "rootfs")]
     pub(crate) source: bool,
@@ -27,7 +28,7 @@ pub(crate) struct Target {
     #[arg(long)]
     pub(crate) rootfs: bool,
     /// Also check packages only development needs (npm devDependencies, Poetry's and uv's dev groups,
-    /// Pipfile's develop), as Trivy's --include-dev-deps; they are left out by default, as they do not ship.
+    /// Pipfile's develop, composer's packages-dev), as Trivy's --include-dev-deps; they are left out by default, as they do not ship.
     #[arg(long)]
     pub(crate) include_dev_deps: bool,
 }

@@ -171,6 +171,9 @@ pub fn query_for(p: &Package, distro: Option<&Distro>) -> Option<(String, String
         PackageKind::Maven => ("Maven".into(), p.name.clone(), p.version.clone()),
         PackageKind::Go => ("Go".into(), p.name.clone(), p.version.trim_start_matches("go").to_string()),
         PackageKind::Cargo => ("crates.io".into(), p.name.clone(), p.version.clone()),
+        PackageKind::Gem => ("RubyGems".into(), p.name.clone(), p.version.clone()),
+        // Packagist advisories give versions without composer's `v` prefix.
+        PackageKind::Composer => ("Packagist".into(), p.name.clone(), p.version.trim_start_matches('v').to_string()),
     };
     Some((ecosystem.clone(), normalize_package(&ecosystem, &name), version))
 }

@@ -6,6 +6,8 @@
 //! unpinned requirement) is a warning, never a guess.
 
 mod cargo;
+mod composer;
+mod gemfile;
 mod go_mod;
 mod json_keys;
 mod npm;
@@ -35,6 +37,10 @@ pub enum Format {
     Requirements,
     /// Go `go.mod`.
     GoMod,
+    /// Ruby `Gemfile.lock`.
+    GemfileLock,
+    /// PHP `composer.lock`.
+    ComposerLock,
 }
 
 impl Format {
@@ -49,6 +55,8 @@ impl Format {
             "uv.lock" => Format::UvLock,
             "Pipfile.lock" => Format::PipfileLock,
             "go.mod" => Format::GoMod,
+            "Gemfile.lock" | "gems.locked" => Format::GemfileLock,
+            "composer.lock" => Format::ComposerLock,
             _ if name.starts_with("requirements") && name.ends_with(".txt") => Format::Requirements,
             _ => return None,
         })
@@ -65,6 +73,8 @@ impl Format {
             Format::PipfileLock => "Pipfile.lock",
             Format::Requirements => "requirements.txt",
             Format::GoMod => "go.mod",
+            Format::GemfileLock => "Gemfile.lock",
+            Format::ComposerLock => "composer.lock",
         }
     }
 }
@@ -90,6 +100,8 @@ pub fn parse(format: Format, bytes: &[u8], location: &str) -> Result<Parsed, Str
         Format::PipfileLock => pipfile::parse(text, location),
         Format::Requirements => requirements::parse(text, location),
         Format::GoMod => go_mod::parse(text, location),
+        Format::GemfileLock => gemfile::parse(text, location),
+        Format::ComposerLock => composer::parse(text, location),
     };
     found.map_err(|e| format!("{location}: not a valid {}: {e}", format.name()))
 }
