@@ -11,23 +11,12 @@ use support::{demo_image, validate};
 
 /// A database with one synthetic HIGH advisory for `package` below `fixed` in `ecosystem`.
 fn db_with(dir: &Path, ecosystem: &str, package: &str, fixed: &str) -> PathBuf {
-    let osv = dir.join("osv");
-    std::fs::create_dir_all(&osv).unwrap();
     let record = serde_json::json!({
         "id": "TEST-GATE-1", "aliases": ["CVE-0000-0001"], "summary": "Synthetic advisory for the gate tests",
         "database_specific": {"severity": "HIGH"},
         "affected": [{"package": {"ecosystem": ecosystem, "name": package}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]
     });
-    std::fs::write(osv.join("a.json"), record.to_string()).unwrap();
-    support::write_coverage_fillers(&osv);
-    let db = dir.join("v.db");
-    cargo_bin_cmd!("customs")
-        .args(["db", "import", "--db"])
-        .arg(&db)
-        .arg(&osv)
-        .assert()
-        .success();
-    db
+    support::osv_database(dir, &[record])
 }
 
 struct Run {

@@ -14,8 +14,6 @@ use support::demo_image;
 /// Advisories written from the demo image's facts: requests 2.25.0 (fixed in 2.31.0), log4j-core 2.14.1 in a
 /// jar nested in app.jar (fixed in 2.15.0), and one for lodash with no fix at all.
 fn demo_db(dir: &Path) -> PathBuf {
-    let osv = dir.join("osv");
-    std::fs::create_dir_all(&osv).unwrap();
     let record = |id: &str, alias: &str, eco: &str, name: &str, severity: &str, events: Value| {
         serde_json::json!({
             "id": id, "aliases": [alias], "summary": format!("{id} summary"),
@@ -49,18 +47,7 @@ fn demo_db(dir: &Path) -> PathBuf {
             serde_json::json!([{"introduced": "0"}]),
         ),
     ];
-    for (i, r) in records.iter().enumerate() {
-        std::fs::write(osv.join(format!("{i}.json")), r.to_string()).unwrap();
-    }
-    support::write_coverage_fillers(&osv);
-    let db = dir.join("v.db");
-    cargo_bin_cmd!("customs")
-        .args(["db", "import", "--db"])
-        .arg(&db)
-        .arg(&osv)
-        .assert()
-        .success();
-    db
+    support::osv_database(dir, &records)
 }
 
 struct Run {

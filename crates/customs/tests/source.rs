@@ -13,8 +13,6 @@ use assert_cmd::cargo::cargo_bin_cmd;
 /// through `template`, CVSS 7.2) and minimist before 1.2.6 from 1.0.0 (CVE-2021-44906, prototype pollution,
 /// CVSS 9.8).
 fn npm_advisories(dir: &Path) -> PathBuf {
-    let osv = dir.join("osv");
-    std::fs::create_dir_all(&osv).unwrap();
     let records = [
         serde_json::json!({
             "id": "GHSA-35jh-r3h4-6jhm", "aliases": ["CVE-2021-23337"], "summary": "Command Injection in lodash",
@@ -29,18 +27,7 @@ fn npm_advisories(dir: &Path) -> PathBuf {
                 "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "0.2.4"}, {"introduced": "1.0.0"}, {"fixed": "1.2.6"}]}]}]
         }),
     ];
-    for (i, record) in records.iter().enumerate() {
-        std::fs::write(osv.join(format!("{i}.json")), record.to_string()).unwrap();
-    }
-    support::write_coverage_fillers(&osv);
-    let db = dir.join("v.db");
-    cargo_bin_cmd!("customs")
-        .args(["db", "import", "--db"])
-        .arg(&db)
-        .arg(&osv)
-        .assert()
-        .success();
-    db
+    support::osv_database(dir, &records)
 }
 
 /// A project whose lockfile pins lodash 4.17.20 for running and minimist 1.2.5 only for its tests.
@@ -186,18 +173,27 @@ fn syft_packages(dir: &Path, types: &[&str]) -> Option<BTreeSet<(String, String)
 
 /// Names and versions `customs sbom --source` lists for `dir`.
 fn our_packages(dir: &Path) -> BTreeSet<(String, String)> {
-    let out = cargo_bin_cmd!("customs")
-        .args(["sbom", "--source", "--format", "json"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    doc["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["name"].as_str().unwrap().to_string(), p["version"].as_str().unwrap().to_string()))
+    our_packages_with_dev(dir)
+        .into_iter()
+        .map(|(name, version, _)| (name, version))
+        .collect()
+}
+
+/// The workspace's own crates in a Cargo.lock (`[[package]]` tables without `source`), read apart from
+/// customs' parser: Syft lists them, customs does not.
+fn workspace_crates(lock: &str) -> BTreeSet<(String, String)> {
+    lock.split("[[package]]")
+        .skip(1)
+        .filter(|block| !block.contains("\nsource = "))
+        .filter_map(|block| {
+            let field = |key: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(|v| v.trim_matches('"').to_string())
+            };
+            Some((field("name = ")?, field("version = ")?))
+        })
         .collect()
 }
 
@@ -218,20 +214,7 @@ fn real_cargo_lock_agrees_with_syft() {
     };
     let ours = our_packages(dir.path());
     // Syft also lists the workspace's own crates (no `source`), which customs leaves out: they are the project.
-    let text = std::fs::read_to_string(&lock).unwrap();
-    let local: BTreeSet<(String, String)> = text
-        .split("[[package]]")
-        .filter(|block| !block.contains("\nsource = "))
-        .filter_map(|block| {
-            let field = |key: &str| {
-                block
-                    .lines()
-                    .find_map(|l| l.strip_prefix(key))
-                    .map(|v| v.trim_matches('"').to_string())
-            };
-            Some((field("name = ")?, field("version = ")?))
-        })
-        .collect();
+    let local = workspace_crates(&std::fs::read_to_string(&lock).unwrap());
     let only_syft: BTreeSet<_> = theirs.difference(&ours).cloned().collect();
     let only_ours: BTreeSet<_> = ours.difference(&theirs).collect();
     println!(
@@ -382,20 +365,7 @@ fn trivy_lockfile_corpus_agrees_with_syft() {
                 }
                 "Cargo.lock" => {
                     let before = theirs.len();
-                    let local: BTreeSet<(String, String)> = text
-                        .split("[[package]]")
-                        .skip(1)
-                        .filter(|block| !block.contains("\nsource = "))
-                        .filter_map(|block| {
-                            let field = |k: &str| {
-                                block
-                                    .lines()
-                                    .find_map(|l| l.strip_prefix(k))
-                                    .map(|v| v.trim_matches('"').to_string())
-                            };
-                            Some((field("name = ")?, field("version = ")?))
-                        })
-                        .collect();
+                    let local = workspace_crates(&text);
                     theirs.retain(|p| !local.contains(p));
                     explained.push(format!("{} workspace crates", before - theirs.len()));
                 }

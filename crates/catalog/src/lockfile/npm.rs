@@ -96,7 +96,8 @@ pub(super) fn parse(text: &str, location: &str) -> Result<Parsed, String> {
     Ok(out)
 }
 
-fn pin<'a>(name: &'a str, version: &'a str, line: u32, direct: Option<bool>, dev: bool) -> Pin<'a> {
+/// An npm package: a scope (`@types/node`) is the PURL namespace.
+pub(super) fn pin<'a>(name: &'a str, version: &'a str, line: u32, direct: Option<bool>, dev: bool) -> Pin<'a> {
     let (namespace, short) = match name.split_once('/') {
         Some((scope, short)) if scope.starts_with('@') => (Some(scope), short),
         _ => (None, name),

@@ -3,8 +3,7 @@
 //! in `package.json`). Berry's workspace, link, portal and file entries are the project's own, not packages;
 //! an alias (`alias@npm:real@range`) is the real package.
 
-use super::{Parsed, Pin};
-use crate::package::PackageKind;
+use super::Parsed;
 
 pub(super) fn parse(text: &str, location: &str) -> Result<Parsed, String> {
     let mut out = Parsed::default();
@@ -17,7 +16,8 @@ pub(super) fn parse(text: &str, location: &str) -> Result<Parsed, String> {
             && !local
             && v != "0.0.0-use.local"
         {
-            out.packages.push(pin(&name, &v, line).package(location));
+            // yarn.lock does not say what is direct or dev.
+            out.packages.push(super::npm::pin(&name, &v, line, None, false).package(location));
         }
     };
     for (i, line) in text.lines().enumerate() {
@@ -84,23 +84,6 @@ fn package_name(spec: &str) -> Option<String> {
         return package_name(aliased);
     }
     (!name.is_empty()).then(|| name.to_string())
-}
-
-fn pin<'a>(name: &'a str, version: &'a str, line: u32) -> Pin<'a> {
-    let (namespace, short) = match name.split_once('/') {
-        Some((scope, short)) if scope.starts_with('@') => (Some(scope), short),
-        _ => (None, name),
-    };
-    Pin {
-        kind: PackageKind::Npm,
-        namespace,
-        short,
-        name,
-        version,
-        line,
-        direct: None,
-        dev: false,
-    }
 }
 
 #[cfg(test)]

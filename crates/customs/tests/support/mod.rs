@@ -38,6 +38,26 @@ pub fn write_coverage_fillers(osv_dir: &Path) {
     }
 }
 
+/// A vulnerability database at `dir/v.db` imported from `records` (OSV JSON, written to `dir/osv`) and the
+/// coverage fillers of [`write_coverage_fillers`].
+#[allow(dead_code)]
+pub fn osv_database(dir: &Path, records: &[serde_json::Value]) -> PathBuf {
+    let osv = dir.join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    for (i, record) in records.iter().enumerate() {
+        std::fs::write(osv.join(format!("{i}.json")), record.to_string()).unwrap();
+    }
+    write_coverage_fillers(&osv);
+    let db = dir.join("v.db");
+    cargo_bin_cmd!("customs")
+        .args(["db", "import", "--db"])
+        .arg(&db)
+        .arg(&osv)
+        .assert()
+        .success();
+    db
+}
+
 /// Runs customs in `cwd` with the environment cleared of any CUSTOMS_ variable the caller did not give.
 #[allow(dead_code)]
 pub fn customs(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

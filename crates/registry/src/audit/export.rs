@@ -33,6 +33,9 @@ pub struct Exporter {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     url: String,
+    /// The last sequence number this exporter knows is exported, so each round does not list every segment;
+    /// forgotten when another replica is found to have written the next segment first.
+    exported: std::sync::Mutex<Option<u64>>,
 }
 
 fn open_url(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
@@ -55,6 +58,7 @@ impl Exporter {
             store,
             prefix,
             url: url.trim_end_matches('/').to_string(),
+            exported: std::sync::Mutex::new(None),
         })
     }
 
@@ -110,7 +114,11 @@ impl Exporter {
     /// Writes one segment of the records not yet exported; `None` when there are none, or when another replica
     /// wrote the same segment first.
     pub async fn export_next(&self, meta: &MetaStore) -> Result<Option<ExportedSegment>, String> {
-        let after = self.exported_up_to().await?;
+        let known = *self.exported.lock().expect("not poisoned");
+        let after = match known {
+            Some(seq) => seq,
+            None => self.exported_up_to().await?,
+        };
         let mut records: Vec<AuditRecord> = Vec::new();
         let mut next = after;
         while records.len() < SEGMENT_RECORDS {
@@ -121,6 +129,7 @@ impl Exporter {
         }
         records.truncate(SEGMENT_RECORDS);
         let (Some(first), Some(last)) = (records.first().map(|r| r.seq), records.last().map(|r| r.seq)) else {
+            *self.exported.lock().expect("not poisoned") = Some(after);
             return Ok(None);
         };
         let mut body = Vec::new();
@@ -138,8 +147,15 @@ impl Exporter {
             .put_opts(&self.prefix.clone().join(name.as_str()), PutPayload::from(body), options)
             .await
         {
-            Ok(_) => Ok(Some(ExportedSegment { name, first, last })),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
+            Ok(_) => {
+                *self.exported.lock().expect("not poisoned") = Some(last);
+                Ok(Some(ExportedSegment { name, first, last }))
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Another replica wrote it: where the export stands is read again next time.
+                *self.exported.lock().expect("not poisoned") = None;
+                Ok(None)
+            }
             Err(e) => Err(format!("writing {}/{name}: {e}", self.url)),
         }
     }
